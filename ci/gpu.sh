@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# ci/gpu.sh: on a GPU machine, build with the CUDA kind and run what needs a GPU.
+#
+#   ci/gpu.sh
+#
+# Steps: ci/setup.sh --no-apt (the GPU runners have no package mirrors); find nvcc (adds
+# /usr/local/cuda/bin to PATH when needed); when no installed GoogleTest is found, build the one
+# in /usr/src/googletest into build/deps (once); configure the `gpu` preset (build/gpu,
+# CUFRAMES_CUDA=ON, CMAKE_CUDA_ARCHITECTURES=native unless CUFRAMES_CUDA_ARCHITECTURES says
+# otherwise); build; then
+#   1. ctest -L cuda                      the CUDA-kind tests
+#   2. cuframes-conform                   for each conformance/manifests/*cuda*.json
+#   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios
+#   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
+#      table of bench/report.py
+# Google Benchmark is built in only when an installed one is found (the GPU runners have none;
+# carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
+# Each step that has nothing to run says so. Exit status: non-zero if any step failed.
+set -euo pipefail
+# shellcheck source=ci/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# GPU runners have many cores; the 2-job default is for small CPU machines.
+JOBS="${CUFRAMES_JOBS:-$(nproc)}"
+run_setup --no-apt
+
+if ! command -v nvcc >/dev/null 2>&1; then
+  if [[ -x /usr/local/cuda/bin/nvcc ]]; then
+    export PATH="/usr/local/cuda/bin:$PATH"
+  else
+    die "ci/gpu.sh: no nvcc on PATH or in /usr/local/cuda/bin: not a CUDA machine?"
+  fi
+fi
+note "nvcc: $(command -v nvcc)"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/    gpu: /'
+else
+  note "nvidia-smi not found: CUDA tests may report themselves skipped"
+fi
+
+# Dependency prefixes: carried builds first, then what this script builds.
+prefixes=()
+[[ -n "${CUFRAMES_DEPS_PREFIX:-}" ]] && IFS=: read -r -a prefixes <<<"$CUFRAMES_DEPS_PREFIX"
+[[ -d "$ROOT/.gpu/prefix" ]] && prefixes+=("$ROOT/.gpu/prefix")
+
+find_cmake_package() {  # find_cmake_package NAME: success when NAMEConfig.cmake is installed
+  local name="$1" d
+  for d in "${prefixes[@]}" /usr /usr/local; do
+    compgen -G "$d/lib*/cmake/$name/*onfig.cmake" >/dev/null && return 0
+    compgen -G "$d/lib/*-linux-gnu/cmake/$name/*onfig.cmake" >/dev/null && return 0
+    compgen -G "$d/share/cmake/$name/*onfig.cmake" >/dev/null && return 0
+  done
+  return 1
+}
+
+if ! find_cmake_package GTest; then
+  gtest_prefix="$ROOT/build/deps/googletest"
+  if [[ ! -f "$gtest_prefix/.installed" ]]; then
+    [[ -f /usr/src/googletest/CMakeLists.txt ]] ||
+      die "ci/gpu.sh: no installed GoogleTest and no /usr/src/googletest to build"
+    log "deps: building GoogleTest from /usr/src/googletest into build/deps/googletest"
+    cmake -S /usr/src/googletest -B "$ROOT/build/deps/googletest-build" -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$gtest_prefix" \
+      -DCMAKE_POSITION_INDEPENDENT_CODE=ON >/dev/null
+    cmake --build "$ROOT/build/deps/googletest-build" -j "$JOBS" >/dev/null
+    cmake --install "$ROOT/build/deps/googletest-build" >/dev/null
+    touch "$gtest_prefix/.installed"
+  fi
+  prefixes+=("$gtest_prefix")
+fi
+
+bench_flag=-DCUFRAMES_BENCH=OFF
+if find_cmake_package benchmark; then
+  bench_flag=-DCUFRAMES_BENCH=ON
+else
+  skip "Google Benchmark is not installed here: building without bench/ (GPU benches skipped)"
+fi
+
+prefix_path="$(IFS=';'; echo "${prefixes[*]:-}")"
+configure_preset gpu "$bench_flag" \
+  "-DCMAKE_CUDA_ARCHITECTURES=${CUFRAMES_CUDA_ARCHITECTURES:-native}" \
+  ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}
+build_preset gpu
+
+failed=()
+mkdir -p "$ROOT/reports"
+rm -f "$ROOT"/reports/gpu-bench-*.json
+
+# 1. CUDA-kind tests
+n_cuda="$(ctest --preset gpu -N | sed -n 's/^Total Tests: *//p')"
+if [[ "${n_cuda:-0}" == 0 ]]; then
+  skip "ctest -L cuda: no test carries the 'cuda' label yet"
+else
+  log "ctest -L cuda ($n_cuda tests)"
+  ctest --preset gpu --output-on-failure || failed+=("ctest -L cuda")
+fi
+
+# 2. CUDA-kind conformance
+conform="$ROOT/build/gpu/conformance/cuframes-conform"
+mapfile -t manifests < <(compgen -G "$ROOT/conformance/manifests/*cuda*.json" | sort || true)
+if [[ ! -x "$conform" ]]; then
+  skip "conformance: build/gpu/conformance/cuframes-conform was not built"
+elif ((${#manifests[@]} == 0)); then
+  skip "conformance: no conformance/manifests/*cuda*.json"
+else
+  for m in "${manifests[@]}"; do
+    log "conform: $(basename "$m")"
+    "$conform" --manifest "$m" --reports "$ROOT/reports/" || failed+=("conform $(basename "$m")")
+  done
+fi
+
+# 3. CUDA interop scenarios
+if [[ -d interop ]] && [[ -n "$(find interop -name 'test_*.py' -print -quit)" ]]; then
+  log "pytest -m cuda interop/"
+  rc=0
+  CUFRAMES_BUILD_DIR="$ROOT/build/gpu" "$PYTHON" -m pytest -q -p no:cacheprovider -m cuda \
+    interop || rc=$?
+  case "$rc" in
+    0) ;;
+    5) skip "pytest -m cuda interop/: no test marked cuda" ;;
+    *) failed+=("pytest -m cuda interop/ (exit $rc)") ;;
+  esac
+else
+  skip "pytest interop/: no interop tests"
+fi
+
+# 4. GPU benchmarks
+mapfile -t benches < <(executables_matching "$ROOT/build/gpu/bench" 'bench_*')
+if ((${#benches[@]} == 0)); then
+  skip "benchmarks: no bench_* executables in build/gpu/bench"
+else
+  for exe in "${benches[@]}"; do
+    name="$(basename "$exe")"
+    log "bench: $name"
+    "$exe" --benchmark_format=console --benchmark_out="$ROOT/reports/gpu-bench-${name#bench_}.json" \
+      --benchmark_out_format=json || failed+=("$name")
+  done
+  shopt -s nullglob
+  jsons=("$ROOT"/reports/gpu-bench-*.json)
+  if [[ -f "$ROOT/bench/report.py" ]] && ((${#jsons[@]})); then
+    log "bench: report (bench/report.py)"
+    "$PYTHON" "$ROOT/bench/report.py" "${jsons[@]}" || failed+=("bench/report.py")
+  fi
+fi
+
+if ((${#failed[@]})); then
+  printf 'ci/gpu.sh: FAILED: %s\n' "${failed[*]}" >&2
+  exit 1
+fi
+echo "ci/gpu.sh: done"

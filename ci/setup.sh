@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# ci/setup.sh: install what cuframes needs to build and test, only what is missing; safe to rerun.
+#
+#   ci/setup.sh [--no-apt]
+#
+# A package counts as present when `dpkg -s` knows it or what it provides is already there (a
+# cmake/ninja/compiler on PATH, a CMake package config, an importable pytest). Missing packages
+# are installed with apt-get (as root, or through sudo), running `apt-get update` only then.
+# Without apt-get, with --no-apt (ci/gpu.sh), or when the mirrors cannot be reached, nothing is
+# installed and each missing piece is printed instead. Finally pytest is made importable by the
+# python3 on PATH (which may be a pyenv or venv interpreter) with `python3 -m pip`, if needed.
+set -euo pipefail
+# shellcheck source=ci/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+use_apt=1
+[[ "${1:-}" == --no-apt ]] && use_apt=0
+
+PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
+          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest)
+
+# cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
+cmake_package() {
+  local name="$1" d
+  for d in /usr /usr/local; do
+    compgen -G "$d/lib*/cmake/$name/*onfig.cmake" >/dev/null && return 0
+    compgen -G "$d/lib/*-linux-gnu/cmake/$name/*onfig.cmake" >/dev/null && return 0
+    compgen -G "$d/share/cmake/$name/*onfig.cmake" >/dev/null && return 0
+  done
+  return 1
+}
+
+# provided PKG: success when what PKG provides is already usable without it.
+provided() {
+  case "$1" in
+    cmake) command -v cmake ;;
+    ninja-build) command -v ninja ;;
+    g++) command -v g++ ;;
+    clang) command -v clang++ ;;
+    libclang-rt-dev)
+      command -v clang++ >/dev/null 2>&1 &&
+        compgen -G "$(clang++ --print-runtime-dir 2>/dev/null)/libclang_rt.fuzzer*.a" ;;
+    libgtest-dev) cmake_package GTest ;;
+    libgmock-dev) cmake_package GTest && compgen -G "/usr*/include/gmock/gmock.h" ;;
+    libbenchmark-dev) cmake_package benchmark ;;
+    librapidcheck-dev) cmake_package rapidcheck ;;
+    nlohmann-json3-dev) cmake_package nlohmann_json ;;
+    python3-pytest) [[ -n "$PYTHON" ]] && "$PYTHON" -m pytest --version ;;
+    *) return 1 ;;
+  esac
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg -s "$p" >/dev/null 2>&1 && ! provided "$p" >/dev/null 2>&1; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  note "setup: everything present (${PACKAGES[*]})"
+elif ((use_apt == 0)); then
+  note "setup: --no-apt: not installing ${missing[*]}"
+elif ! command -v apt-get >/dev/null 2>&1; then
+  note "setup: no apt-get on this machine: not installing ${missing[*]}"
+else
+  SUDO=()
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "setup: need root (or sudo) to install: ${missing[*]}"
+    SUDO=(sudo)
+  fi
+  log "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${SUDO[@]}" apt-get update -q ||
+     ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+    note "setup: apt-get failed (offline, or a package this distribution lacks); continuing"
+    note "with what is installed; still missing: ${missing[*]}"
+  fi
+fi
+
+[[ -n "$PYTHON" ]] || die "setup: no python3 on PATH"
+if "$PYTHON" -m pytest --version >/dev/null 2>&1; then
+  note "setup: pytest importable by $PYTHON"
+else
+  log "setup: installing pytest for $PYTHON"
+  if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+    "$PYTHON" -m ensurepip --upgrade >/dev/null 2>&1 ||
+      die "setup: $PYTHON has no pip and ensurepip failed; install pytest for it by hand"
+  fi
+  # A Debian system python refuses plain pip installs (PEP 668); python3-pytest above covers
+  # it, so --break-system-packages is only the last resort.
+  "$PYTHON" -m pip install -q pytest ||
+    "$PYTHON" -m pip install -q --break-system-packages pytest ||
+    die "setup: could not install pytest for $PYTHON"
+fi
