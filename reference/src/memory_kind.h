@@ -1,0 +1,72 @@
+// memory_kind.h: where slot buffers live and how readiness and ACKs are ordered with the device
+// (spec section 5), behind one interface per side.
+//
+// HOST (1): buffers are in the segment's data area; the counters in shared memory (release/
+// acquire) are the only synchronization, so every hook is a no-op.
+// CUDA_IPC (2): the publisher cudaMallocs each slot and exports it with cudaIpcGetMemHandle, plus
+// one interprocess "ready" event per slot; each subscriber exports one interprocess "ack" event.
+// Commit records ready[s] on the publisher stream; a subscriber's stream waits on it; release
+// records the ack event; the publisher's stream waits on every relevant ack event before it
+// hands a slot out again. Compiled only when CUFRAMES_WITH_CUDA.
+// CUDA_VMM_FD (3) is optional and not offered by the reference (UNSUPPORTED).
+#ifndef CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_
+#define CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "layout.h"
+#include "segment.h"
+#include "status.h"
+
+namespace cuframes {
+
+class PublisherMemory {
+ public:
+  virtual ~PublisherMemory() = default;
+  // Allocates every slot buffer (and ready event), writing mem_handle/ready_event of each
+  // descriptor in `seg`. Returns kOk, kCuda, kNoMemory.
+  virtual Status Init(const Mapping& seg, const SegmentInfo& info) = 0;
+  // Returns the buffer of slot `slot` (host pointer into the mapping, or device pointer).
+  virtual void* SlotBuffer(uint32_t slot) const = 0;
+  // Returns the publisher's cudaStream_t (null for HOST).
+  virtual void* Stream() const = 0;
+  // Opens subscriber `index`'s ack event from the handle bytes it wrote. Returns kOk, kCuda.
+  virtual Status OpenAckEvent(uint32_t index, const uint8_t* handle) = 0;
+  // Closes subscriber `index`'s ack event, if open. Thread-safe against WaitAck().
+  virtual void CloseAckEvent(uint32_t index) = 0;
+  // Makes the publisher stream wait for subscriber `index`'s last recorded ack. Returns kOk, kCuda.
+  virtual Status WaitAck(uint32_t index) = 0;
+  // Records slot `slot`'s ready event on the publisher stream. Returns kOk, kCuda.
+  virtual Status RecordReady(uint32_t slot) = 0;
+};
+
+class SubscriberMemory {
+ public:
+  virtual ~SubscriberMemory() = default;
+  // Opens every slot buffer and ready event of `seg` (each distinct handle once), creates the
+  // subscriber's ack event and writes its handle and flags bit0 into `own`.
+  // Returns kOk, kCuda, kNoMemory.
+  virtual Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot* own) = 0;
+  virtual const void* SlotBuffer(uint32_t slot) const = 0;
+  virtual void* Stream() const = 0;
+  // True if Init() wrote an ack event handle (ATTACH_REQ flags bit0).
+  virtual bool AckEventWritten() const = 0;
+  // Makes the subscriber stream wait for slot `slot`'s ready event. Returns kOk, kCuda.
+  virtual Status WaitReady(uint32_t slot) = 0;
+  // Records the ack event on the subscriber stream. Returns kOk, kCuda.
+  virtual Status RecordAck() = 0;
+};
+
+std::unique_ptr<PublisherMemory> MakeHostPublisherMemory();
+std::unique_ptr<SubscriberMemory> MakeHostSubscriberMemory();
+
+// True when this build has the CUDA kind.
+bool CudaKindBuilt();
+// Return null when the CUDA kind is not built.
+std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device);
+std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device);
+
+}  // namespace cuframes
+
+#endif  // CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_

@@ -1,0 +1,837 @@
+// publisher.cpp: segment ownership, the service thread and the producer side of the frame ring.
+#include "publisher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fault.h"
+#include "handshake.h"
+#include "layout.h"
+#include "lifecycle.h"
+#include "mem_order.h"
+#include "memory_kind.h"
+#include "packet_ring.h"
+#include "segment.h"
+#include "tlv.h"
+
+namespace cuframes {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using handshake::Action;
+using handshake::Event;
+using handshake::PubState;
+
+constexpr auto kHandshakeTimeout = std::chrono::milliseconds(layout::kHandshakeTimeoutMs);
+constexpr int64_t kWaitSliceNs = 20'000'000;  // bounded futex waits
+
+// Publisher-private view of a subscriber slot. The shared copy is written for subscribers, but
+// never read back for decisions: a hostile subscriber can scribble on it.
+struct SubMirror {
+  uint32_t state = layout::kSubFree;
+  uint32_t generation = 0;
+  uint64_t start_seq = 0;
+  uint32_t pid = 0;
+};
+
+struct Conn {
+  int fd = -1;
+  PubState state = PubState::kAwaitHello;
+  tlv::Reassembler rx;
+  Clock::time_point accepted_at;
+  int slot = -1;
+  uint32_t generation = 0;
+  pid_t pid = 0;
+  uid_t uid = 0;
+  uint16_t proto = 0;
+  bool want_packets = false;
+  bool closed = false;
+};
+
+struct EvictRequest {
+  uint32_t index;
+  uint32_t generation;
+  Status reason;
+};
+
+Status RingOpen(const std::string& path, uint32_t mode, uint64_t size, int* fd_out) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return errno == EACCES || errno == EPERM ? Status::kPermission : Status::kSystem;
+  if (::fchmod(fd, mode) != 0 || ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    ::close(fd);
+    return Status::kSystem;
+  }
+  *fd_out = fd;
+  return Status::kOk;
+}
+
+}  // namespace
+
+uint64_t DeriveSlotBytes(uint32_t width, uint32_t height, uint32_t pixel_format, uint32_t pitch) {
+  uint32_t bpp = 0;
+  switch (pixel_format) {
+    case 1:
+      bpp = 1;
+      break;  // NV12
+    case 2:
+      bpp = 4;
+      break;  // RGBA8
+    case 3:
+      bpp = 1;
+      break;  // GRAY8
+    case 4:
+      bpp = 2;
+      break;  // P010
+    default:
+      return 0;
+  }
+  if (width == 0 || height == 0) return 0;
+  const uint64_t p = pitch != 0 ? pitch : uint64_t{width} * bpp;
+  const uint64_t plane = p * height;
+  return pixel_format == 1 || pixel_format == 4 ? plane + plane / 2 : plane;
+}
+
+struct Publisher::Impl {
+  PublisherConfig cfg;
+  PubEventFn on_event;
+  int lock_fd = -1;
+  Mapping seg;
+  SegmentInfo info{};
+  std::unique_ptr<PublisherMemory> memory;
+  // packet ring
+  Mapping ring_map;
+  ring::RingWriter ring;
+  bool has_ring = false;
+  bool ring_created = false;
+  bool ring_ready = false;
+  // socket
+  std::string socket_path;
+  int listen_fd = -1;
+  int wake_fd = -1;
+  bool socket_bound = false;
+  std::thread service;
+  std::atomic<bool> stop{false};
+  uid_t uid = ::geteuid();
+
+  // mu guards mirrors, write_seq, evictions, active; it is "the lock that serializes commits".
+  mutable std::mutex mu;
+  std::condition_variable active_cv;
+  std::vector<SubMirror> mirrors;
+  std::vector<EvictRequest> evictions;
+  uint64_t write_seq = 0;
+  uint32_t active = 0;
+
+  // producer state (producer thread only)
+  struct LastAck {
+    uint32_t generation = 0;
+    uint64_t ack = 0;
+  };
+  std::vector<LastAck> last_ack;  // per subscriber slot: the highest ack_seq seen
+  bool acquired = false;
+  uint64_t acquired_seq = 0;
+  uint64_t waiting_for = 0;  // m whose ACKs the eviction clock runs for
+  Clock::time_point waiting_since;
+
+  // service thread only
+  std::vector<std::unique_ptr<Conn>> conns;
+
+  ~Impl() { Shutdown(); }
+
+  Status Init();
+  void Shutdown();
+  void Wake() {
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_fd, &one, sizeof(one));
+  }
+  void WakeAckWaiter() {
+    mem::fetch_add<uint32_t>(&seg.header()->ack_futex, 1);
+    mem::futex_wake_all(&seg.header()->ack_futex);
+  }
+  void Emit(const PubEventInfo& e) {
+    if (on_event) on_event(e);
+  }
+
+  // service thread
+  void ServiceLoop();
+  void Accept();
+  void ReadConn(Conn& c);
+  void HandleMessage(Conn& c, const tlv::Message& m);
+  void ApplyStep(Conn& c, const handshake::PubStep& step, const tlv::Message* m);
+  bool Send(Conn& c, const tlv::Message& m);
+  void CloseConn(Conn& c, Status reason);
+  Status ProcessHello(Conn& c, const tlv::HelloReq& req);
+  Status ProcessAttach(Conn& c, const tlv::AttachReq& req);
+  void ProcessEvictions();
+  void CheckTimeouts(Clock::time_point now);
+
+  // producer
+  Status Evict(uint32_t index, uint32_t generation, Status reason);
+};
+
+Status Publisher::Impl::Init() {
+  const Status ks = AcquireKey(cfg.key, cfg.file_mode, &lock_fd);
+  if (ks != Status::kOk) return ks;
+  CUFRAMES_FAULT_POINT("pub.init.after_lock");
+  SegmentParams p{};
+  p.proto_version = cfg.max_proto_version;
+  p.memory_kind = cfg.memory_kind;
+  p.slot_count = cfg.slot_count;
+  p.max_subscribers = cfg.max_subscribers;
+  p.flags = has_ring ? layout::kSegmentFlagPacketRing : 0;
+  p.width = cfg.width;
+  p.height = cfg.height;
+  p.pixel_format = cfg.pixel_format;
+  p.pitch = cfg.pitch;
+  p.slot_bytes = cfg.slot_bytes;
+  Status s = CreateSegment(lock_fd, p, &seg, &info);
+  if (s != Status::kOk) return s;
+  mirrors.assign(cfg.max_subscribers, SubMirror{});
+  last_ack.assign(cfg.max_subscribers, LastAck{});
+  memory = cfg.memory_kind == layout::kKindHost ? MakeHostPublisherMemory()
+                                                : MakeCudaPublisherMemory(cfg.cuda_device);
+  if (!memory) return Status::kUnsupported;
+  s = memory->Init(seg, info);
+  if (s != Status::kOk) return s;
+  if (has_ring) {
+    const uint64_t size = ring::RingSegmentSize(cfg.packet_capacity);
+    int rfd = -1;
+    s = RingOpen(RingPath(cfg.key), cfg.file_mode, size, &rfd);
+    if (s != Status::kOk) return s;
+    ring_created = true;
+    void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, 0);
+    ::close(rfd);
+    if (addr == MAP_FAILED) return Status::kNoMemory;
+    ring_map = Mapping(addr, size);
+    s = ring.init(addr, size, cfg.packet_capacity, cfg.max_packet_bytes, cfg.codec);
+    if (s != Status::kOk) return s;
+    ring_ready = true;
+    ring.set_waiter_count(&seg.header()->packet_waiters);  // wake only when readers wait
+  }
+  CUFRAMES_FAULT_POINT("pub.init.before_ready");
+  // READY is the last store to shared memory (release): everything above is visible with it.
+  mem::store_release<uint32_t>(&seg.header()->state, layout::kSegReady);
+
+  wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd < 0) return Status::kSystem;
+  socket_path = SocketPath(cfg.key);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  s = UnlinkIfExists(socket_path);  // a stale socket of a dead publisher of this key
+  if (s != Status::kOk) return s;
+  listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd < 0) return Status::kSystem;
+  if (::bind(listen_fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return errno == EACCES || errno == EPERM ? Status::kPermission : Status::kSystem;
+  }
+  socket_bound = true;
+  CUFRAMES_FAULT_POINT("pub.init.after_bind");
+  // Nobody can connect before listen(), so the mode is exact before the first connection.
+  if (::chmod(socket_path.c_str(), cfg.file_mode) != 0) return Status::kSystem;
+  if (::listen(listen_fd, 64) != 0) return Status::kSystem;
+  service = std::thread([this] { ServiceLoop(); });
+  return Status::kOk;
+}
+
+void Publisher::Impl::Shutdown() {
+  if (service.joinable()) {
+    stop.store(true);
+    Wake();
+    service.join();  // the service thread unlinks the socket and closes every connection
+  }
+  if (socket_bound) {
+    UnlinkIfExists(socket_path);
+    socket_bound = false;
+  }
+  if (listen_fd >= 0) ::close(listen_fd);
+  listen_fd = -1;
+  for (auto& c : conns) {
+    if (!c->closed) CloseConn(*c, Status::kOk);
+  }
+  conns.clear();
+  if (wake_fd >= 0) ::close(wake_fd);
+  wake_fd = -1;
+  if (seg.valid()) {
+    auto* h = seg.header();
+    mem::store_release<uint32_t>(&h->state, layout::kSegClosed);
+    mem::fetch_add<uint32_t>(&h->frame_futex, 1);
+    mem::futex_wake_all(&h->frame_futex);
+    CUFRAMES_FAULT_POINT("pub.close.after_state_closed");
+  }
+  if (ring_ready) ring.close();
+  ring_ready = false;
+  ring_map.Reset();
+  if (ring_created) UnlinkIfExists(RingPath(cfg.key));
+  ring_created = false;
+  memory.reset();
+  if (lock_fd >= 0) {
+    CUFRAMES_FAULT_POINT("pub.close.after_ring_unlink");
+    UnlinkIfExists(SegmentPath(cfg.key));
+    CUFRAMES_FAULT_POINT("pub.close.after_segment_unlink");
+    seg.Reset();
+    ::close(lock_fd);  // the lock goes last
+    lock_fd = -1;
+  }
+}
+
+// ---------------------------------------------------------------- service thread
+
+void Publisher::Impl::ServiceLoop() {
+  std::vector<pollfd> fds;
+  while (!stop.load()) {
+    fds.clear();
+    fds.push_back({wake_fd, POLLIN, 0});
+    fds.push_back({listen_fd, POLLIN, 0});
+    for (auto& c : conns)
+      fds.push_back({c->fd, POLLIN, 0});
+    const int n = ::poll(fds.data(), fds.size(), 50);
+    if (n < 0 && errno != EINTR) break;
+    if (fds[0].revents != 0) {
+      uint64_t v = 0;
+      [[maybe_unused]] const ssize_t r = ::read(wake_fd, &v, sizeof(v));
+    }
+    if (stop.load()) break;
+    ProcessEvictions();
+    for (size_t i = 0; i < conns.size(); ++i) {
+      const short re = fds[i + 2].revents;
+      if (re != 0 && !conns[i]->closed) ReadConn(*conns[i]);
+    }
+    if (fds[1].revents & POLLIN) Accept();
+    CheckTimeouts(Clock::now());
+    std::erase_if(conns, [](const std::unique_ptr<Conn>& c) { return c->closed; });
+  }
+  // Shutdown: stop accepting, then DETACH active subscribers and close everyone.
+  UnlinkIfExists(socket_path);
+  CUFRAMES_FAULT_POINT("pub.close.after_socket_unlink");
+  socket_bound = false;
+  ::close(listen_fd);
+  listen_fd = -1;
+  for (auto& c : conns) {
+    if (!c->closed) ApplyStep(*c, handshake::PublisherStep(c->state, Event::kShutdown), nullptr);
+  }
+  conns.clear();
+  CUFRAMES_FAULT_POINT("pub.close.after_detach");
+}
+
+void Publisher::Impl::Accept() {
+  for (;;) {
+    const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    auto c = std::make_unique<Conn>();
+    c->fd = fd;
+    c->accepted_at = Clock::now();
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      c->pid = cred.pid;
+      c->uid = cred.uid;
+    } else {
+      c->uid = static_cast<uid_t>(-1);
+    }
+    // SM-PUB-04: at most max_subscribers connections may be in the handshake at once.
+    const auto pending = std::count_if(conns.begin(), conns.end(), [](const auto& x) {
+      return !x->closed && x->state != PubState::kActive;
+    });
+    if (pending >= static_cast<std::ptrdiff_t>(cfg.max_subscribers)) {
+      Send(*c, tlv::ErrorMsg{ToWire(Status::kFull), "FULL: too many connections in handshake"});
+      ::close(fd);
+      continue;
+    }
+    conns.push_back(std::move(c));
+  }
+}
+
+void Publisher::Impl::ReadConn(Conn& c) {
+  uint8_t buf[tlv::kHeaderSize + tlv::kMaxPayload];
+  const ssize_t n = ::recv(c.fd, buf, sizeof(buf), MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {  // EOF or error: the subscriber is gone
+    ApplyStep(c, handshake::PublisherStep(c.state, Event::kEof), nullptr);
+    return;
+  }
+  c.rx.Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+  for (;;) {
+    tlv::Message m;
+    const Status s = c.rx.Next(&m);
+    if (s == Status::kAgain) break;
+    if (s != Status::kOk) {
+      auto step = handshake::PublisherStep(c.state, Event::kMalformed);
+      step.error = s;
+      ApplyStep(c, step, nullptr);
+      return;
+    }
+    HandleMessage(c, m);
+    if (c.closed) return;
+  }
+}
+
+void Publisher::Impl::HandleMessage(Conn& c, const tlv::Message& m) {
+  ApplyStep(c, handshake::PublisherStep(c.state, handshake::EventOf(m)), &m);
+}
+
+void Publisher::Impl::ApplyStep(Conn& c, const handshake::PubStep& step, const tlv::Message* m) {
+  switch (step.action) {
+    case Action::kNone:
+      c.state = step.next;
+      return;
+    case Action::kSendPong:
+      if (!Send(c, tlv::Pong{std::get<tlv::Ping>(*m).nonce})) CloseConn(c, Status::kPeerClosed);
+      return;
+    case Action::kProcessHello: {
+      const Status v = ProcessHello(c, std::get<tlv::HelloReq>(*m));
+      if (c.closed) return;
+      auto after = handshake::AfterHello(v);
+      if (after.action == Action::kSendErrorClose) {
+        Send(c, tlv::ErrorMsg{ToWire(v), "HELLO_REQ magic is not 0x52465543"});
+      }
+      if (after.next == PubState::kClosed) {
+        CloseConn(c, v);
+        return;
+      }
+      c.state = after.next;
+      return;
+    }
+    case Action::kProcessAttach: {
+      const Status v = ProcessAttach(c, std::get<tlv::AttachReq>(*m));
+      if (c.closed) return;
+      auto after = handshake::AfterAttach(v);
+      if (after.next == PubState::kClosed) {
+        Send(c, tlv::ErrorMsg{ToWire(v), std::string("ATTACH_REQ rejected: ") + StatusName(v)});
+        CloseConn(c, v);
+        return;
+      }
+      c.state = after.next;
+      return;
+    }
+    case Action::kSendErrorClose: {
+      std::string text = StatusName(step.error);
+      if (m != nullptr) {
+        text += std::string(": ") + tlv::TypeName(static_cast<uint16_t>(tlv::TypeOf(*m))) +
+                " not allowed in this state";
+      }
+      Send(c, tlv::ErrorMsg{ToWire(step.error), text});
+      CloseConn(c, step.error);
+      return;
+    }
+    case Action::kSendDetachClose:
+      Send(c, tlv::Detach{0});
+      CloseConn(c, step.error);
+      return;
+    case Action::kClose:
+    default:
+      CloseConn(c, step.error);
+      return;
+  }
+}
+
+bool Publisher::Impl::Send(Conn& c, const tlv::Message& m) {
+  const std::vector<uint8_t> bytes = tlv::Encode(m);
+  size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n =
+        ::send(c.fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // a peer that does not read its socket is treated as gone
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void Publisher::Impl::CloseConn(Conn& c, Status reason) {
+  if (c.closed) return;
+  c.closed = true;
+  c.state = PubState::kClosed;
+  ::close(c.fd);
+  c.fd = -1;
+  if (c.slot < 0) return;
+  const auto index = static_cast<uint32_t>(c.slot);
+  c.slot = -1;
+  bool was_active = false;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    SubMirror& mir = mirrors[index];
+    was_active = mir.state == layout::kSubActive;
+    if (was_active) --active;
+    mir.state = layout::kSubFree;
+    mem::store_release<uint32_t>(&seg.sub(info, index)->state, layout::kSubFree);
+  }
+  memory->CloseAckEvent(index);
+  WakeAckWaiter();  // a producer blocked on this subscriber's ACK re-evaluates
+  if (was_active) {
+    Emit({PubEventKind::kDetached, index, static_cast<uint32_t>(c.pid), 0, reason});
+  }
+}
+
+Status Publisher::Impl::ProcessHello(Conn& c, const tlv::HelloReq& req) {
+  CUFRAMES_FAULT_POINT("pub.hs.after_hello_req");
+  int free_slot = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (uint32_t i = 0; i < mirrors.size(); ++i) {
+      if (mirrors[i].state == layout::kSubFree) {
+        free_slot = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  handshake::HelloPolicy policy{cfg.max_proto_version, cfg.memory_kind,
+                                cfg.allow_other_uids || c.uid == uid, free_slot >= 0};
+  const handshake::HelloVerdict v = handshake::EvaluateHello(req, policy);
+  tlv::HelloResp resp{};
+  resp.status = ToWire(v.status);
+  if (v.status == Status::kProtocol) return v.status;  // bad magic: ERROR, not HELLO_RESP
+  if (v.status != Status::kOk) {
+    Send(c, resp);  // MSG-HRESP-02: every field but status is zero
+    return v.status;
+  }
+  resp.proto_version = v.negotiated;
+  resp.memory_kind = cfg.memory_kind;
+  resp.lib_version = LibVersion();
+  const auto index = static_cast<uint32_t>(free_slot);
+  layout::SubscriberSlot* ss = seg.sub(info, index);
+  uint32_t generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    SubMirror& mir = mirrors[index];
+    generation = ++mir.generation;
+    mir.state = layout::kSubAttaching;
+    mir.start_seq = 0;
+    mir.pid = static_cast<uint32_t>(c.pid);
+    mem::store_relaxed<uint32_t>(&ss->generation, generation);
+    mem::store_relaxed<uint64_t>(&ss->ack_seq, 0);
+    mem::store_relaxed<uint64_t>(&ss->start_seq, 0);
+    mem::store_relaxed<uint32_t>(&ss->pid, static_cast<uint32_t>(c.pid));
+    mem::store_relaxed<uint32_t>(&ss->flags, 0);
+    static constexpr uint8_t kZero[layout::kIpcHandleSize] = {};
+    mem::copy_to_shared(ss->reserved0, kZero, sizeof(ss->reserved0));
+    mem::copy_to_shared(ss->ack_event, kZero, sizeof(ss->ack_event));
+    mem::store_release<uint32_t>(&ss->state, layout::kSubAttaching);
+  }
+  c.slot = free_slot;
+  c.generation = generation;
+  c.proto = v.negotiated;
+  c.want_packets = (req.caps & tlv::kHelloReqCapWantPackets) != 0;
+  resp.subscriber_index = index;
+  resp.generation = generation;
+  if (v.negotiated >= 2 && has_ring && c.want_packets) {
+    const ring::Position pos = ring.position();
+    resp.caps = tlv::kHelloRespCapPacketRing;
+    resp.initial_packet_seq = pos.seq;
+    resp.initial_packet_pos = pos.pos;
+  }
+  if (!Send(c, resp)) {
+    CloseConn(c, Status::kPeerClosed);
+    return Status::kPeerClosed;
+  }
+  CUFRAMES_FAULT_POINT("pub.hs.after_hello_resp");
+  return Status::kOk;
+}
+
+Status Publisher::Impl::ProcessAttach(Conn& c, const tlv::AttachReq& req) {
+  CUFRAMES_FAULT_POINT("pub.hs.after_attach_req");
+  if (c.slot < 0 || req.subscriber_index != static_cast<uint32_t>(c.slot) ||
+      req.generation != c.generation) {
+    return Status::kProtocol;
+  }
+  const auto index = static_cast<uint32_t>(c.slot);
+  layout::SubscriberSlot* ss = seg.sub(info, index);
+  if (cfg.memory_kind != layout::kKindHost) {
+    // MSG-ATTACH-03: without an ack event there is no safe reuse: ATTACH_RESP{PROTOCOL}.
+    Status s = Status::kOk;
+    if ((req.flags & tlv::kAttachReqFlagAckEventWritten) == 0 ||
+        (mem::load_acquire(&ss->flags) & layout::kSubscriberFlagAckEventPresent) == 0) {
+      s = Status::kProtocol;
+    } else {
+      uint8_t handle[layout::kIpcHandleSize];
+      mem::copy_from_shared(handle, ss->ack_event, sizeof(handle));
+      s = memory->OpenAckEvent(index, handle);
+    }
+    if (s != Status::kOk) {
+      Send(c, tlv::AttachResp{ToWire(s), 0});  // MSG-ARESP-02: start_seq 0, free, close
+      CloseConn(c, s);
+      return s;
+    }
+  }
+  uint64_t start_seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);  // serialized with Commit()
+    start_seq = write_seq + 1;
+    SubMirror& mir = mirrors[index];
+    mir.start_seq = start_seq;
+    mir.state = layout::kSubActive;
+    ++active;
+    mem::store_relaxed<uint64_t>(&ss->start_seq, start_seq);
+    mem::store_release<uint32_t>(&ss->state, layout::kSubActive);
+  }
+  active_cv.notify_all();
+  if (!Send(c, tlv::AttachResp{0, start_seq})) {
+    CloseConn(c, Status::kPeerClosed);
+    return Status::kPeerClosed;
+  }
+  CUFRAMES_FAULT_POINT("pub.hs.after_attach_resp");
+  Emit({PubEventKind::kAttached, index, static_cast<uint32_t>(c.pid), start_seq, Status::kOk});
+  return Status::kOk;
+}
+
+void Publisher::Impl::ProcessEvictions() {
+  std::vector<EvictRequest> todo;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    todo.swap(evictions);
+  }
+  for (const EvictRequest& r : todo) {
+    for (auto& c : conns) {
+      if (c->closed || c->slot != static_cast<int>(r.index) || c->generation != r.generation) {
+        continue;
+      }
+      const std::string text = r.reason == Status::kEvicted
+                                   ? "EVICTED: no ACK within ack_timeout_ms"
+                                   : "PROTOCOL: ack_seq beyond write_seq";
+      Send(*c, tlv::ErrorMsg{ToWire(r.reason), text});
+      Emit({PubEventKind::kEvicted, r.index, static_cast<uint32_t>(c->pid), 0, r.reason});
+      CloseConn(*c, r.reason);
+    }
+  }
+}
+
+void Publisher::Impl::CheckTimeouts(Clock::time_point now) {
+  for (auto& c : conns) {
+    if (c->closed) continue;
+    // SM-PUB-02: not ACTIVE within HANDSHAKE_TIMEOUT_MS of accept, including a peer stalled in
+    // the middle of a message (TLV-ERR-04); the deadline is disarmed in ACTIVE.
+    if (c->state != PubState::kActive && now - c->accepted_at >= kHandshakeTimeout) {
+      ApplyStep(*c, handshake::PublisherStep(c->state, Event::kTimeout), nullptr);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- producer
+
+Status Publisher::Impl::Evict(uint32_t index, uint32_t generation, Status reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    SubMirror& mir = mirrors[index];
+    if (mir.state != layout::kSubActive || mir.generation != generation) return Status::kOk;
+    mir.state = layout::kSubEvicted;
+    --active;
+    mem::store_release<uint32_t>(&seg.sub(info, index)->state, layout::kSubEvicted);
+    evictions.push_back({index, generation, reason});
+  }
+  Wake();
+  return Status::kOk;
+}
+
+Publisher::Publisher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Publisher::~Publisher() = default;
+
+Status Publisher::Create(const PublisherConfig& config, PubEventFn on_event,
+                         std::unique_ptr<Publisher>* out) {
+  PublisherConfig cfg = config;
+  if (!ValidKey(cfg.key)) return Status::kInvalidArgument;
+  if (cfg.slot_count < layout::kMinSlotCount || cfg.slot_count > layout::kMaxSlotCount ||
+      cfg.max_subscribers < 1 || cfg.max_subscribers > layout::kMaxSubscribers ||
+      cfg.max_proto_version < 1 || (cfg.file_mode & ~0777u) != 0 || cfg.ack_timeout_ms == 0) {
+    return Status::kInvalidArgument;
+  }
+  cfg.max_proto_version = std::min<uint16_t>(cfg.max_proto_version, kMaxProtoVersion);
+  if (cfg.memory_kind == layout::kKindCudaIpc) {
+    if (!CudaKindBuilt()) return Status::kUnsupported;
+  } else if (cfg.memory_kind == layout::kKindCudaVmmFd) {
+    return Status::kUnsupported;
+  } else if (cfg.memory_kind != layout::kKindHost) {
+    return Status::kInvalidArgument;
+  }
+  if (cfg.slot_bytes == 0) {
+    cfg.slot_bytes = DeriveSlotBytes(cfg.width, cfg.height, cfg.pixel_format, cfg.pitch);
+    if (cfg.slot_bytes == 0) return Status::kInvalidArgument;
+  }
+  const bool has_ring = cfg.packet_capacity != 0;
+  if (has_ring && (cfg.max_proto_version < 2 ||
+                   !ring::ValidGeometry(cfg.packet_capacity, cfg.max_packet_bytes))) {
+    return Status::kInvalidArgument;
+  }
+  if (SocketPath(cfg.key).size() >= sizeof(sockaddr_un::sun_path)) {
+    return Status::kInvalidArgument;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg;
+  impl->on_event = std::move(on_event);
+  impl->has_ring = has_ring;
+  const Status s = impl->Init();
+  if (s != Status::kOk) return s;  // ~Impl removes whatever was created
+  out->reset(new Publisher(std::move(impl)));
+  return Status::kOk;
+}
+
+Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
+  Impl& d = *impl_;
+  if (d.acquired) return Status::kState;
+  const auto start = Clock::now();
+  const uint64_t n = d.write_seq + 1;  // only the producer thread changes write_seq
+  const uint32_t slot = static_cast<uint32_t>((n - 1) % d.info.slot_count);
+  struct Blocker {
+    uint32_t index;
+    uint32_t generation;
+    bool evicted;
+  };
+  std::vector<Blocker> must_ack;
+  if (n > d.info.slot_count) {
+    const uint64_t m = n - d.info.slot_count;  // the slot's previous frame
+    if (d.waiting_for != m) {
+      d.waiting_for = m;
+      d.waiting_since = start;
+    }
+    auto* h = d.seg.header();
+    for (;;) {
+      // Snapshot the subscribers that must have ACKed m: ACTIVE with start_seq <= m.
+      must_ack.clear();
+      {
+        std::lock_guard<std::mutex> lock(d.mu);
+        for (uint32_t i = 0; i < d.mirrors.size(); ++i) {
+          const SubMirror& mir = d.mirrors[i];
+          if (mir.state == layout::kSubActive && mir.start_seq <= m) {
+            must_ack.push_back({i, mir.generation, false});
+          }
+        }
+      }
+      mem::store_relaxed<uint32_t>(&h->ack_waiting, 1);
+      mem::fence_seq_cst();
+      const uint32_t futex_value = mem::load_acquire(&h->ack_futex);
+      bool blocked = false;
+      const auto now = Clock::now();
+      const bool ack_timed_out =
+          now - d.waiting_since >= std::chrono::milliseconds(d.cfg.ack_timeout_ms);
+      for (Blocker& b : must_ack) {
+        const uint64_t ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
+        Impl::LastAck& last = d.last_ack[b.index];
+        if (last.generation != b.generation) last = {b.generation, 0};
+        if (ack > d.write_seq || ack < last.ack) {  // garbage from a hostile subscriber
+          d.Evict(b.index, b.generation, Status::kProtocol);
+          b.evicted = true;
+          continue;
+        }
+        last.ack = ack;
+        if (ack >= m) continue;
+        if (ack_timed_out) {
+          d.Evict(b.index, b.generation, Status::kEvicted);
+          b.evicted = true;
+        } else {
+          blocked = true;
+        }
+      }
+      if (!blocked) break;
+      const auto elapsed = now - start;
+      if (timeout_ms == 0 || (timeout_ms > 0 && elapsed >= std::chrono::milliseconds(timeout_ms))) {
+        mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+        return timeout_ms == 0 ? Status::kAgain : Status::kTimeout;
+      }
+      int64_t slice = kWaitSliceNs;
+      if (timeout_ms > 0) {
+        const auto left = std::chrono::milliseconds(timeout_ms) - elapsed;
+        slice = std::min<int64_t>(
+            slice, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() + 1);
+      }
+      mem::futex_wait(&h->ack_futex, futex_value, slice);
+    }
+    mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+    // Device-side ordering: the publisher stream waits for each subscriber's ACK event.
+    for (const Blocker& b : must_ack) {
+      if (!b.evicted && d.memory->WaitAck(b.index) != Status::kOk) return Status::kCuda;
+    }
+  }
+  d.acquired = true;
+  d.acquired_seq = n;
+  out->seq = n;
+  out->slot = slot;
+  out->data = d.memory->SlotBuffer(slot);
+  out->capacity = d.info.slot_bytes;
+  out->stream = d.memory->Stream();
+  CUFRAMES_FAULT_POINT("pub.frame.after_acquire");
+  return Status::kOk;
+}
+
+Status Publisher::Commit(const FrameInfo& fi) {
+  Impl& d = *impl_;
+  if (!d.acquired) return Status::kState;
+  if (fi.payload_bytes > d.info.slot_bytes) return Status::kInvalidArgument;
+  const uint64_t n = d.acquired_seq;
+  const auto slot = static_cast<uint32_t>((n - 1) % d.info.slot_count);
+  layout::FrameMeta* meta = &d.seg.desc(slot)->meta;
+  auto* h = d.seg.header();
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    mem::store_relaxed<int64_t>(&meta->timestamp_ns, fi.timestamp_ns);
+    mem::store_relaxed<uint32_t>(&meta->width, fi.width);
+    mem::store_relaxed<uint32_t>(&meta->height, fi.height);
+    mem::store_relaxed<uint32_t>(&meta->pixel_format, fi.pixel_format);
+    mem::store_relaxed<uint32_t>(&meta->pitch, fi.pitch);
+    mem::store_relaxed<uint64_t>(&meta->payload_bytes, fi.payload_bytes);
+    mem::store_relaxed<uint32_t>(&meta->flags, fi.flags);
+    mem::store_relaxed<uint64_t>(&meta->user_data, fi.user_data);
+    if (d.memory->RecordReady(slot) != Status::kOk) return Status::kCuda;
+    CUFRAMES_FAULT_POINT("pub.frame.after_meta");
+    mem::store_release<uint64_t>(&meta->seq, n);
+    CUFRAMES_FAULT_POINT("pub.frame.after_seq");
+    mem::store_release<uint64_t>(&h->write_seq, n);
+    d.write_seq = n;
+  }
+  d.acquired = false;
+  CUFRAMES_FAULT_POINT("pub.frame.after_write_seq");
+  // SHM-ORDER-02: increment (seq_cst), then wake only if a subscriber counts itself as waiting.
+  mem::fetch_add<uint32_t>(&h->frame_futex, 1);
+  mem::fence_seq_cst();
+  if (mem::load_relaxed(&h->frame_waiters) != 0) mem::futex_wake_all(&h->frame_futex);
+  return Status::kOk;
+}
+
+Status Publisher::PublishPacket(const void* data, uint32_t size, uint32_t flags, int64_t pts) {
+  if (!impl_->has_ring) return Status::kNoPacketRing;
+  return impl_->ring.publish(data, size, flags, pts);
+}
+
+Status Publisher::SetCodecParams(uint32_t codec, const void* data, uint32_t size) {
+  if (!impl_->has_ring) return Status::kNoPacketRing;
+  return impl_->ring.set_codec_params(codec, data, size);
+}
+
+uint32_t Publisher::ActiveSubscribers() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->active;
+}
+
+Status Publisher::WaitSubscribers(uint32_t count, int32_t timeout_ms) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  auto ready = [&] {
+    return impl_->active >= count;
+  };
+  if (timeout_ms < 0) {
+    impl_->active_cv.wait(lock, ready);
+    return Status::kOk;
+  }
+  return impl_->active_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), ready)
+             ? Status::kOk
+             : Status::kTimeout;
+}
+
+uint64_t Publisher::write_seq() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->write_seq;
+}
+
+}  // namespace cuframes

@@ -1,0 +1,230 @@
+// adapter_common.cpp: see adapter_common.h.
+#include "adapter_common.h"
+
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "cuframes/cuframes.h"
+
+namespace cuframes::adapter {
+
+int ExitCodeFor(int status) {
+  switch (status) {
+    case CUFRAMES_OK:
+      return kExitOk;
+    case CUFRAMES_TIMEOUT:
+    case CUFRAMES_AGAIN:
+      return kExitTimeout;
+    case CUFRAMES_INVALID_ARGUMENT:
+      return kExitUsage;
+    case CUFRAMES_UNSUPPORTED:
+      return kExitUnsupported;
+    default:
+      return kExitPeer;
+  }
+}
+
+std::string CodecParamsBytes(uint32_t codec) {
+  return "cuframes-params-" + std::to_string(codec);
+}
+
+void FillFrame(uint8_t* dst, uint64_t size, uint64_t seq) {
+  for (uint64_t i = 0; i < size; ++i)
+    dst[i] = FrameByte(seq, i);
+}
+void FillPacket(uint8_t* dst, uint64_t size, uint64_t seq) {
+  for (uint64_t i = 0; i < size; ++i)
+    dst[i] = PacketByte(seq, i);
+}
+bool CheckFrame(const uint8_t* data, uint64_t size, uint64_t seq) {
+  for (uint64_t i = 0; i < size; ++i) {
+    if (data[i] != FrameByte(seq, i)) return false;
+  }
+  return true;
+}
+bool CheckPacket(const uint8_t* data, uint64_t size, uint64_t seq) {
+  for (uint64_t i = 0; i < size; ++i) {
+    if (data[i] != PacketByte(seq, i)) return false;
+  }
+  return true;
+}
+
+uint64_t Fnv1a64(const uint8_t* data, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= data[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+std::string Hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string Args::Str(const std::string& name, const std::string& def) const {
+  auto it = values.find(name);
+  return it == values.end() ? def : it->second;
+}
+
+bool Args::U64(const std::string& name, uint64_t def, uint64_t* out) const {
+  auto it = values.find(name);
+  if (it == values.end()) {
+    *out = def;
+    return true;
+  }
+  if (it->second.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtoull(it->second.c_str(), &end, 10);
+  return end != nullptr && *end == '\0' && it->second[0] != '-';
+}
+
+bool ParseArgs(int argc, char** argv, const std::vector<std::string>& options,
+               const std::vector<std::string>& flags, Args* out) {
+  auto contains = [](const std::vector<std::string>& v, const std::string& s) {
+    for (const auto& x : v) {
+      if (x == s) return true;
+    }
+    return false;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--", 0) != 0) {
+      std::fprintf(stderr, "unexpected argument: %s\n", a.c_str());
+      return false;
+    }
+    const std::string name = a.substr(2);
+    if (contains(flags, name)) {
+      out->values[name] = "1";
+    } else if (contains(options, name)) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "--%s needs a value\n", name.c_str());
+        return false;
+      }
+      out->values[name] = argv[++i];
+    } else {
+      std::fprintf(stderr, "unknown option: %s\n", a.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+std::mutex g_out_mu;
+bool g_diag = false;
+
+// Counts the open descriptors of this process and, among them, the sockets.
+void CountFds(int* fds, int* socks) {
+  *fds = *socks = -1;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) return;
+  const int self = ::dirfd(d);
+  int n = 0, s = 0;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' || std::atoi(e->d_name) == self) continue;
+    ++n;
+    char target[64];
+    const ssize_t len = ::readlinkat(self, e->d_name, target, sizeof(target) - 1);
+    if (len > 0 && std::strncmp(target, "socket:", 7) == 0) ++s;
+  }
+  ::closedir(d);
+  *fds = n;
+  *socks = s;
+}
+
+// Counts the lines of /proc/self/maps that contain each needle.
+void CountMaps(int* shm, int* nv) {
+  *shm = 0;
+  *nv = 0;
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  if (f == nullptr) {
+    *shm = *nv = -1;
+    return;
+  }
+  char line[4096];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strstr(line, "/dev/shm/cuframes-") != nullptr) ++*shm;
+    if (std::strstr(line, "/dev/nvidia") != nullptr) ++*nv;
+  }
+  std::fclose(f);
+}
+
+std::string DiagFields(const std::string& body) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  const auto t_ns = static_cast<unsigned long long>(ts.tv_sec) * 1000000000ull +
+                    static_cast<unsigned long long>(ts.tv_nsec);
+  std::string r = ",\"t_ns\":" + std::to_string(t_ns);
+  if (body.rfind("\"event\":\"frame\"", 0) == 0 || body.rfind("\"event\":\"packet\"", 0) == 0) {
+    return r;  // hot events: the clock only
+  }
+  int shm = 0, nv = 0, fds = 0, socks = 0;
+  CountMaps(&shm, &nv);
+  CountFds(&fds, &socks);
+  return r + ",\"fds\":" + std::to_string(fds) + ",\"socks\":" + std::to_string(socks) +
+         ",\"shm_maps\":" + std::to_string(shm) + ",\"nv_maps\":" + std::to_string(nv);
+}
+}  // namespace
+
+void SetDiag(bool on) {
+  g_diag = on;
+}
+
+void EmitJson(const std::string& body) {
+  std::lock_guard<std::mutex> lock(g_out_mu);
+  const std::string extra = g_diag ? DiagFields(body) : std::string();
+  std::fprintf(stdout, "{%s%s}\n", body.c_str(), extra.c_str());
+  std::fflush(stdout);
+}
+
+std::string Quote(const std::string& s) {
+  std::string r = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      r += '\\';
+      r += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      r += buf;
+    } else {
+      r += c;
+    }
+  }
+  return r + "\"";
+}
+
+void EmitError(int status, const std::string& where) {
+  EmitJson("\"event\":\"error\",\"code\":" + std::to_string(status) +
+           ",\"name\":" + Quote(cuframes_status_name(status)) + ",\"where\":" + Quote(where));
+}
+
+bool ProtoCap(const Args& args, uint32_t* out) {
+  uint64_t v = 0;
+  if (args.Has("max-proto")) {
+    if (!args.U64("max-proto", 0, &v) || v == 0 || v > 0xffff) return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+  }
+  const char* env = std::getenv("CUFRAMES_MAX_PROTO");
+  if (env == nullptr || env[0] == '\0') {
+    *out = 0;
+    return true;
+  }
+  char* end = nullptr;
+  v = std::strtoull(env, &end, 10);
+  if (end == nullptr || *end != '\0' || v == 0 || v > 0xffff) return false;
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+}  // namespace cuframes::adapter

@@ -1,0 +1,290 @@
+// cuframes-sub: the reference subscriber adapter (the conformance harness's default implementation
+// under test, and the interop tests' subscriber).
+//
+//   cuframes-sub --key K [--frames N] [--packets N] [--timeout-ms T] [--max-proto V]
+//                [--kind host|cuda|any] [--hold-ms T] [--verify-hold] [--seed S]
+//                [--hold-max-us U] [--connect-timeout-ms T] [--no-release-after N]
+//                [--reconnect N] [--reconnect-timeout-ms T] [--wait-params] [--diag]
+//
+// Reads N frames and/or N packets (interleaved, frames first) and verifies the deterministic
+// content of adapter_common.h. Prints JSON lines on stdout:
+//   {"event":"attached","key":K,"index":I,"proto":V,"kind":"host","start_seq":S,"packet_ring":b}
+//   {"event":"frame","seq":n,"size":B,"checksum":"<fnv1a64>","valid":true}
+//   {"event":"packet","seq":k,"size":s,"keyframe":b,"checksum":"...","valid":true}
+//   {"event":"overrun"}                      packet ring lapped us (resumes at a keyframe)
+//   {"event":"codec_params","codec":C,"generation":G,"valid":b}
+//   {"event":"done","frames":n,"packets":p}
+//   {"event":"error","code":C,"name":"PEER_CLOSED","where":"..."}
+// --hold-ms T holds each frame T ms before releasing it (a slow consumer). --verify-hold holds
+// each frame a pseudo-random 0..U us (--hold-max-us, default 2000) and re-verifies its content
+// before releasing it: if the publisher reused the slot before our ACK, the check fails (exit 4).
+// --no-release-after N stops releasing after N frames (to provoke eviction).
+// --reconnect N: when a session ends with PEER_CLOSED or NOT_FOUND (the publisher died, closed or
+// is not up yet), print {"event":"reconnecting","attempt":i}, close everything of that session and
+// connect again, retrying NOT_FOUND/PEER_CLOSED for at most --reconnect-timeout-ms (default
+// 10000); up to N times. --frames/--packets count per session; "done" ends the last session.
+// --wait-params: poll get_codec_params (every millisecond, at most --timeout-ms) while it says
+// NO_CODEC_PARAMS, as a decoder waiting for its SPS/PPS would. --diag: see adapter_common.h.
+// $CUFRAMES_MAX_PROTO caps the protocol version when --max-proto is absent.
+// Exit codes: 0 ok, 1 usage, 2 protocol/peer error, 3 timeout, 4 verification, 77 unsupported.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "adapter_common.h"
+#include "cuframes/cuframes.h"
+
+#ifdef CUFRAMES_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+using namespace cuframes::adapter;
+
+namespace {
+
+const char* KindName(uint32_t kind) {
+  switch (kind) {
+    case CUFRAMES_KIND_HOST:
+      return "host";
+    case CUFRAMES_KIND_CUDA_IPC:
+      return "cuda";
+    default:
+      return "unknown";
+  }
+}
+
+// Makes the frame's bytes readable on the host: the mapping itself (HOST) or a copy (CUDA).
+bool FrameBytes(const cuframes_frame& f, std::vector<uint8_t>* copy, const uint8_t** out) {
+  if (f.memory_kind == CUFRAMES_KIND_HOST) {
+    *out = static_cast<const uint8_t*>(f.data);
+    return true;
+  }
+#ifdef CUFRAMES_WITH_CUDA
+  copy->resize(f.payload_bytes);
+  auto stream = static_cast<cudaStream_t>(f.cuda_stream);
+  if (cudaMemcpyAsync(copy->data(), f.data, f.payload_bytes, cudaMemcpyDeviceToHost, stream) !=
+          cudaSuccess ||
+      cudaStreamSynchronize(stream) != cudaSuccess) {
+    return false;
+  }
+  *out = copy->data();
+  return true;
+#else
+  (void)copy;
+  return false;
+#endif
+}
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: cuframes-sub --key K [--frames N] [--packets N] [--timeout-ms T]\n"
+               "  [--max-proto V] [--kind host|cuda|any] [--hold-ms T] [--verify-hold]\n"
+               "  [--hold-max-us U] [--seed S] [--connect-timeout-ms T] [--no-release-after N]\n"
+               "  [--reconnect N] [--reconnect-timeout-ms T] [--wait-params] [--diag]\n");
+}
+
+// Connects, retrying while the publisher is not (yet) there: NOT_FOUND (no socket, or nobody
+// listening on a dead publisher's stale one) and PEER_CLOSED (it went away mid-handshake).
+// Returns the last status after `timeout_ms`.
+int ConnectRetrying(const cuframes_sub_options& o, int64_t timeout_ms, cuframes_subscriber** out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const int s = cuframes_sub_connect(&o, out);
+    if ((s != CUFRAMES_NOT_FOUND && s != CUFRAMES_PEER_CLOSED) ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return s;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // connect retry pacing
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (!ParseArgs(argc, argv,
+                 {"key", "frames", "packets", "timeout-ms", "max-proto", "kind", "hold-ms", "seed",
+                  "connect-timeout-ms", "no-release-after", "hold-max-us", "reconnect",
+                  "reconnect-timeout-ms"},
+                 {"verify-hold", "diag", "wait-params"}, &args) ||
+      !args.Has("key")) {
+    Usage();
+    return kExitUsage;
+  }
+  uint64_t frames, packets, timeout_ms, hold_ms, seed, connect_timeout, no_release_after;
+  uint64_t hold_max_us, reconnect, reconnect_timeout;
+  uint32_t proto_cap = 0;
+  const bool ok =
+      args.U64("frames", 0, &frames) && args.U64("packets", 0, &packets) &&
+      args.U64("timeout-ms", 5000, &timeout_ms) && args.U64("hold-ms", 0, &hold_ms) &&
+      args.U64("seed", 1, &seed) && args.U64("connect-timeout-ms", 2000, &connect_timeout) &&
+      args.U64("no-release-after", UINT64_MAX, &no_release_after) &&
+      args.U64("hold-max-us", 2000, &hold_max_us) && args.U64("reconnect", 0, &reconnect) &&
+      args.U64("reconnect-timeout-ms", 10000, &reconnect_timeout) &&
+      reconnect_timeout <= INT32_MAX && ProtoCap(args, &proto_cap) && timeout_ms <= INT32_MAX;
+  const std::string kind = args.Str("kind", "any");
+  if (!ok || (kind != "host" && kind != "cuda" && kind != "any")) {
+    Usage();
+    return kExitUsage;
+  }
+  if (kind == "cuda" && !cuframes_cuda_kind_built()) {
+    EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: this build has no CUDA kind");
+    return kExitUnsupported;
+  }
+  SetDiag(args.Has("diag"));
+  const std::string key = args.Str("key", "");
+  const bool verify_hold = args.Has("verify-hold");
+  const bool wait_params = args.Has("wait-params");
+  std::mt19937_64 rng(seed);
+
+  cuframes_sub_options o;
+  cuframes_sub_options_init(&o);
+  o.key = key.c_str();
+  o.max_proto_version = proto_cap;
+  o.want_packets = packets > 0 ? 1 : 0;
+  o.connect_timeout_ms = static_cast<uint32_t>(connect_timeout);
+  const uint32_t host = CUFRAMES_KIND_BIT(CUFRAMES_KIND_HOST);
+  const uint32_t cuda = cuframes_cuda_kind_built() ? CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC) : 0;
+  o.kinds_mask = kind == "host" ? host : kind == "cuda" ? cuda : host | cuda;
+  const auto timeout = static_cast<int32_t>(timeout_ms);
+  int exit_code = kExitOk;
+  uint64_t got_frames = 0;
+  uint64_t got_packets = 0;
+  std::vector<uint8_t> copy;
+  std::vector<uint8_t> packet(1 << 16);
+  // One session per connection; --reconnect N allows N more after the publisher went away.
+  for (uint64_t attempt = 0;; ++attempt) {
+    exit_code = kExitOk;
+    got_frames = 0;
+    got_packets = 0;
+    int last = CUFRAMES_OK;  // the status that ended this session
+    cuframes_subscriber* sub = nullptr;
+    int s = attempt == 0 ? cuframes_sub_connect(&o, &sub)
+                         : ConnectRetrying(o, static_cast<int64_t>(reconnect_timeout), &sub);
+    if (s != CUFRAMES_OK) {
+      EmitError(last = s, "connect");
+      exit_code = ExitCodeFor(s);
+    } else {
+      cuframes_sub_info info;
+      cuframes_sub_get_info(sub, &info);
+      EmitJson("\"event\":\"attached\",\"key\":" + Quote(key) +
+               ",\"index\":" + std::to_string(info.subscriber_index) +
+               ",\"proto\":" + std::to_string(info.proto_version) +
+               ",\"kind\":" + Quote(KindName(info.memory_kind)) +
+               ",\"start_seq\":" + std::to_string(info.start_seq) +
+               ",\"packet_ring\":" + (info.packet_ring ? "true" : "false"));
+
+      if (packets > 0) {
+        uint32_t size = 0, codec = 0, generation = 0;
+        std::vector<uint8_t> params(4096);
+        s = cuframes_sub_get_codec_params(sub, params.data(), 4096, &size, &codec, &generation);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        while (wait_params && s == CUFRAMES_NO_CODEC_PARAMS &&
+               std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling a decoder's wait
+          s = cuframes_sub_get_codec_params(sub, params.data(), 4096, &size, &codec, &generation);
+        }
+        if (s == CUFRAMES_OK) {
+          const std::string expect = CodecParamsBytes(codec);
+          const bool valid =
+              size == expect.size() && std::memcmp(params.data(), expect.data(), size) == 0;
+          EmitJson("\"event\":\"codec_params\",\"codec\":" + std::to_string(codec) +
+                   ",\"generation\":" + std::to_string(generation) +
+                   ",\"valid\":" + (valid ? "true" : "false"));
+          if (!valid) exit_code = kExitVerify;
+        } else if (s != CUFRAMES_NO_CODEC_PARAMS) {
+          EmitError(last = s, "get_codec_params");
+          exit_code = ExitCodeFor(s);
+        }
+      }
+      while (exit_code == kExitOk && (got_frames < frames || got_packets < packets)) {
+        if (got_frames < frames) {
+          cuframes_frame f;
+          s = cuframes_sub_next_frame(sub, timeout, &f);
+          if (s != CUFRAMES_OK) {
+            EmitError(last = s, "next_frame");
+            exit_code = ExitCodeFor(s);
+            break;
+          }
+          const uint8_t* bytes = nullptr;
+          if (!FrameBytes(f, &copy, &bytes)) {
+            EmitError(CUFRAMES_CUDA, "copy frame");
+            exit_code = kExitPeer;
+            break;
+          }
+          bool valid = CheckFrame(bytes, f.payload_bytes, f.seq);
+          const std::string sum = Hex64(Fnv1a64(bytes, f.payload_bytes));
+          if (hold_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+          if (verify_hold) {
+            std::this_thread::sleep_for(std::chrono::microseconds(rng() % (hold_max_us + 1)));
+            if (!FrameBytes(f, &copy, &bytes)) {
+              EmitError(CUFRAMES_CUDA, "copy frame");
+              exit_code = kExitPeer;
+              break;
+            }
+            valid = valid && CheckFrame(bytes, f.payload_bytes, f.seq);
+          }
+          EmitJson("\"event\":\"frame\",\"seq\":" + std::to_string(f.seq) +
+                   ",\"size\":" + std::to_string(f.payload_bytes) + ",\"checksum\":\"" + sum +
+                   "\",\"valid\":" + (valid ? "true" : "false"));
+          ++got_frames;
+          if (!valid) {
+            exit_code = kExitVerify;
+            break;
+          }
+          if (got_frames <= no_release_after) {
+            s = cuframes_sub_release(sub, &f);
+            if (s != CUFRAMES_OK) {
+              EmitError(last = s, "release");
+              exit_code = ExitCodeFor(s);
+              break;
+            }
+          }
+        }
+        if (got_packets < packets) {
+          cuframes_packet p;
+          s = cuframes_sub_next_packet(sub, timeout, packet.data(),
+                                       static_cast<uint32_t>(packet.size()), &p);
+          if (s == CUFRAMES_INVALID_ARGUMENT && p.size > packet.size()) {
+            packet.resize(p.size);
+            continue;
+          }
+          if (s == CUFRAMES_PACKET_OVERRUN) {
+            EmitJson("\"event\":\"overrun\"");
+            continue;
+          }
+          if (s != CUFRAMES_OK) {
+            EmitError(last = s, "next_packet");
+            exit_code = ExitCodeFor(s);
+            break;
+          }
+          const bool valid = CheckPacket(packet.data(), p.size, p.seq);
+          EmitJson("\"event\":\"packet\",\"seq\":" + std::to_string(p.seq) +
+                   ",\"size\":" + std::to_string(p.size) +
+                   ",\"keyframe\":" + ((p.flags & CUFRAMES_PACKET_KEYFRAME) ? "true" : "false") +
+                   ",\"checksum\":\"" + Hex64(Fnv1a64(packet.data(), p.size)) +
+                   "\",\"valid\":" + (valid ? "true" : "false"));
+          ++got_packets;
+          if (!valid) exit_code = kExitVerify;
+          // A late joiner may start past packet 1: count up to the publisher's last packet.
+          if (p.seq >= packets) got_packets = packets;
+        }
+      }
+      if (exit_code == kExitOk) {
+        EmitJson("\"event\":\"done\",\"frames\":" + std::to_string(got_frames) +
+                 ",\"packets\":" + std::to_string(got_packets));
+      }
+      cuframes_sub_close(sub);
+    }
+    // The publisher went away (PEER_CLOSED) or is not there (NOT_FOUND): wait for the next one.
+    if (attempt >= reconnect || (last != CUFRAMES_PEER_CLOSED && last != CUFRAMES_NOT_FOUND)) {
+      break;
+    }
+    EmitJson("\"event\":\"reconnecting\",\"attempt\":" + std::to_string(attempt + 1));
+  }
+  return exit_code;
+}
