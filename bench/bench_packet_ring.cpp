@@ -1,0 +1,344 @@
+// bench_packet_ring.cpp: throughput of the encoded-packet ring (spec section 10), each benchmark
+// next to its physical floor measured in the same binary.
+//
+// What a delivered packet costs, physically: publish copies the payload into the ring once and
+// next() copies it out once. So the floor for the ring is TWO memcpys of the payload, through a
+// buffer of the ring's capacity at the ring's own record positions (same cache footprint):
+// BM_Floor_RingCopy (same thread) and BM_Floor_RingCopyTwoThreads (copy in on a writer thread,
+// copy out on the reader thread, as the ring's two-thread benchmark does). bytes_per_second
+// everywhere counts payload bytes delivered, once; the ratio ring / floor is therefore "fraction
+// of the two-memcpy bandwidth achieved".
+//
+// Targets (checked by bench/report.py from each benchmark's label):
+//   1 MiB packets: >= 70% of BM_Floor_RingCopy bytes_per_second
+//   200 B packets: >= 5 M packets/s (items_per_second)
+// BM_Floor_FutexWake is informational: it is what every publish cost while spec 10.4 required a
+// FUTEX_WAKE per publish. Since the waiter counts (SHM-ORDER-02, PKT-WRITE-04) a publish wakes
+// only while packet_waiters is nonzero; the ring benchmarks give the writer such a count (in
+// private memory here, as the frame segment header holds it), and nobody sleeps on it, so no
+// publish makes a system call. BM_PacketRing_PublishAlwaysWake keeps the old behaviour (no
+// count: wake on every publish) for comparison.
+//
+// Run:  bench_packet_ring --benchmark_out=ring.json --benchmark_out_format=json
+//       python3 bench/report.py ring.json
+#include <benchmark/benchmark.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mem_order.h"
+#include "packet_ring.h"
+#include "status.h"
+
+namespace cuframes::ring {
+namespace {
+
+constexpr int64_t kSmall = 200;
+constexpr int64_t kLarge = 1 << 20;
+
+// Ring capacity used for a payload size: the smallest power of two >= 64 KiB that holds a
+// packet of that size (max_packet_bytes + 32 <= capacity / 2).
+uint64_t CapacityFor(uint64_t size) {
+  uint64_t cap = 64 * 1024;
+  while (size + kRecordHeaderSize > cap / 2)
+    cap *= 2;
+  return cap;
+}
+
+std::string Label(int64_t size, const char* floor) {
+  std::string l = std::string("floor=") + floor + "/" + std::to_string(size);
+  l += size >= kLarge ? " target=ratio>=0.70"
+                      : " metric=items_per_second target=items_per_second>=5e6";
+  return l;
+}
+
+// A shared anonymous mapping holding one ring.
+struct Shm {
+  explicit Shm(size_t n) : size(n) {
+    void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    base = p == MAP_FAILED ? nullptr : p;
+  }
+  ~Shm() {
+    if (base != nullptr) munmap(base, size);
+  }
+  size_t size;
+  void* base;
+};
+
+std::vector<uint8_t> Payload(size_t n) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i)
+    v[i] = static_cast<uint8_t>(i * 131 + 7);
+  return v;
+}
+
+void SetCounters(benchmark::State& state, int64_t size) {
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * size);
+}
+
+// ---------------------------------------------------------------------------------- floors
+
+// One memcpy of the payload (for reference).
+void BM_Floor_Memcpy(benchmark::State& state) {
+  const auto size = static_cast<size_t>(state.range(0));
+  const auto src = Payload(size);
+  std::vector<uint8_t> dst(size);
+  for (auto _ : state) {
+    std::memcpy(dst.data(), src.data(), size);
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, state.range(0));
+}
+
+// The ring's floor: copy in at the ring's next record position, copy out, advance like the ring
+// (records aligned to 32 with a 32-byte header, a jump to the next lap where one would not fit).
+void BM_Floor_RingCopy(benchmark::State& state) {
+  const auto size = static_cast<size_t>(state.range(0));
+  const uint64_t cap = CapacityFor(size);
+  Shm shm(cap);
+  if (shm.base == nullptr) return state.SkipWithError("mmap failed");
+  auto* ring = static_cast<uint8_t*>(shm.base);
+  std::memset(ring, 0, cap);
+  const auto src = Payload(size);
+  std::vector<uint8_t> dst(size);
+  const uint64_t span = RecordSpan(size);
+  uint64_t pos = 0;
+  for (auto _ : state) {
+    uint64_t off = pos & (cap - 1);
+    if (off + span > cap) {
+      pos += cap - off;
+      off = 0;
+    }
+    std::memcpy(ring + off + kRecordHeaderSize, src.data(), size);
+    std::memcpy(dst.data(), ring + off + kRecordHeaderSize, size);
+    benchmark::ClobberMemory();
+    pos += span;
+  }
+  SetCounters(state, state.range(0));
+}
+
+// The two-thread floor: a writer thread copies each payload in at the ring's record positions, the
+// benchmark thread copies it out, with the same private flow control as
+// BM_PacketRing_TwoThreads (the copy-out reads lines another core just wrote).
+void BM_Floor_RingCopyTwoThreads(benchmark::State& state) {
+  const auto size = static_cast<size_t>(state.range(0));
+  const uint64_t cap = CapacityFor(size);
+  Shm shm(cap);
+  if (shm.base == nullptr) return state.SkipWithError("mmap failed");
+  auto* ring = static_cast<uint8_t*>(shm.base);
+  std::memset(ring, 0, cap);
+  const uint64_t span = RecordSpan(size);
+  const uint64_t fit = cap / span;
+  const uint64_t window = fit > 2 ? fit - 2 : 1;
+  const uint64_t total = static_cast<uint64_t>(state.max_iterations);
+  // offsets[n % kSlots] is where packet n went; published/consumed hand it over.
+  constexpr uint64_t kSlots = 1024;
+  std::vector<uint64_t> offsets(kSlots);
+  std::atomic<uint64_t> published{0};
+  std::atomic<uint64_t> consumed{0};
+  std::thread writer([&] {
+    const auto src = Payload(size);
+    uint64_t pos = 0;
+    for (uint64_t n = 1; n <= total; ++n) {
+      while (n > consumed.load(std::memory_order_acquire) + window)
+        std::this_thread::yield();
+      uint64_t off = pos & (cap - 1);
+      if (off + span > cap) {
+        pos += cap - off;
+        off = 0;
+      }
+      std::memcpy(ring + off + kRecordHeaderSize, src.data(), size);
+      offsets[n % kSlots] = off;
+      published.store(n, std::memory_order_release);
+      pos += span;
+    }
+  });
+  std::vector<uint8_t> dst(size);
+  uint64_t got = 0;
+  for (auto _ : state) {
+    ++got;
+    while (published.load(std::memory_order_acquire) < got)
+      std::this_thread::yield();
+    std::memcpy(dst.data(), ring + offsets[got % kSlots] + kRecordHeaderSize, size);
+    benchmark::ClobberMemory();
+    consumed.store(got, std::memory_order_release);
+  }
+  writer.join();
+  SetCounters(state, state.range(0));
+}
+
+// The syscall every publish makes (FUTEX_WAKE on a shared futex nobody waits on).
+void BM_Floor_FutexWake(benchmark::State& state) {
+  uint32_t word = 0;
+  for (auto _ : state) {
+    mem::fetch_add(&word, 1u);
+    benchmark::DoNotOptimize(mem::futex_wake_all(&word));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The formally race-free copies the ring uses, against memcpy (BM_Floor_Memcpy).
+void BM_CopyFromShared(benchmark::State& state) {
+  const auto size = static_cast<size_t>(state.range(0));
+  const auto src = Payload(size);
+  std::vector<uint8_t> dst(size);
+  for (auto _ : state) {
+    mem::copy_from_shared(dst.data(), src.data(), size);
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, state.range(0));
+  state.SetLabel("floor=BM_Floor_Memcpy/" + std::to_string(size));
+}
+
+void BM_CopyToShared(benchmark::State& state) {
+  const auto size = static_cast<size_t>(state.range(0));
+  const auto src = Payload(size);
+  std::vector<uint8_t> dst(size);
+  for (auto _ : state) {
+    mem::copy_to_shared(dst.data(), src.data(), size);
+    benchmark::ClobberMemory();
+  }
+  SetCounters(state, state.range(0));
+  state.SetLabel("floor=BM_Floor_Memcpy/" + std::to_string(size));
+}
+
+// ---------------------------------------------------------------------------------- ring
+
+// Publish only (the publisher's cost per packet; nobody reads). With a waiter count (zero:
+// nobody sleeps) unless always_wake.
+void PublishOnly(benchmark::State& state, bool always_wake) {
+  const auto size = static_cast<uint32_t>(state.range(0));
+  const uint64_t cap = CapacityFor(size);
+  Shm shm(RingSegmentSize(cap));
+  RingWriter w;
+  if (shm.base == nullptr || w.init(shm.base, shm.size, cap, size, 1) != Status::kOk) {
+    return state.SkipWithError("ring init failed");
+  }
+  alignas(64) uint32_t waiters = 0;  // packet_waiters
+  if (!always_wake) w.set_waiter_count(&waiters);
+  const auto src = Payload(size);
+  uint64_t n = 0;
+  for (auto _ : state) {
+    if (w.publish(src.data(), size, (n++ % 30 == 0) ? kPacketKeyframe : 0, 0) != Status::kOk) {
+      return state.SkipWithError("publish failed");
+    }
+  }
+  SetCounters(state, state.range(0));
+  state.SetLabel("floor=BM_Floor_Memcpy/" + std::to_string(size));
+}
+
+void BM_PacketRing_Publish(benchmark::State& state) {
+  PublishOnly(state, false);
+}
+
+void BM_PacketRing_PublishAlwaysWake(benchmark::State& state) {
+  PublishOnly(state, true);
+}
+
+// Publish then read, alternating on one thread.
+void BM_PacketRing_SameThread(benchmark::State& state) {
+  const auto size = static_cast<uint32_t>(state.range(0));
+  const uint64_t cap = CapacityFor(size);
+  Shm shm(RingSegmentSize(cap));
+  RingWriter w;
+  RingReader r;
+  if (shm.base == nullptr || w.init(shm.base, shm.size, cap, size, 1) != Status::kOk ||
+      r.attach(shm.base, shm.size) != Status::kOk) {
+    return state.SkipWithError("ring init failed");
+  }
+  alignas(64) uint32_t waiters = 0;  // packet_waiters: the reader never blocks here
+  w.set_waiter_count(&waiters);
+  r.set_waiter_count(&waiters);
+  const auto src = Payload(size);
+  uint64_t n = 0;
+  Packet p;
+  for (auto _ : state) {
+    if (w.publish(src.data(), size, (n++ % 30 == 0) ? kPacketKeyframe : 0, 0) != Status::kOk ||
+        r.next(p, 0) != Status::kOk) {
+      return state.SkipWithError("publish/next failed");
+    }
+    benchmark::DoNotOptimize(p.data.data());
+  }
+  if (p.data.size() != size || std::memcmp(p.data.data(), src.data(), size) != 0) {
+    return state.SkipWithError("payload mismatch");
+  }
+  SetCounters(state, state.range(0));
+  state.SetLabel(Label(state.range(0), "BM_Floor_RingCopy"));
+}
+
+// Writer thread and reader thread (the benchmark thread reads; it polls with next(p, 0) and
+// yields, like the floor, so that the two compare the same hand-over). The ring has no
+// back-pressure (readers never write to it), so the writer stays at most `window` packets ahead of
+// the reader through a private counter; that keeps the measurement lossless (overruns must stay 0).
+void BM_PacketRing_TwoThreads(benchmark::State& state) {
+  const auto size = static_cast<uint32_t>(state.range(0));
+  const uint64_t cap = CapacityFor(size);
+  Shm shm(RingSegmentSize(cap));
+  RingWriter w;
+  RingReader r;
+  if (shm.base == nullptr || w.init(shm.base, shm.size, cap, size, 1) != Status::kOk ||
+      r.attach(shm.base, shm.size) != Status::kOk) {
+    return state.SkipWithError("ring init failed");
+  }
+  alignas(64) uint32_t waiters = 0;  // packet_waiters: the reader never blocks here
+  w.set_waiter_count(&waiters);
+  r.set_waiter_count(&waiters);
+  // Records that always fit: one lap minus one record lost to a PAD, minus one being written.
+  const uint64_t fit = cap / RecordSpan(size);
+  const uint64_t window = fit > 2 ? fit - 2 : 1;
+  const uint64_t total = static_cast<uint64_t>(state.max_iterations);
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<bool> failed{false};
+  std::thread writer([&] {
+    const auto src = Payload(size);
+    for (uint64_t n = 1; n <= total; ++n) {
+      while (n > consumed.load(std::memory_order_acquire) + window) {
+        if (failed.load(std::memory_order_relaxed)) return;
+        std::this_thread::yield();
+      }
+      if (w.publish(src.data(), size, n % 30 == 1 ? kPacketKeyframe : 0, 0) != Status::kOk) {
+        failed = true;
+        return;
+      }
+    }
+  });
+  Packet p;
+  uint64_t got = 0;
+  for (auto _ : state) {
+    Status s;
+    while ((s = r.next(p, 0)) == Status::kAgain)
+      std::this_thread::yield();
+    if (s != Status::kOk) {
+      failed = true;
+      break;
+    }
+    consumed.store(++got, std::memory_order_release);
+  }
+  writer.join();
+  if (failed) return state.SkipWithError("publish/next failed");
+  state.counters["overruns"] = static_cast<double>(r.overruns());
+  SetCounters(state, state.range(0));
+  state.SetLabel(Label(state.range(0), "BM_Floor_RingCopyTwoThreads"));
+}
+
+BENCHMARK(BM_Floor_Memcpy)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_Floor_RingCopy)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_Floor_RingCopyTwoThreads)->Arg(kSmall)->Arg(kLarge)->UseRealTime();
+BENCHMARK(BM_Floor_FutexWake);
+BENCHMARK(BM_CopyFromShared)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_CopyToShared)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_PacketRing_Publish)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_PacketRing_PublishAlwaysWake)->Arg(kSmall);
+BENCHMARK(BM_PacketRing_SameThread)->Arg(kSmall)->Arg(kLarge);
+BENCHMARK(BM_PacketRing_TwoThreads)->Arg(kSmall)->Arg(kLarge)->UseRealTime();
+
+}  // namespace
+}  // namespace cuframes::ring
+
+BENCHMARK_MAIN();
