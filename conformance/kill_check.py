@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""kill_check.py: prove the conformance harness catches deliberately broken references.
+
+For each conformance/variants/*.patch (a unified diff against reference/, applied with
+`patch -p1` inside a copy of reference/):
+  1. copy reference/ to <work-dir>/<name>/reference and apply the patch (a patch that does not
+     apply fails the check);
+  2. build the adapters of every copy and of the unpatched reference (the baseline) in ONE CMake
+     project (conformance/variants/CMakeLists.txt: no CUDA, no tests, -O0; a variant that patches
+     only .cpp files reuses the baseline's objects for the others), so one ninja run builds all;
+  3. run cuframes-conform against a manifest naming each copy's adapters;
+  4. the variant is KILLED when at least one case fails that passes against the baseline;
+     otherwise it SURVIVED.
+
+The first line of each patch file that starts with '#' (before the diff) says what it breaks;
+`patch` ignores such leading text.
+
+Prints a table variant -> cases that caught it and writes <reports>/killcheck.json. Exit status 0
+only when every variant is killed and every patch applied; 1 otherwise; 2 for a setup error.
+Options: --only NAME[,NAME] runs a subset; --check-patches only checks that every patch applies.
+Python 3.11 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BASELINE = "baseline"
+
+
+def run(cmd: list[str], cwd: Path | None = None, log: Path | None = None) -> int:
+    """Runs cmd; returns its exit status. Output goes to `log` when given."""
+    if log is None:
+        return subprocess.call(cmd, cwd=cwd)
+    with open(log, "w") as out:
+        return subprocess.call(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+
+
+def changed_files(patch: Path) -> list[str]:
+    """Returns the files a -p1 patch touches, relative to reference/."""
+    files = []
+    for line in patch.read_text().splitlines():
+        if line.startswith("+++ "):
+            path = line[4:].split("\t")[0].strip()
+            if path != "/dev/null":
+                files.append(path.split("/", 1)[1] if "/" in path else path)
+    return files
+
+
+def describe(patch: Path) -> str:
+    """Returns the patch's leading '#' comment (what it breaks), or ''."""
+    for line in patch.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+        if line.startswith("---"):
+            break
+    return ""
+
+
+def apply(patch: Path, src: Path, log: Path, dry_run: bool = False) -> bool:
+    cmd = ["patch", "-p1", "--forward", "--batch", "-i", str(patch)]
+    if dry_run:
+        cmd.append("--dry-run")
+    return run(cmd, cwd=src, log=log) == 0
+
+
+def cmake_list(work: Path, variants: dict[str, tuple[Path, list[str]]]) -> Path:
+    """Writes the variant list conformance/variants/CMakeLists.txt includes."""
+    q = lambda s: '"' + str(s).replace("\\", "/").replace('"', '\\"') + '"'
+    lines = [f"set(KC_BASELINE {q(work / BASELINE / 'reference')})",
+             "set(KC_VARIANTS " + " ".join(q(n) for n in variants) + ")"]
+    for name, (src, changed) in variants.items():
+        lines.append(f"set(KC_SOURCE_{name} {q(src)})")
+        lines.append(f"set(KC_CHANGED_{name} " + " ".join(q(c) for c in changed) + ")")
+    path = work / "variants.cmake"
+    text = "\n".join(lines) + "\n"
+    if not path.exists() or path.read_text() != text:  # keep the mtime: no needless reconfigure
+        path.write_text(text)
+    return path
+
+
+def build_all(work: Path, names: list[str], listing: Path, jobs: int) -> Path | None:
+    """Builds every copy's adapters in one project; returns the build dir (None: configure failed).
+
+    A variant that does not compile simply has no adapters afterwards (ninja -k 0 keeps going)."""
+    bdir = work / "build"
+    ninja = shutil.which("ninja") is not None
+    gen = ["-G", "Ninja"] if ninja and not (bdir / "CMakeCache.txt").exists() else []
+    if run(["cmake", "-S", str(HERE / "variants"), "-B", str(bdir), *gen,
+            f"-DKC_LIST={listing}"], log=work / "configure.log") != 0:
+        return None
+    for name in names:  # no stale adapters from an earlier run stand in for a failed build
+        for tool in ("cuframes-pub", "cuframes-sub"):
+            (bdir / "bin" / name / tool).unlink(missing_ok=True)
+    keep_going = ["--", "-k", "0"] if (bdir / "build.ninja").exists() else ["--", "-k"]
+    run(["cmake", "--build", str(bdir), "-j", str(jobs), *keep_going], log=work / "build.log")
+    return bdir
+
+
+def adapters(bdir: Path, name: str) -> Path | None:
+    d = bdir / "bin" / name
+    ok = all((d / t).is_file() for t in ("cuframes-pub", "cuframes-sub"))
+    return d if ok else None
+
+
+def harness(harness_bin: str, adir: Path, name: str, work: Path) -> dict[str, str]:
+    """Runs the suite against the adapters in adir; returns case id -> outcome."""
+    (work / name).mkdir(parents=True, exist_ok=True)
+    manifest = work / name / "manifest.json"
+    ref = json.loads((HERE / "manifests" / "reference.json").read_text())
+    ref["name"] = f"variant {name}"
+    ref["publisher"] = [str(adir / "cuframes-pub"), "{args}"]
+    ref["subscriber"] = [str(adir / "cuframes-sub"), "{args}"]
+    manifest.write_text(json.dumps(ref, indent=2))
+    reports = work / name / "reports"
+    shutil.rmtree(reports, ignore_errors=True)
+    run([harness_bin, "--manifest", str(manifest), "--reports", str(reports)],
+        log=work / name / "harness.log")
+    try:
+        data = json.loads((reports / "conformance.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {c["id"]: c["outcome"] for c in data["cases"]}
+
+
+def check_patches(root: Path, patches: list[Path], work: Path) -> int:
+    """Dry-runs every patch against the current reference/; returns the number that fail."""
+    bad = 0
+    for patch in patches:
+        src = work / "dry" / "reference"
+        shutil.rmtree(work / "dry", ignore_errors=True)
+        shutil.copytree(root / "reference", src)
+        ok = apply(patch, src, work / "dry.log", dry_run=True)
+        fuzz = ok and "fuzz" in (work / "dry.log").read_text()
+        print(f"{'ok (FUZZ: regenerate it)' if fuzz else 'ok' if ok else 'DOES NOT APPLY':<24}  "
+              f"{patch.name}")
+        if not ok:
+            print((work / "dry.log").read_text(), end="")
+            bad += 1
+    shutil.rmtree(work / "dry", ignore_errors=True)
+    return bad
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source-dir", required=True, help="repository root")
+    ap.add_argument("--harness", help="path to cuframes-conform")
+    ap.add_argument("--work-dir", required=True, help="where variants are copied and built")
+    ap.add_argument("--reports", help="where killcheck.json goes")
+    ap.add_argument("--only", default="", help="comma-separated variant names to run")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--check-patches", action="store_true",
+                    help="only check that every patch applies to the current reference/")
+    args = ap.parse_args()
+
+    t0 = time.monotonic()
+    root = Path(args.source_dir).resolve()
+    work = Path(args.work_dir).resolve()
+    patches = sorted((HERE / "variants").glob("*.patch"))
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {p.stem for p in patches}
+        if unknown:
+            print(f"kill_check: no such variant: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        patches = [p for p in patches if p.stem in wanted]
+    if not patches:
+        print("kill_check: no variants found", file=sys.stderr)
+        return 2
+    if any(p.stem == BASELINE for p in patches):
+        print(f"kill_check: '{BASELINE}' is reserved, rename that patch", file=sys.stderr)
+        return 2
+    work.mkdir(parents=True, exist_ok=True)
+    if args.check_patches:
+        return 1 if check_patches(root, patches, work) else 0
+    if not args.harness or not args.reports:
+        print("kill_check: --harness and --reports are required", file=sys.stderr)
+        return 2
+
+    # Copies: the baseline and one patched copy per variant. copytree keeps mtimes, so a kept
+    # build dir recompiles only what a patch (or a change of reference/) touched.
+    rows: dict[str, dict] = {}
+    built: dict[str, tuple[Path, list[str]]] = {}
+    for name in [BASELINE] + [p.stem for p in patches]:
+        shutil.rmtree(work / name / "reference", ignore_errors=True)
+        (work / name).mkdir(parents=True, exist_ok=True)
+        shutil.copytree(root / "reference", work / name / "reference")
+    for patch in patches:
+        name = patch.stem
+        rows[name] = {"variant": name, "breaks": describe(patch), "status": "", "caught_by": []}
+        if apply(patch, work / name / "reference", work / name / "patch.log"):
+            built[name] = (work / name / "reference", changed_files(patch))
+        else:
+            rows[name]["status"] = "PATCH-FAILED"
+    bdir = build_all(work, [BASELINE] + list(built), cmake_list(work, built), args.jobs)
+    if bdir is None:
+        print(f"kill_check: configuring the variant build failed, see {work / 'configure.log'}",
+              file=sys.stderr)
+        return 2
+    t_build = time.monotonic() - t0
+    base_dir = adapters(bdir, BASELINE)
+    if base_dir is None:
+        print(f"kill_check: the unpatched reference does not build, see {work / 'build.log'}",
+              file=sys.stderr)
+        return 2
+    baseline = harness(args.harness, base_dir, BASELINE, work)
+    if not baseline:
+        print("kill_check: the harness produced no results for the baseline", file=sys.stderr)
+        return 2
+    not_passing = sorted(c for c, o in baseline.items() if o != "PASS")
+    if not_passing:
+        print(f"kill_check: note: against the baseline these cases do not PASS (they cannot "
+              f"kill a variant): {', '.join(not_passing)}", file=sys.stderr)
+
+    for name in built:
+        adir = adapters(bdir, name)
+        if adir is None:
+            rows[name]["status"] = "BUILD-FAILED"
+            continue
+        outcomes = harness(args.harness, adir, name, work)
+        caught = sorted(c for c, o in outcomes.items() if o == "FAIL" and baseline.get(c) == "PASS")
+        rows[name]["caught_by"] = caught
+        rows[name]["status"] = "KILLED" if caught else "SURVIVED"
+
+    table = list(rows.values())
+    width = max(len(r["variant"]) for r in table)
+    print(f"{'variant':<{width}}  status        caught by")
+    for r in table:
+        print(f"{r['variant']:<{width}}  {r['status']:<12}  {', '.join(r['caught_by']) or '-'}")
+    bad = [r for r in table if r["status"] != "KILLED"]
+    Path(args.reports).mkdir(parents=True, exist_ok=True)
+    (Path(args.reports) / "killcheck.json").write_text(json.dumps(table, indent=2) + "\n")
+    total = time.monotonic() - t0
+    print(f"\n{len(table) - len(bad)}/{len(table)} variants killed "
+          f"(build {t_build:.0f} s, total {total:.0f} s)")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

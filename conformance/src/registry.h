@@ -1,0 +1,156 @@
+// registry.h: conformance cases, their registration, results, and the per-case context.
+//
+// A case is a function registered with an ID named after the spec section ("3.2/oversized-
+// length"), the requirement IDs it verifies, the IUT role it tests and the capability it needs.
+// The case drives the IUT through CaseContext; a violated requirement ends the case with a
+// Failure naming the requirement, expected vs actual and the bytes involved.
+#ifndef CUFRAMES_CONFORMANCE_SRC_REGISTRY_H_
+#define CUFRAMES_CONFORMANCE_SRC_REGISTRY_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "manifest.h"
+#include "process.h"
+#include "spec_model.h"
+
+namespace cuframes::conform {
+
+enum class Role { kPublisher, kSubscriber };
+const char* RoleName(Role r);
+
+// What a case needs the IUT to claim. Empty strings need nothing.
+struct Needs {
+  int proto = 1;             // a proto_version the manifest must claim
+  std::string kind = "host";  // a memory kind the manifest must claim
+  std::string feature;       // an optional feature the manifest must claim
+};
+
+class CaseContext;
+using CaseFn = void (*)(CaseContext&);
+
+struct CaseDef {
+  std::string id;
+  std::string title;
+  std::vector<std::string> reqs;
+  Role role;
+  Needs needs;
+  CaseFn fn;
+};
+
+// All registered cases, in registration order.
+std::vector<CaseDef>& Registry();
+
+struct Registrar {
+  explicit Registrar(CaseDef def);
+};
+
+// Defines and registers a case:
+//   CF_CASE(Fn, "3.2/oversized-length", "title", {"TLV-ERR-01"}, Role::kPublisher, {}) { ... }
+#define CF_CASE(fn, id, title, reqs, role, needs)                                       \
+  static void fn(::cuframes::conform::CaseContext& ctx);                               \
+  static const ::cuframes::conform::Registrar fn##_registrar(                          \
+      ::cuframes::conform::CaseDef{id, title, reqs, role, needs, &fn});                \
+  static void fn([[maybe_unused]] ::cuframes::conform::CaseContext& ctx)
+
+enum class Outcome { kPass, kFail, kUnsupported, kXfail, kXpass };
+const char* OutcomeName(Outcome o);
+
+struct Failure {
+  std::string req;       // the requirement violated (or "HARNESS" for a harness error)
+  std::string expected;
+  std::string actual;
+  std::string hex;       // hex dump of the bytes involved
+  std::string detail;    // adapter command lines, exit status, output tails
+};
+
+struct CaseResult {
+  std::string id;
+  std::string title;
+  std::string section;
+  std::vector<std::string> reqs;
+  Role role = Role::kPublisher;
+  Outcome outcome = Outcome::kPass;
+  std::string reason;  // why UNSUPPORTED, or the xfail note
+  Failure failure;     // meaningful for kFail / kXfail
+  std::vector<std::string> log;
+  double seconds = 0;
+  std::string rerun;
+};
+
+// Thrown by a case to end it; the runner turns them into results.
+struct CaseFailed {
+  Failure failure;
+};
+struct CaseUnsupported {
+  std::string reason;
+};
+
+struct RunEnv {
+  const Spec* spec = nullptr;
+  const Manifest* manifest = nullptr;
+  std::string socket_dir;  // private CUFRAMES_SOCKET_DIR of this run
+  std::string log_dir;     // adapters' stderr files go below it
+};
+
+class CaseContext {
+ public:
+  CaseContext(const RunEnv& env, const CaseDef& def);
+  ~CaseContext();  // Cleanup()
+  CaseContext(const CaseContext&) = delete;
+  CaseContext& operator=(const CaseContext&) = delete;
+
+  const Spec& spec() const { return *env_.spec; }
+  const Manifest& manifest() const { return *env_.manifest; }
+  const std::string& key() const { return key_; }
+  std::string SocketPath() const;
+  std::string SegmentPath() const;
+  std::string RingPath() const;
+  // Returns a fresh key for a second publisher in the same case.
+  std::string NewKey();
+
+  // Starts the IUT's publisher (or subscriber) adapter with `args` for this case's key (the
+  // caller includes --key). Throws CaseUnsupported when the manifest offers no such adapter.
+  Process& StartPublisher(const std::vector<std::string>& args);
+  Process& StartSubscriber(const std::vector<std::string>& args);
+  // Waits for the publisher's "ready" event. Ends the case (UNSUPPORTED for exit 77, else a
+  // failure of `req`) when the adapter exits or stays silent for `timeout_ms`.
+  void WaitReady(Process& p, const std::string& req, int timeout_ms = 5000);
+  // Ends the case as UNSUPPORTED if `p` exited with 77.
+  void CheckUnsupported(Process& p);
+
+  void Note(const std::string& line);
+  [[noreturn]] void Fail(const std::string& req, const std::string& expected,
+                         const std::string& actual, std::span<const uint8_t> bytes = {},
+                         size_t base = 0);
+  void Expect(bool ok, const std::string& req, const std::string& expected,
+              const std::string& actual, std::span<const uint8_t> bytes = {}, size_t base = 0) {
+    if (!ok) Fail(req, expected, actual, bytes, base);
+  }
+  [[noreturn]] void Unsupported(const std::string& reason);
+
+  // Terminates every adapter still running and removes this case's files. Safe to call twice.
+  void Cleanup();
+  // Returns the adapters' command lines, statuses and output tails for evidence.
+  std::string ProcessDetail() const;
+  std::vector<std::string>& log() { return log_; }
+  const CaseDef& def() const { return def_; }
+
+ private:
+  Process& Start(const std::vector<std::string>& tmpl, const char* what,
+                 const std::vector<std::string>& args);
+
+  const RunEnv& env_;
+  const CaseDef& def_;
+  std::string key_;
+  std::vector<std::string> keys_;
+  std::vector<std::unique_ptr<Process>> procs_;
+  std::vector<std::string> log_;
+};
+
+}  // namespace cuframes::conform
+
+#endif  // CUFRAMES_CONFORMANCE_SRC_REGISTRY_H_

@@ -1,0 +1,321 @@
+#include "report.h"
+
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace cuframes::conform {
+
+namespace {
+
+struct Counts {
+  int pass = 0, fail = 0, unsupported = 0, xfail = 0, xpass = 0;
+};
+
+// Orders "2.8" before "10.2": numeric per dotted component.
+bool SectionLess(const std::string& a, const std::string& b) {
+  std::stringstream sa(a), sb(b);
+  std::string pa, pb;
+  while (true) {
+    const bool ha = static_cast<bool>(std::getline(sa, pa, '.'));
+    const bool hb = static_cast<bool>(std::getline(sb, pb, '.'));
+    if (!ha || !hb) return !ha && hb;
+    const long na = std::strtol(pa.c_str(), nullptr, 10);
+    const long nb = std::strtol(pb.c_str(), nullptr, 10);
+    if (na != nb) return na < nb;
+    if (pa != pb) return pa < pb;
+  }
+}
+
+struct SectionCmp {
+  bool operator()(const std::string& a, const std::string& b) const { return SectionLess(a, b); }
+};
+
+std::map<std::string, Counts, SectionCmp> CountBySection(const RunReport& r) {
+  std::map<std::string, Counts, SectionCmp> m;
+  for (const CaseResult& c : r.results) {
+    Counts& k = m[SectionOf(c.id)];
+    switch (c.outcome) {
+      case Outcome::kPass: ++k.pass; break;
+      case Outcome::kFail: ++k.fail; break;
+      case Outcome::kUnsupported: ++k.unsupported; break;
+      case Outcome::kXfail: ++k.xfail; break;
+      case Outcome::kXpass: ++k.xpass; break;
+    }
+  }
+  return m;
+}
+
+Counts Total(const RunReport& r) {
+  Counts t;
+  for (const auto& [s, k] : CountBySection(r)) {
+    t.pass += k.pass;
+    t.fail += k.fail;
+    t.unsupported += k.unsupported;
+    t.xfail += k.xfail;
+    t.xpass += k.xpass;
+  }
+  return t;
+}
+
+std::string ReqText(const Spec& spec, const std::string& id) {
+  const Requirement* r = spec.Req(id);
+  return r ? r->text : "";
+}
+
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string SectionOf(const std::string& case_id) {
+  const size_t slash = case_id.find('/');
+  return slash == std::string::npos ? case_id : case_id.substr(0, slash);
+}
+
+std::string FailureLevel(const Spec& spec, const Failure& f) {
+  const Requirement* r = spec.Req(f.req);
+  return r ? r->level : "HARNESS";
+}
+
+void Decide(const Spec& spec, RunReport* report) {
+  report->exit_reasons.clear();
+  for (const CaseResult& c : report->results) {
+    if (c.outcome == Outcome::kXpass) {
+      report->exit_reasons.push_back("XPASS " + c.id + ": listed as expected failure, passed");
+    }
+    if (c.outcome != Outcome::kFail) continue;
+    const std::string level = FailureLevel(spec, c.failure);
+    if (level == "MUST" || level == "HARNESS" || (report->strict && level == "SHOULD")) {
+      report->exit_reasons.push_back("FAIL " + c.id + " [" + c.failure.req + " " + level + "]");
+    }
+  }
+  if (report->coverage_checked) {
+    for (const std::string& id : report->coverage.uncovered_must) {
+      report->exit_reasons.push_back("UNCOVERED MUST " + id);
+    }
+    if (report->strict) {
+      for (const std::string& id : report->coverage.uncovered_should) {
+        report->exit_reasons.push_back("UNCOVERED SHOULD " + id + " (--strict)");
+      }
+    }
+    for (const std::string& id : report->coverage.unknown_reqs) {
+      report->exit_reasons.push_back("UNKNOWN requirement ID " + id + " (not in the twin)");
+    }
+  }
+  report->exit_code = report->exit_reasons.empty() ? 0 : 1;
+}
+
+std::string ConsoleReport(const Spec& spec, const RunReport& r) {
+  std::ostringstream o;
+  char line[160];
+  o << "cuframes conformance: " << r.manifest_name << " (" << r.manifest_path << ")\n\n";
+  std::snprintf(line, sizeof line, "%-8s %6s %6s %6s %6s %6s %12s\n", "section", "cases", "pass",
+                "fail", "xfail", "xpass", "unsupported");
+  o << line;
+  for (const auto& [s, k] : CountBySection(r)) {
+    std::snprintf(line, sizeof line, "%-8s %6d %6d %6d %6d %6d %12d\n", s.c_str(),
+                  k.pass + k.fail + k.unsupported + k.xfail + k.xpass, k.pass, k.fail, k.xfail,
+                  k.xpass, k.unsupported);
+    o << line;
+  }
+  const Counts t = Total(r);
+  std::snprintf(line, sizeof line, "%-8s %6zu %6d %6d %6d %6d %12d\n", "total", r.results.size(),
+                t.pass, t.fail, t.xfail, t.xpass, t.unsupported);
+  o << line << "\n";
+  for (const CaseResult& c : r.results) {
+    if (c.outcome != Outcome::kFail && c.outcome != Outcome::kXpass) continue;
+    o << OutcomeName(c.outcome) << " " << c.id;
+    if (c.outcome == Outcome::kFail) {
+      o << " [" << c.failure.req << " " << FailureLevel(spec, c.failure) << "] expected "
+        << OneLine(c.failure.expected) << "; actual " << OneLine(c.failure.actual);
+    } else {
+      o << " " << c.reason;
+    }
+    o << "\n    rerun: " << c.rerun << "\n";
+  }
+  if (r.coverage_checked) {
+    o << "\ncoverage: " << r.coverage.cases_by_req.size() << " requirement IDs tested, "
+      << r.coverage.exempt.size() << " exempt, " << r.coverage.uncovered_must.size()
+      << " MUST uncovered, " << r.coverage.uncovered_should.size() << " SHOULD uncovered\n";
+    for (const Exemption& e : r.coverage.exempt) o << "  exempt " << e.id << ": " << e.reason << "\n";
+    for (const std::string& id : r.coverage.uncovered_must) o << "  UNCOVERED MUST " << id << "\n";
+    for (const std::string& id : r.coverage.uncovered_should) o << "  uncovered SHOULD " << id << "\n";
+    for (const std::string& id : r.coverage.tested_and_exempt) {
+      o << "  note: " << id << " is tested and also exempt; drop the exemption\n";
+    }
+  } else {
+    o << "\ncoverage: not checked (a subset of cases was run)\n";
+  }
+  std::snprintf(line, sizeof line, "%.1f", r.seconds);
+  o << "\n" << (r.exit_code == 0 ? "RESULT: PASS" : "RESULT: FAIL") << " in " << line << " s\n";
+  for (const std::string& why : r.exit_reasons) o << "  " << why << "\n";
+  return o.str();
+}
+
+std::string XmlEscape(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        if (c < 0x20 && c != '\n' && c != '\t' && c != '\r') break;
+        out += ch;
+    }
+  }
+  return out;
+}
+
+std::string JunitReport(const Spec& spec, const RunReport& r) {
+  std::ostringstream o;
+  const Counts t = Total(r);
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", r.seconds);
+  o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  o << "<testsuites name=\"cuframes-conformance\" tests=\"" << r.results.size() + 1
+    << "\" failures=\"" << t.fail + t.xpass << "\" skipped=\"" << t.unsupported + t.xfail
+    << "\" time=\"" << secs << "\">\n";
+  std::map<std::string, std::vector<const CaseResult*>, SectionCmp> by;
+  for (const CaseResult& c : r.results) by[SectionOf(c.id)].push_back(&c);
+  for (const auto& [section, cases] : by) {
+    o << "  <testsuite name=\"section " << XmlEscape(section) << "\" tests=\"" << cases.size()
+      << "\">\n";
+    for (const CaseResult* c : cases) {
+      std::snprintf(secs, sizeof secs, "%.3f", c->seconds);
+      o << "    <testcase classname=\"cuframes.conformance." << XmlEscape(section) << "\" name=\""
+        << XmlEscape(c->id) << "\" time=\"" << secs << "\">\n";
+      if (c->outcome == Outcome::kFail) {
+        o << "      <failure message=\"" << XmlEscape(c->failure.req + ": expected " +
+                                                    c->failure.expected)
+          << "\" type=\"" << FailureLevel(spec, c->failure) << "\">"
+          << XmlEscape("requirement " + c->failure.req + ": " + ReqText(spec, c->failure.req) +
+                       "\nexpected: " + c->failure.expected + "\nactual: " + c->failure.actual +
+                       "\n" + c->failure.hex + c->failure.detail + "rerun: " + c->rerun)
+          << "</failure>\n";
+      } else if (c->outcome == Outcome::kXpass) {
+        o << "      <failure message=\"" << XmlEscape(c->reason) << "\" type=\"XPASS\"/>\n";
+      } else if (c->outcome == Outcome::kUnsupported || c->outcome == Outcome::kXfail) {
+        o << "      <skipped message=\"" << XmlEscape(OutcomeName(c->outcome) + std::string(": ") +
+                                                    c->reason)
+          << "\"/>\n";
+      }
+      o << "    </testcase>\n";
+    }
+    o << "  </testsuite>\n";
+  }
+  o << "  <testsuite name=\"coverage\" tests=\"1\">\n    <testcase classname=\"cuframes."
+       "conformance\" name=\"requirement-coverage\">\n";
+  if (r.coverage_checked && !r.coverage.uncovered_must.empty()) {
+    std::string ids;
+    for (const std::string& id : r.coverage.uncovered_must) ids += id + " ";
+    o << "      <failure message=\"uncovered MUST requirements\">" << XmlEscape(ids)
+      << "</failure>\n";
+  } else if (!r.coverage_checked) {
+    o << "      <skipped message=\"a subset of cases was run\"/>\n";
+  }
+  o << "    </testcase>\n  </testsuite>\n</testsuites>\n";
+  return o.str();
+}
+
+std::string JsonReport(const Spec& spec, const RunReport& r) {
+  using nlohmann::json;
+  json j;
+  j["manifest"] = {{"name", r.manifest_name}, {"path", r.manifest_path}};
+  j["spec"] = r.spec_path;
+  j["strict"] = r.strict;
+  j["seconds"] = r.seconds;
+  j["exit_code"] = r.exit_code;
+  j["exit_reasons"] = r.exit_reasons;
+  const Counts t = Total(r);
+  j["totals"] = {{"cases", r.results.size()}, {"pass", t.pass},   {"fail", t.fail},
+                 {"xfail", t.xfail},          {"xpass", t.xpass}, {"unsupported", t.unsupported}};
+  json cases = json::array();
+  for (const CaseResult& c : r.results) {
+    json jc = {{"id", c.id},
+               {"title", c.title},
+               {"section", SectionOf(c.id)},
+               {"role", RoleName(c.role)},
+               {"requirements", c.reqs},
+               {"outcome", OutcomeName(c.outcome)},
+               {"seconds", c.seconds},
+               {"rerun", c.rerun}};
+    if (!c.reason.empty()) jc["reason"] = c.reason;
+    if (c.outcome == Outcome::kFail || c.outcome == Outcome::kXfail) {
+      jc["failure"] = {{"requirement", c.failure.req},
+                       {"level", FailureLevel(spec, c.failure)},
+                       {"requirement_text", ReqText(spec, c.failure.req)},
+                       {"expected", c.failure.expected},
+                       {"actual", c.failure.actual},
+                       {"hex", c.failure.hex},
+                       {"detail", c.failure.detail},
+                       {"log", c.log}};
+    }
+    cases.push_back(jc);
+  }
+  j["cases"] = cases;
+  if (r.coverage_checked) {
+    json cov;
+    cov["uncovered_must"] = r.coverage.uncovered_must;
+    cov["uncovered_should"] = r.coverage.uncovered_should;
+    cov["unknown_requirements"] = r.coverage.unknown_reqs;
+    json ex = json::array();
+    for (const Exemption& e : r.coverage.exempt) ex.push_back({{"id", e.id}, {"reason", e.reason}});
+    cov["exempt"] = ex;
+    json by = json::object();
+    for (const auto& [id, ids] : r.coverage.cases_by_req) by[id] = ids;
+    cov["cases_by_requirement"] = by;
+    j["coverage"] = cov;
+  }
+  return j.dump(2) + "\n";
+}
+
+std::string MarkdownReport(const Spec& spec, const RunReport& r) {
+  std::ostringstream o;
+  const Counts t = Total(r);
+  o << "### cuframes conformance: " << (r.exit_code == 0 ? "PASS" : "FAIL") << " ("
+    << r.manifest_name << ")\n\n";
+  o << t.pass << " passed, " << t.fail << " failed, " << t.xfail << " expected failures, "
+    << t.xpass << " unexpected passes, " << t.unsupported << " unsupported, of "
+    << r.results.size() << " cases.\n\n";
+  o << "| section | pass | fail | xfail | xpass | unsupported |\n|---|---:|---:|---:|---:|---:|\n";
+  for (const auto& [s, k] : CountBySection(r)) {
+    o << "| " << s << " | " << k.pass << " | " << k.fail << " | " << k.xfail << " | " << k.xpass
+      << " | " << k.unsupported << " |\n";
+  }
+  bool any = false;
+  for (const CaseResult& c : r.results) {
+    if (c.outcome != Outcome::kFail && c.outcome != Outcome::kXpass) continue;
+    if (!any) o << "\n#### Failures\n";
+    any = true;
+    if (c.outcome == Outcome::kXpass) {
+      o << "\n- **XPASS `" << c.id << "`**: " << c.reason << "\n";
+      continue;
+    }
+    o << "\n<details><summary><b>FAIL <code>" << c.id << "</code></b> — " << c.failure.req << " ("
+      << FailureLevel(spec, c.failure) << ")</summary>\n\n";
+    o << "> " << OneLine(ReqText(spec, c.failure.req)) << "\n\n";
+    o << "- expected: " << OneLine(c.failure.expected) << "\n- actual: "
+      << OneLine(c.failure.actual) << "\n- rerun: `" << c.rerun << "`\n";
+    if (!c.failure.hex.empty()) o << "\n```\n" << c.failure.hex << "```\n";
+    o << "\n</details>\n";
+  }
+  if (r.coverage_checked) {
+    o << "\n" << r.coverage.cases_by_req.size() << " requirement IDs tested, "
+      << r.coverage.exempt.size() << " exempt (not observable at the wire), "
+      << r.coverage.uncovered_must.size() << " MUST uncovered.\n";
+    for (const std::string& id : r.coverage.uncovered_must) o << "- uncovered MUST " << id << "\n";
+  }
+  return o.str();
+}
+
+}  // namespace cuframes::conform

@@ -1,0 +1,38 @@
+// runner.h: selects, runs and judges the registered cases, then writes the reports.
+#ifndef CUFRAMES_CONFORMANCE_SRC_RUNNER_H_
+#define CUFRAMES_CONFORMANCE_SRC_RUNNER_H_
+
+#include <string>
+#include <vector>
+
+#include "registry.h"
+
+namespace cuframes::conform {
+
+struct RunOptions {
+  std::string program = "cuframes-conform";  // argv[0], for rerun commands
+  std::string manifest_path;
+  std::string build_dir;        // fills {build_dir}; empty: env or manifest default
+  std::string reports_dir = "reports/conformance";
+  std::string only;             // case-ID glob, or requirement ID
+  std::string xfail_path;
+  std::string spec_path = CUFRAMES_CONFORM_SPEC_JSON;
+  std::string exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/coverage_exemptions.txt";
+  bool strict = false;
+  bool list = false;
+};
+
+// Returns true when `def` is selected by `only` (empty selects all): a glob over the case ID
+// (fnmatch), a requirement ID the case names, or a section prefix ("3.2/").
+bool Selected(const CaseDef& def, const std::string& only);
+
+// Returns the reason a case cannot run against `m` ("" when it can): a missing adapter role, an
+// unclaimed proto version, memory kind or feature (KIND-05, CONF-CLAIM-01).
+std::string MissingCapability(const CaseDef& def, const Manifest& m);
+
+// Runs everything. Returns the process exit status (0 pass, 1 fail, 2 usage/setup error).
+int RunConformance(const RunOptions& opts);
+
+}  // namespace cuframes::conform
+
+#endif  // CUFRAMES_CONFORMANCE_SRC_RUNNER_H_

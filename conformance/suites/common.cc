@@ -1,0 +1,60 @@
+#include "common.h"
+
+#include <unistd.h>
+
+namespace cuframes::conform {
+
+Process& StartPub(CaseContext& ctx, const std::vector<std::string>& args) {
+  Process& p = ctx.StartPublisher(args);
+  ctx.WaitReady(p, "RES-CREATE-05");
+  return p;
+}
+
+std::vector<std::string> PubArgs(CaseContext& ctx, uint64_t frames, uint64_t slots,
+                                 uint64_t wait) {
+  return {"--key", ctx.key(), "--frames", std::to_string(frames), "--slots",
+          std::to_string(slots), "--wait-subscribers", std::to_string(wait), "--bytes", "8192",
+          "--linger-ms", "3000"};
+}
+
+std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint64_t frames,
+                                            uint64_t max_proto) {
+  auto sub = std::make_unique<ScriptedSub>(ctx);
+  HelloParams hp;
+  hp.max_proto = static_cast<uint16_t>(max_proto);
+  const uint64_t start = sub->Handshake(hp);
+  size_t from = 0;
+  for (uint64_t n = start; n < start + frames; ++n) {
+    const uint64_t sum = sub->ReadFrame(n);
+    const nlohmann::json* e = pub.WaitFor(
+        [n](const nlohmann::json& j) { return j.value("event", "") == "frame" &&
+                                              j.value("seq", uint64_t{0}) == n; },
+        In(3000), &from);
+    ctx.Expect(e != nullptr, "ACK-COMMIT-01", "the publisher reports committing frame " +
+                                                  std::to_string(n),
+               "no frame event");
+    ctx.Expect(e->value("checksum", std::string()) == Hex64(sum), "SHM-FMETA-01",
+               "the bytes in the slot are the bytes the publisher committed (" +
+                   e->value("checksum", std::string()) + ")",
+               Hex64(sum));
+    sub->Ack(n);
+  }
+  return sub;
+}
+
+void ExpectNoLeftovers(CaseContext& ctx, const std::string& key) {
+  const std::string dir = ctx.SocketPath().substr(0, ctx.SocketPath().rfind('/'));
+  for (const std::string& f : {dir + "/cuframes-" + key + ".sock", "/dev/shm/cuframes-" + key,
+                               "/dev/shm/cuframes-" + key + "-packets"}) {
+    ctx.Expect(access(f.c_str(), F_OK) != 0, "RES-CLOSE-03",
+               f + " removed once the publisher has exited", "still exists");
+  }
+}
+
+void ExpectCleanExit(CaseContext& ctx, Process& pub, int timeout_ms) {
+  WaitExitOrFail(ctx, pub, "RES-CLOSE-01", timeout_ms);
+  ctx.Expect(pub.exit_code() == 0, "RES-CLOSE-01", "the publisher adapter exits 0",
+             pub.StatusText());
+}
+
+}  // namespace cuframes::conform

@@ -1,0 +1,37 @@
+// common.h: scenario helpers shared by the suites (starting the IUT publisher, a well-behaved
+// scripted subscriber run, cleanup checks).
+#ifndef CUFRAMES_CONFORMANCE_SUITES_COMMON_H_
+#define CUFRAMES_CONFORMANCE_SUITES_COMMON_H_
+
+#include <string>
+#include <vector>
+
+#include "bytes.h"
+#include "payload.h"
+#include "peers.h"
+#include "registry.h"
+
+namespace cuframes::conform {
+
+// Starts the IUT publisher for ctx.key() with `args` and waits for its ready event.
+Process& StartPub(CaseContext& ctx, const std::vector<std::string>& args);
+
+// A well-behaved scripted subscriber that attaches, reads and releases frames start..last and
+// checks them against the publisher's frame events. Returns the subscriber.
+std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint64_t frames,
+                                            uint64_t max_proto = 1);
+
+// Expects the publisher's resources to be gone once it exited (RES-CLOSE-03): socket file,
+// segment, packet ring.
+void ExpectNoLeftovers(CaseContext& ctx, const std::string& key);
+
+// Expects the publisher adapter to exit 0 within `timeout_ms` (after a clean run).
+void ExpectCleanExit(CaseContext& ctx, Process& pub, int timeout_ms = 5000);
+
+// Standard publisher arguments: --key, --frames N, --slots S, --wait-subscribers W, short linger.
+std::vector<std::string> PubArgs(CaseContext& ctx, uint64_t frames, uint64_t slots = 2,
+                                 uint64_t wait = 1);
+
+}  // namespace cuframes::conform
+
+#endif  // CUFRAMES_CONFORMANCE_SUITES_COMMON_H_

@@ -1,0 +1,503 @@
+// packets.cc: the version 2 packet ring (spec 10): an IUT publisher's ring read byte by byte by
+// the scripted subscriber, and an IUT subscriber against a hostile scripted ring writer.
+#include <atomic>
+#include <functional>
+
+#include "common.h"
+
+namespace cuframes::conform {
+namespace {
+
+const Needs kV2{2, "host", "packets"};
+
+uint64_t Align32(uint64_t v) { return (v + 31) / 32 * 32; }
+
+// Walks the IUT's ring from tail_pos to head_pos, checking every record (PAD or packet).
+// Returns the number of packets checked.
+uint64_t WalkRing(CaseContext& ctx, ShmFile& ring, uint32_t pbytes, uint32_t gop) {
+  const Spec& s = ctx.spec();
+  StructView r(s, "PacketRingHeader", ring.span());
+  const uint64_t cap = r.Get("capacity"), base = r.Get("data_offset");
+  const uint64_t head = r.Get("head_pos"), head_seq = r.Get("head_seq");
+  uint64_t pos = r.Get("tail_pos");
+  uint64_t checked = 0;
+  while (pos < head) {
+    ctx.Expect(pos % 32 == 0, "PKT-REC-01", "record position a multiple of 32",
+               std::to_string(pos));
+    StructView rec(s, "PacketRecordHeader", ring.span(), base + pos % cap);
+    const uint64_t lock = rec.Get("lock"), size = rec.Get("size"), flags = rec.Get("flags");
+    const uint64_t left = cap - pos % cap;
+    ctx.Expect(lock % 2 == 0 && lock > 0, "PKT-REC-03", "complete record: lock = 2n",
+               "lock " + std::to_string(lock), rec.All(), rec.base());
+    const uint64_t n = lock / 2;
+    ctx.Expect((flags & ~uint64_t{3}) == 0, "PKT-REC-04", "record flags only KEYFRAME|PAD",
+               std::to_string(flags), rec.All(), rec.base());
+    ctx.Expect(AllZero(rec.Bytes("reserved0")), "VER-RSV-01", "record reserved0 zero",
+               "nonzero", rec.All(), rec.base());
+    if (flags & 2) {
+      ctx.Expect(size + 32 == left, "PKT-REC-02", "PAD size = bytes left to the end - 32 (" +
+                                                      std::to_string(left - 32) + ")",
+                 std::to_string(size), rec.All(), rec.base());
+      pos += left;
+      continue;
+    }
+    const uint64_t span = Align32(32 + size);
+    ctx.Expect(span <= left, "PKT-REC-01", "record ends inside the data area",
+               "span " + std::to_string(span) + " > " + std::to_string(left), rec.All(),
+               rec.base());
+    ctx.Expect(size == PacketSize(n, pbytes), "PKT-WRITE-03",
+               "packet " + std::to_string(n) + " size " + std::to_string(PacketSize(n, pbytes)),
+               std::to_string(size), rec.All(), rec.base());
+    ctx.Expect(((flags & 1) != 0) == PacketIsKey(n, gop), "PKT-WRITE-04",
+               "KEYFRAME flag as the contract says for packet " + std::to_string(n),
+               std::to_string(flags), rec.All(), rec.base());
+    ctx.Expect(rec.Get("params_generation") == 1, "PKT-WRITE-05",
+               "params_generation 1 (published before packet 1)",
+               std::to_string(rec.Get("params_generation")), rec.All(), rec.base());
+    const std::vector<uint8_t> want = PacketPayload(n, pbytes);
+    const std::span<const uint8_t> got(ring.data() + base + pos % cap + 32, size);
+    ctx.Expect(std::equal(want.begin(), want.end(), got.begin()), "PKT-WRITE-03",
+               "packet " + std::to_string(n) + " payload per the contract", "different bytes",
+               got.subspan(0, std::min<size_t>(64, got.size())));
+    ctx.Expect(n <= head_seq, "PKT-WRITE-04", "record seq <= head_seq", std::to_string(n));
+    pos += span;
+    ++checked;
+  }
+  return checked;
+}
+
+CF_CASE(PubRing, "10.2/publisher-ring-layout",
+        "a v2 publisher's ring: header per the twin, codec params, 40 packets with PAD wrap, "
+        "initial position at join",
+        (std::vector<std::string>{"PKT-RING-01", "PKT-HDR-01", "PKT-REC-01", "PKT-REC-02",
+                                  "PKT-REC-03", "PKT-REC-04", "PKT-WRITE-02", "PKT-WRITE-03",
+                                  "PKT-WRITE-04", "PKT-WRITE-05", "PKT-PARAMS-01",
+                                  "PKT-PARAMS-04", "PKT-JOIN-01", "PKT-HELLO-01", "CONF-V2-01",
+                                  "PKT-JOIN-03", "PKT-WRITE-07", "RES-CLOSE-03"}),
+        Role::kPublisher, kV2) {
+  const uint32_t pbytes = 3000, gop = 8;
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "60",
+                                "--packet-bytes", std::to_string(pbytes), "--gop",
+                                std::to_string(gop), "--wait-subscribers", "1", "--linger-ms",
+                                "3000"});
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  hp.caps = 1;
+  const HelloInfo h = sub.Hello(hp);
+  ctx.Expect(h.proto_version == 2 && (h.caps & 1), "PKT-HELLO-01",
+             "version 2 with caps PACKET_RING_PRESENT", Describe(ctx.spec(), h.msg), h.msg.raw);
+  ctx.Expect(h.initial_packet_seq == 1 && h.initial_packet_pos == 0, "PKT-JOIN-01",
+             "initial (1, 0) before any packet",
+             std::to_string(h.initial_packet_seq) + ", " + std::to_string(h.initial_packet_pos));
+  sub.MapAndValidate();
+  ctx.Expect(sub.Header().Get("flags") & 1, "PKT-RING-01", "SegmentHeader.flags PACKET_RING",
+             std::to_string(sub.Header().Get("flags")));
+  std::string err;
+  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
+  if (!ring) ctx.Fail("PKT-RING-01", "the ring " + ctx.RingPath() + " exists", err);
+  const Spec& s = ctx.spec();
+  StructView r(s, "PacketRingHeader", ring->span());
+  ctx.Expect(r.Get("layout_version") == s.Const("RING_LAYOUT_VERSION") &&
+                 r.Get("magic") == s.Const("RING_MAGIC") &&
+                 r.Get("header_size") == s.Const("RING_HEADER_SIZE") &&
+                 r.Get("state") == s.Enum("segment_state", "READY"),
+             "PKT-HDR-01", "ring layout_version 1, magic CUFP, header_size 256, READY",
+             "different", r.All());
+  const uint64_t cap = r.Get("capacity");
+  ctx.Expect(cap >= 4096 && (cap & (cap - 1)) == 0 &&
+                 r.Get("data_offset") == s.Const("RING_DATA_OFFSET") &&
+                 r.Get("segment_size") == r.Get("data_offset") + cap &&
+                 static_cast<uint64_t>(ShmFile::FileSize(ctx.RingPath())) == r.Get("segment_size") &&
+                 r.Get("max_packet_bytes") >= 1 && r.Get("max_packet_bytes") + 32 <= cap / 2,
+             "PKT-HDR-01", "capacity a power of two >= 4096, data_offset 4416, sizes consistent",
+             "violated", r.All());
+  ctx.Expect(AllZero(r.Bytes("reserved0")) && AllZero(r.Bytes("reserved1")), "VER-RSV-01",
+             "ring header reserved bytes zero", "nonzero", r.All());
+  sub.Attach();
+  size_t from = 0;
+  ctx.Expect(pub.WaitEvent("done", In(5000), &from) != nullptr, "CONF-V2-01",
+             "the publisher publishes 60 packets", pub.StatusText());
+  StructView cp(s, "CodecParams", ring->span(), s.Const("CODEC_PARAMS_OFFSET"));
+  const uint64_t codec = cp.Get("codec");
+  const std::vector<uint8_t> want = CodecParamsPayload(static_cast<uint32_t>(codec));
+  ctx.Expect(cp.Get("lock") % 2 == 0 && cp.Get("lock") != 0 && cp.Get("generation") == 1 &&
+                 cp.Get("size") == want.size() &&
+                 std::equal(want.begin(), want.end(), cp.Bytes("data").begin()),
+             "PKT-PARAMS-01", "codec params generation 1, even lock, contract bytes",
+             "different", cp.Bytes("lock").data() ? cp.All().subspan(0, 96) :
+                          std::span<uint8_t>(), cp.base());
+  const uint64_t n = WalkRing(ctx, *ring, pbytes, gop);
+  ctx.Expect(r.Get("head_seq") == 60, "PKT-WRITE-04", "head_seq 60",
+             std::to_string(r.Get("head_seq")));
+  ctx.Expect(r.Get("tail_pos") > 0 && n < 60, "PKT-WRITE-02",
+             "60 packets of up to 3000 bytes lap a ring that small (tail_pos advanced)",
+             "tail_pos " + std::to_string(r.Get("tail_pos")) + " capacity " + std::to_string(cap));
+  const uint64_t key = r.Get("last_key_seq");
+  ctx.Expect(key == 57, "PKT-WRITE-04", "last_key_seq 57 (gop 8)", std::to_string(key));
+  StructView kr(s, "PacketRecordHeader", ring->span(),
+                r.Get("data_offset") + r.Get("last_key_pos") % cap);
+  ctx.Expect(kr.Get("lock") == 2 * key && (kr.Get("flags") & 1), "PKT-WRITE-04",
+             "the record at last_key_pos holds keyframe " + std::to_string(key),
+             "lock " + std::to_string(kr.Get("lock")), kr.All(), kr.base());
+  // A late joiner starts at the latest keyframe (the first subscriber keeps the publisher up).
+  ScriptedSub late(ctx);
+  const HelloInfo lh = late.Hello(hp);
+  ctx.Expect(lh.initial_packet_seq == key && lh.initial_packet_pos == r.Get("last_key_pos"),
+             "PKT-JOIN-01", "initial (last_key_seq, last_key_pos) = (" + std::to_string(key) +
+                                ", " + std::to_string(r.Get("last_key_pos")) + ")",
+             std::to_string(lh.initial_packet_seq) + ", " + std::to_string(lh.initial_packet_pos),
+             lh.msg.raw);
+  // PKT-WRITE-07: at shutdown the ring is CLOSED and packet_futex bumped. Our mappings outlive the
+  // unlink, so they show the last state the publisher stored.
+  const uint64_t futex_before = r.Get("packet_futex");
+  late.conn().Close();
+  sub.conn().Close();
+  WaitExitOrFail(ctx, pub, "PKT-WRITE-07", 5000);
+  ctx.Expect(r.Get("state") == s.Enum("segment_state", "CLOSED"), "PKT-WRITE-07",
+             "ring state CLOSED after the publisher shut down",
+             "state " + std::to_string(r.Get("state")), r.All());
+  ctx.Expect(r.Get("packet_futex") != futex_before, "PKT-WRITE-07",
+             "packet_futex incremented at close", "unchanged");
+  // PKT-RING-01 / RES-CLOSE-03: the ring goes with the segment and the socket.
+  ExpectNoLeftovers(ctx, ctx.key());
+}
+
+CF_CASE(PubNoWant, "10.9/no-want-packets",
+        "a v2 subscriber that does not ask WANT_PACKETS gets caps 0",
+        (std::vector<std::string>{"PKT-HELLO-01", "MSG-HRESP-03"}), Role::kPublisher, kV2) {
+  StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "4", "--wait-subscribers",
+                 "1", "--linger-ms", "2000"});
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  const HelloInfo h = sub.Hello(hp);
+  ctx.Expect(h.proto_version == 2 && h.caps == 0, "PKT-HELLO-01",
+             "version 2, caps 0 without WANT_PACKETS", Describe(ctx.spec(), h.msg), h.msg.raw);
+}
+
+// ---- IUT subscriber against the scripted ring ----
+
+PubParams RingParams() {
+  PubParams p;
+  p.proto = 2;
+  p.ring = true;
+  p.ring_capacity = 8192;
+  p.max_packet_bytes = 1000;
+  return p;
+}
+
+std::vector<std::string> PacketSubArgs(uint64_t packets) {
+  return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
+}
+
+void ExpectPackets(CaseContext& ctx, Process& sub, uint64_t first, uint64_t last,
+                   uint32_t pbytes, const std::string& req) {
+  size_t from = 0;
+  for (uint64_t n = first; n <= last; ++n) {
+    const nlohmann::json* e = sub.WaitEvent("packet", In(4000), &from);
+    if (!e) {
+      const nlohmann::json* err = FindError(sub);
+      ctx.Fail(req, "packet event for seq " + std::to_string(n),
+               "none; adapter " + sub.StatusText() + (err ? "; " + err->dump() : ""));
+    }
+    const std::vector<uint8_t> want = PacketPayload(n, pbytes);
+    ctx.Expect(e->value("seq", uint64_t{0}) == n && e->value("size", uint64_t{0}) == want.size() &&
+                   e->value("checksum", std::string()) == Hex64(Fnv1a64(want)),
+               req, "packet " + std::to_string(n) + " size " + std::to_string(want.size()) +
+                        " checksum " + Hex64(Fnv1a64(want)),
+               e->dump());
+  }
+}
+
+CF_CASE(SubRing, "10.6/subscriber-reads-packets",
+        "the subscriber reads 30 packets through a wrapping 8 KiB ring, skipping PAD records, "
+        "and never writes the ring",
+        (std::vector<std::string>{"PKT-RING-02", "PKT-READ-01", "PKT-READ-06", "PKT-READ-07",
+                                  "PKT-REC-02", "PKT-JOIN-02", "PKT-PARAMS-02", "PKT-HDR-02",
+                                  "CONF-V2-01"}),
+        Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(30));
+  pub.Handshake();
+  std::vector<std::vector<uint8_t>> snapshots;
+  for (uint64_t n = 1; n <= 30; ++n) {
+    pub.WritePacket(n, PacketIsKey(n, 5));
+    // Keep the writer within one lap of the reader: wait for its packet event before lapping.
+    if (n % 4 == 0) {
+      size_t from = 0;
+      sub.WaitFor([n](const nlohmann::json& j) {
+        return j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) + 2 >= n;
+      }, In(3000), &from);
+    }
+  }
+  ExpectPackets(ctx, sub, 1, 30, pub.params().max_packet_bytes, "PKT-READ-01");
+  WaitExitOrFail(ctx, sub, "CONF-V2-01", 4000);
+  size_t from = 0;
+  const nlohmann::json* cp = sub.WaitEvent("codec_params", In(100), &from);
+  ctx.Expect(cp && cp->value("valid", false) && cp->value("generation", 0) == 1,
+             "PKT-PARAMS-02", "codec_params event generation 1, valid", cp ? cp->dump() : "none");
+  for (const auto& e : sub.events()) {
+    ctx.Expect(e.value("event", "") != "overrun", "PKT-READ-01",
+               "no overrun when the writer stays within a lap", e.dump());
+  }
+  // PKT-READ-07: rewrite nothing. Recompute what the ring must hold and compare the header.
+  StructView r = pub.Ring();
+  ctx.Expect(r.Get("head_seq") == 30, "PKT-READ-07", "the ring header unchanged by the reader",
+             std::to_string(r.Get("head_seq")), r.All());
+}
+
+// When the damage is applied: after ATTACH, before HELLO with the refusal expected at HELLO_RESP
+// (ring header, validated with the segment), or before HELLO but found later (codec parameters,
+// read on demand).
+enum class When { kAfterAttach, kAtHello, kLazy };
+
+void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
+                 const std::string& code, const std::string& req,
+                 When when = When::kAfterAttach) {
+  const bool before_handshake = when != When::kAfterAttach;
+  ScriptedPub pub(ctx, RingParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  if (before_handshake) damage(pub);
+  Process& sub = pub.StartSub(PacketSubArgs(3));
+  if (when == When::kAtHello) {
+    // The ring is mapped and validated with the segment, before ATTACH_REQ: the refusal is a
+    // HELLO_RESP_OK_BAD_SEGMENT, answered DETACH(reason) (state table 4.1).
+    pub.ReadHello();
+    pub.conn().Send(
+        pub.HelloResp().Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 1)
+            .Encode());
+    TlvMsg m = RecvOrFail(ctx, pub.conn(), req, "DETACH(" + code + ")", 4000);
+    ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
+                   PayloadField(ctx.spec(), "Detach", m, "reason") == ctx.spec().Err(code),
+               "SM-SUB-01", "DETACH(reason " + code + ") for a bad ring", Describe(ctx.spec(), m),
+               m.raw);
+  } else {
+    pub.Handshake();
+    if (!before_handshake) damage(pub);
+  }
+  ExpectAdapterError(ctx, sub, code, req, 4000);
+}
+
+CF_CASE(LockOdd, "10.6/record-lock-held-odd",
+        "head_seq = 1 but packet 1's lock stays odd (writer died mid-write): CORRUPT after the "
+        "bounded spin",
+        (std::vector<std::string>{"PKT-READ-02", "PKT-REC-03"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [](ScriptedPub& p) {
+    p.WritePacket(1, true);
+    // Packet 1 is "being written" forever: lock 2n - 1 = 1, as a writer that died leaves it.
+    uint8_t* lock = p.ring()->data() + p.Ring().Get("data_offset");
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(1);
+  }, "CORRUPT", "PKT-READ-02");
+}
+
+CF_CASE(SizeOutOfRange, "10.6/record-size-out-of-range",
+        "a complete record whose size exceeds max_packet_bytes is reported CORRUPT",
+        (std::vector<std::string>{"PKT-READ-03"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [&ctx](ScriptedPub& p) {
+    p.WritePacket(1, true);
+    StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset")).Set("size", 5000);
+  }, "CORRUPT", "PKT-READ-03");
+}
+
+CF_CASE(UnknownPacketFlags, "10.3/record-unknown-flags",
+        "a complete record with flag bit 2 set is reported CORRUPT",
+        (std::vector<std::string>{"PKT-REC-04"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [&ctx](ScriptedPub& p) {
+    p.WritePacket(1, true);
+    StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset")).Set("flags", 5);
+  }, "CORRUPT", "PKT-REC-04");
+}
+
+CF_CASE(RingBadMagic, "10.2/ring-wrong-magic",
+        "a ring with a wrong magic is refused with UNSUPPORTED_LAYOUT",
+        (std::vector<std::string>{"PKT-HDR-01"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [](ScriptedPub& p) { p.Ring().Set("magic", 0x11223344); },
+              "UNSUPPORTED_LAYOUT", "PKT-HDR-01", When::kAtHello);
+}
+
+CF_CASE(RingBadCapacity, "10.2/ring-capacity-not-power-of-two",
+        "a ring whose capacity is not a power of two is refused with CORRUPT",
+        (std::vector<std::string>{"PKT-HDR-01"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [](ScriptedPub& p) { p.Ring().Set("capacity", 6000); }, "CORRUPT",
+              "PKT-HDR-01", When::kAtHello);
+}
+
+CF_CASE(ParamsTooBig, "10.5/codec-params-size-too-big",
+        "codec parameters with size 5000 (> 4096) are reported CORRUPT",
+        (std::vector<std::string>{"PKT-PARAMS-03"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [&ctx](ScriptedPub& p) {
+    StructView(ctx.spec(), "CodecParams", p.ring()->span(), 256).Set("size", 5000);
+  }, "CORRUPT", "PKT-PARAMS-03", When::kLazy);
+}
+
+CF_CASE(ParamsLockOdd, "10.5/codec-params-lock-held-odd",
+        "codec parameters whose seqlock stays odd are reported CORRUPT after the bounded spin",
+        (std::vector<std::string>{"PKT-PARAMS-02"}), Role::kSubscriber, kV2) {
+  HostileRing(ctx, [&ctx](ScriptedPub& p) {
+    StructView(ctx.spec(), "CodecParams", p.ring()->span(), 256).Set("lock", 3);
+  }, "CORRUPT", "PKT-PARAMS-02", When::kLazy);
+}
+
+CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
+        "a reader whose start packet was overwritten gets one PACKET_OVERRUN and resumes at "
+        "the latest keyframe",
+        (std::vector<std::string>{"PKT-READ-02", "PKT-READ-05", "PKT-READ-06", "PKT-API-01",
+                                  "PKT-JOIN-02", "PKT-READ-04"}),
+        Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(24));
+  // Handshake by hand: HELLO_RESP promises (1, 0), then the ring laps before ATTACH_RESP.
+  TlvMsg hello = pub.ReadHello();
+  MessageBuilder b = pub.HelloResp();
+  b.Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 1).Set("initial_packet_pos", 0);
+  pub.conn().Send(b.Encode());
+  pub.ReadAttach();
+  for (uint64_t n = 1; n <= 20; ++n) pub.WritePacket(n, PacketIsKey(n, 6));
+  const uint64_t key = pub.Ring().Get("last_key_seq");
+  ctx.Expect(pub.Ring().Get("tail_pos") > 0, "HARNESS", "the script laps packet 1",
+             "tail_pos 0");
+  pub.SendAttachOk();
+  size_t from = 0;
+  const nlohmann::json* ov = sub.WaitFor([](const nlohmann::json& j) {
+    return j.value("event", "") == "overrun" ||
+           (j.value("event", "") == "error" && j.value("code", 0) == 24);
+  }, In(4000), &from);
+  ctx.Expect(ov != nullptr, "PKT-READ-02", "PACKET_OVERRUN for a lapped start position",
+             "none; " + sub.StdoutTail(4));
+  for (uint64_t n = 21; n <= 24; ++n) pub.WritePacket(n, PacketIsKey(n, 6));
+  ExpectPackets(ctx, sub, key, 24, pub.params().max_packet_bytes, "PKT-READ-05");
+  int overruns = 0;
+  for (const auto& e : sub.events()) overruns += e.value("event", "") == "overrun";
+  ctx.Expect(overruns == 1, "PKT-API-01", "exactly one PACKET_OVERRUN for one lap",
+             std::to_string(overruns));
+  (void)hello;
+}
+
+// PKT-READ-04's own example, made deterministic: the reader's start position p (a keyframe the
+// publisher named in HELLO_RESP) has been lapped before it reads, and p now lies inside the
+// payload of a newer packet whose (opaque) bytes at p read exactly like a complete keyframe
+// record 2n of the current parameters. The lock alone cannot tell; only the reload of tail_pos
+// after the copy (tail_pos > p) shows that the bytes came from a newer lap. A reader without the
+// re-check delivers a torn "packet n". The whole lap is written before ATTACH_RESP, so the reader
+// sees the final state whatever the scheduling (as a reader descheduled for a lap would).
+CF_CASE(LappedInsidePayload, "10.6/lapped-position-inside-newer-payload",
+        "the start position was lapped and now lies inside a newer packet's payload that reads "
+        "as a complete keyframe record: the copy is discarded (PACKET_OVERRUN), the reader "
+        "resumes at the latest keyframe and never delivers the torn packet",
+        (std::vector<std::string>{"PKT-READ-04", "PKT-READ-05", "PKT-JOIN-02", "PKT-API-01"}),
+        Role::kSubscriber, kV2) {
+  const Spec& s = ctx.spec();
+  const PubParams pp = RingParams();
+  const uint64_t cap = pp.ring_capacity;
+  const uint32_t pbytes = pp.max_packet_bytes;
+  ScriptedPub pub(ctx, pp);
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  // Lap 1: keyframes 1 and 2, then contract packets (not keyframes) up to the end of the lap.
+  pub.WritePacket(1, true);
+  const uint64_t p2 = pub.WritePacket(2, true);
+  uint64_t n = 3;
+  while (pub.head_pos() + Align32(32 + PacketSize(n, pbytes)) <= cap) pub.WritePacket(n++, false);
+  // The scenario ends with packet n + 2: the adapter reads up to it.
+  Process& sub = pub.StartSub(PacketSubArgs(n + 2));
+  pub.ReadHello();
+  // HELLO_RESP names the latest keyframe, packet 2 at p2 (PKT-JOIN-01).
+  MessageBuilder b = pub.HelloResp();
+  b.Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 2)
+      .Set("initial_packet_pos", p2);
+  pub.conn().Send(b.Encode());
+  pub.ReadAttach();
+  // The first record of lap 2 starts at data offset 0 and its payload covers offset p2 % cap.
+  // Its bytes there: a record header saying "complete keyframe 2, 40 bytes, current params".
+  std::vector<uint8_t> payload(pbytes);
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(0x5a ^ i);
+  const uint64_t at = p2 % cap - 32;  // payload offset of data offset p2 % cap
+  ctx.Expect(p2 % cap >= 32 && at + 32 + 40 <= payload.size(), "HARNESS",
+             "packet 2's position lies inside the payload of lap 2's first record",
+             "p2 " + std::to_string(p2));
+  StructView fake(s, "PacketRecordHeader", payload, at);
+  fake.Set("lock", 2 * 2);
+  fake.Set("size", 40);
+  fake.Set("flags", s.Enum("packet_flags", "KEYFRAME"));
+  fake.Set("pts", 2000);
+  fake.Set("params_generation", 1);
+  std::fill(fake.Bytes("reserved0").begin(), fake.Bytes("reserved0").end(), 0);
+  const uint64_t lapper = n;
+  const uint64_t lp = pub.WritePacket(n++, false, &payload);
+  // The latest keyframe, with contract bytes: where a conforming reader resumes.
+  const uint64_t key = n;
+  pub.WritePacket(n++, true);
+  pub.WritePacket(n++, false);
+  const uint64_t end = n - 1;
+  StructView r = pub.Ring();
+  ctx.Expect(lp == cap && r.Get("tail_pos") > p2, "HARNESS",
+             "packet " + std::to_string(lapper) + " starts lap 2 at position " +
+                 std::to_string(cap) + " and tail_pos has passed packet 2",
+             "position " + std::to_string(lp) + ", tail_pos " + std::to_string(r.Get("tail_pos")));
+  StructView seen(s, "PacketRecordHeader", pub.ring()->span(), r.Get("data_offset") + p2 % cap);
+  ctx.Expect(seen.Get("lock") == 4, "HARNESS", "the bytes at packet 2's position read lock 4",
+             std::to_string(seen.Get("lock")), seen.All(), seen.base());
+  pub.SendAttachOk();
+  size_t from = 0;
+  sub.WaitFor([end](const nlohmann::json& j) {
+    return (j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) >= end) ||
+           j.value("event", "") == "error";
+  }, In(4000), &from);
+  int overruns = 0;
+  for (const auto& e : sub.events()) {
+    overruns += e.value("event", "") == "overrun";
+    if (e.value("event", "") != "packet") continue;
+    const uint64_t seq = e.value("seq", uint64_t{0});
+    const std::vector<uint8_t> want = PacketPayload(seq, pbytes);
+    ctx.Expect(seq >= key && e.value("checksum", std::string()) == Hex64(Fnv1a64(want)),
+               "PKT-READ-04",
+               "no packet read from packet 2's lapped position (its bytes belong to packet " +
+                   std::to_string(lapper) + "); the first delivery is keyframe " +
+                   std::to_string(key) + " with contract bytes",
+               e.dump());
+  }
+  ctx.Expect(overruns == 1, "PKT-READ-04",
+             "one PACKET_OVERRUN for the lapped start position (tail_pos > p after the copy)",
+             std::to_string(overruns) + " overrun events; " + sub.StdoutTail(4));
+  ExpectPackets(ctx, sub, key, end, pbytes, "PKT-READ-05");
+}
+
+// PKT-JOIN-01 lets a subscriber join before any keyframe exists: it starts at (head_seq + 1,
+// head_pos) and must skip the packets before the first keyframe.
+CF_CASE(JoinBeforeKeyframe, "10.6/join-before-first-keyframe",
+        "a subscriber that joined before any keyframe (initial (1, 0)) skips packets 1-3 (not "
+        "keyframes) and delivers from keyframe 4 on",
+        (std::vector<std::string>{"PKT-READ-06", "PKT-JOIN-02"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(7));
+  pub.Handshake();  // no keyframe yet: initial (head_seq + 1, head_pos) = (1, 0)
+  for (uint64_t n = 1; n <= 7; ++n) pub.WritePacket(n, n == 4);
+  ExpectPackets(ctx, sub, 4, 7, pub.params().max_packet_bytes, "PKT-READ-06");
+}
+
+CF_CASE(StaleParamsKeyframe, "10.6/skip-keyframe-of-old-params",
+        "after joining, a keyframe whose params_generation is not the current parameters' is "
+        "skipped; delivery starts at the first keyframe of the current generation",
+        (std::vector<std::string>{"PKT-READ-08", "PKT-READ-06"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.SetCodecParams(CodecParamsPayload(0), 0);  // generation 2 is current
+  Process& sub = pub.StartSub(PacketSubArgs(6));
+  pub.Handshake();  // initial (1, 0): nothing written yet
+  pub.WritePacket(1, true, nullptr, 1);   // keyframe of generation 1: must be skipped
+  pub.WritePacket(2, false, nullptr, 1);  // follows it: skipped too
+  for (uint64_t n = 3; n <= 6; ++n) pub.WritePacket(n, n == 3 || n == 5, nullptr, 2);
+  ExpectPackets(ctx, sub, 3, 6, pub.params().max_packet_bytes, "PKT-READ-08");
+}
+
+}  // namespace
+}  // namespace cuframes::conform

@@ -1,0 +1,120 @@
+// pub_framing.cc: hostile framing against an IUT publisher (spec 3.1, 3.2, 4.2 timeouts):
+// oversized, unknown, badly sized and reserved-bit TLVs, and stalled handshakes.
+#include "common.h"
+
+namespace cuframes::conform {
+namespace {
+
+constexpr Role kPub = Role::kPublisher;
+
+// Sends `bytes` on a fresh connection (after HELLO when `hello_first`), expects ERROR(code) and
+// close, then proves the publisher still serves a good subscriber (TLV-ERR-05).
+void Hostile(CaseContext& ctx, const std::vector<uint8_t>& bytes, const std::string& code,
+             const std::string& req, bool hello_first = false) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub bad(ctx);
+    if (hello_first) {
+      bad.Hello();
+    } else {
+      bad.Connect();
+    }
+    bad.Send(bytes);
+    ExpectErrorClose(ctx, bad.conn(), code, req);
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(Oversized, "3.2/oversized-length",
+        "a header announcing 4097 payload bytes (none sent) gets ERROR(MESSAGE_TOO_LARGE) at once",
+        (std::vector<std::string>{"TLV-ERR-01", "TLV-FRAME-03", "TLV-ERR-05", "SM-PUB-01"}),
+        kPub, {}) {
+  // No payload follows: a publisher that waits to read 4097 bytes never answers.
+  Hostile(ctx, EncodeTlv(1, {}, 0, 4097), "MESSAGE_TOO_LARGE", "TLV-ERR-01");
+}
+
+CF_CASE(OversizedHuge, "3.2/oversized-length-4g",
+        "a header announcing 0xffffffff bytes gets ERROR(MESSAGE_TOO_LARGE)",
+        (std::vector<std::string>{"TLV-ERR-01", "TLV-FRAME-03"}), kPub, {}) {
+  Hostile(ctx, EncodeTlv(6, {}, 0, 0xffffffffu), "MESSAGE_TOO_LARGE", "TLV-ERR-01");
+}
+
+CF_CASE(UnknownType, "3.2/unknown-type",
+        "type 9 (outside 1..8) gets ERROR(UNKNOWN_MESSAGE), before and after HELLO",
+        (std::vector<std::string>{"TLV-ERR-02", "TLV-ERR-05"}), kPub, {}) {
+  std::vector<uint8_t> payload(8, 0);
+  Hostile(ctx, EncodeTlv(9, payload), "UNKNOWN_MESSAGE", "TLV-ERR-02");
+}
+
+CF_CASE(UnknownTypeAfterHello, "3.2/unknown-type-after-hello",
+        "type 0 after HELLO_RESP(OK) gets ERROR(UNKNOWN_MESSAGE) and frees the slot",
+        (std::vector<std::string>{"TLV-ERR-02", "TLV-ERR-05"}), kPub, {}) {
+  Hostile(ctx, EncodeTlv(0, {}), "UNKNOWN_MESSAGE", "TLV-ERR-02", true);
+}
+
+CF_CASE(ShortHello, "3.2/hello-too-short",
+        "HELLO_REQ with length 10 (< 64) gets ERROR(PROTOCOL)",
+        (std::vector<std::string>{"TLV-ERR-03", "TLV-FRAME-04"}), kPub, {}) {
+  std::vector<uint8_t> payload(10, 0);
+  StoreLe(payload, 0, ctx.spec().Const("HELLO_MAGIC"), 4);
+  Hostile(ctx, EncodeTlv(1, payload), "PROTOCOL", "TLV-ERR-03");
+}
+
+CF_CASE(AttachWrongLength, "3.2/attach-wrong-length",
+        "ATTACH_REQ with length 12 (not 16) gets ERROR(PROTOCOL)",
+        (std::vector<std::string>{"TLV-ERR-03", "TLV-FRAME-04"}), kPub, {}) {
+  std::vector<uint8_t> payload(12, 0);
+  Hostile(ctx, EncodeTlv(3, payload), "PROTOCOL", "TLV-ERR-03", true);
+}
+
+CF_CASE(PingLong, "3.2/ping-wrong-length", "PING with length 9 gets ERROR(PROTOCOL)",
+        (std::vector<std::string>{"TLV-ERR-03"}), kPub, {}) {
+  std::vector<uint8_t> payload(9, 0);
+  Hostile(ctx, EncodeTlv(7, payload), "PROTOCOL", "TLV-ERR-03");
+}
+
+CF_CASE(ReservedHeader, "3.2/reserved-header-nonzero",
+        "a HELLO_REQ whose reserved TLV header bytes are nonzero gets ERROR(PROTOCOL)",
+        (std::vector<std::string>{"TLV-ERR-03"}), kPub, {}) {
+  ScriptedSub tmp(ctx);
+  std::vector<uint8_t> b = tmp.HelloBytes({});
+  b[2] = 0x01;
+  Hostile(ctx, b, "PROTOCOL", "TLV-ERR-03");
+}
+
+// Both a silent connection and one stalled mid-HELLO must be timed out, while a good subscriber
+// attaches and reads meanwhile (the publisher never blocks on one connection).
+CF_CASE(Stall, "3.2/stall-mid-message",
+        "a peer silent after connect and one stalled after 5 bytes of HELLO_REQ both get "
+        "ERROR(TIMEOUT) after HANDSHAKE_TIMEOUT_MS; a third subscriber is served meanwhile",
+        (std::vector<std::string>{"TLV-ERR-04", "SM-PUB-02", "SM-PUB-03", "TLV-ERR-05"}), kPub,
+        {}) {
+  const int64_t timeout = static_cast<int64_t>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
+  Process& pub = StartPub(ctx, PubArgs(ctx, 3));
+  ScriptedSub silent(ctx);
+  silent.Connect();
+  ScriptedSub stalled(ctx);
+  stalled.Connect();
+  const std::vector<uint8_t> hello = stalled.HelloBytes({});
+  stalled.Send(std::span<const uint8_t>(hello).subspan(0, 5));
+  const auto t0 = Clock::now();
+  // Kept attached: the publisher lingers while it has a subscriber, so it is still running when
+  // the two handshakes time out.
+  auto good = GoodSubscriber(ctx, pub, 3);
+  const auto served = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  ctx.Expect(served.count() < timeout, "SM-PUB-03",
+             "the good subscriber is served while two handshakes stall (< " +
+                 std::to_string(timeout) + " ms)",
+             std::to_string(served.count()) + " ms");
+  for (ScriptedSub* s : {&silent, &stalled}) {
+    ExpectErrorClose(ctx, s->conn(), "TIMEOUT", s == &silent ? "SM-PUB-02" : "TLV-ERR-04",
+                     static_cast<int>(timeout) + 2000);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+    ctx.Expect(took.count() >= timeout - 250, "SM-PUB-02",
+               "no timeout before HANDSHAKE_TIMEOUT_MS (" + std::to_string(timeout) + " ms)",
+               "ERROR(TIMEOUT) after " + std::to_string(took.count()) + " ms");
+  }
+}
+
+}  // namespace
+}  // namespace cuframes::conform

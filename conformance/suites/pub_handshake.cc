@@ -1,0 +1,460 @@
+// pub_handshake.cc: cases for an IUT publisher's handshake, version negotiation, key handling
+// and lifecycle (spec sections 0, 1, 3.3-3.9, 4.2, 6, 7), played by the scripted subscriber.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "common.h"
+
+namespace cuframes::conform {
+namespace {
+
+constexpr Role kPub = Role::kPublisher;
+
+// The baseline: a full session with every publisher-written byte checked against the twin.
+CF_CASE(FramesHappy, "5.1/frames-in-order",
+        "attach, read and release 6 frames through 2 slots, then a clean publisher shutdown",
+        (std::vector<std::string>{
+            "RES-NAME-01", "RES-NAME-02", "RES-PERM-01", "RES-LIVE-01", "RES-CREATE-04",
+            "RES-CREATE-05", "RES-CLOSE-01", "RES-CLOSE-03", "SHM-LAYOUT-01", "SHM-LAYOUT-02",
+            "SHM-HDR-01", "SHM-HDR-02", "SHM-HDR-04", "SHM-HDR-05", "SHM-SLOT-02",
+            "SHM-SLOT-03", "SHM-ALIGN-01", "SHM-ALIGN-02", "SHM-SUB-02", "SHM-FMETA-01",
+            "SHM-FMETA-02", "SHM-FMETA-03", "MSG-HRESP-01",
+            "MSG-ARESP-01", "MSG-DETACH-01", "ACK-COMMIT-01", "ACK-HOST-01", "VER-RSV-01",
+            "KIND-01", "KIND-02", "CONF-PUB-01", "TLV-FRAME-01", "SM-PUB-01", "ERR-01"}),
+        kPub, {}) {
+  std::vector<std::string> args = PubArgs(ctx, 6);
+  args.back() = "300";  // linger: shut down while we are still attached, to see RES-CLOSE-01
+  Process& pub = StartPub(ctx, args);
+  auto sub = GoodSubscriber(ctx, pub, 6);
+  size_t from = 0;
+  ctx.Expect(pub.WaitEvent("done", In(5000), &from) != nullptr, "CONF-PUB-01",
+             "the publisher adapter reports done", pub.StatusText());
+  // RES-CLOSE-01: DETACH(OK) to every connected subscriber, then state CLOSED and a futex bump.
+  const uint32_t futex_before = static_cast<uint32_t>(sub->Header().Get("frame_futex"));
+  TlvMsg m = RecvOrFail(ctx, sub->conn(), "RES-CLOSE-01", "DETACH(OK) at publisher shutdown",
+                        5000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
+                 PayloadField(ctx.spec(), "Detach", m, "reason") == 0,
+             "RES-CLOSE-01", "DETACH(reason OK)", Describe(ctx.spec(), m), m.raw);
+  ExpectCloseOnly(ctx, sub->conn(), "MSG-DETACH-01", 3000);
+  ExpectCleanExit(ctx, pub);
+  StructView h = sub->Header();
+  ctx.Expect(h.Get("state") == ctx.spec().Enum("segment_state", "CLOSED"), "RES-CLOSE-01",
+             "segment state CLOSED at shutdown", std::to_string(h.Get("state")), h.All());
+  ctx.Expect(static_cast<uint32_t>(h.Get("frame_futex")) != futex_before, "RES-CLOSE-01",
+             "frame_futex incremented at CLOSED", "unchanged");
+  ExpectNoLeftovers(ctx, ctx.key());
+}
+
+CF_CASE(FutureVersion, "6.2/future-max-proto",
+        "HELLO_REQ min 1 max 9 is served at the publisher's highest version",
+        (std::vector<std::string>{"VER-NEG-01", "VER-NEG-02", "SHM-HDR-05"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 9;
+  const HelloInfo h = sub.Hello(hp);
+  const uint64_t want = static_cast<uint64_t>(ctx.manifest().MaxProto());
+  ctx.Expect(h.proto_version == want, "VER-NEG-02",
+             "negotiated version min(9, P) = " + std::to_string(want),
+             std::to_string(h.proto_version), h.msg.raw);
+  sub.MapAndValidate();
+  ctx.Expect(sub.Header().Get("proto_version") == want, "SHM-HDR-05",
+             "SegmentHeader.proto_version = highest version spoken " + std::to_string(want),
+             std::to_string(sub.Header().Get("proto_version")));
+  sub.Attach();
+  sub.ReadFrame(1);
+  sub.Ack(1);
+  (void)pub;
+}
+
+void ExpectHelloRefused(CaseContext& ctx, const HelloParams& hp, const std::string& status,
+                        const std::string& req) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub bad(ctx);
+    const HelloInfo h = bad.Hello(hp, true);
+    ctx.Expect(h.status == ctx.spec().Err(status), req, "HELLO_RESP status " + status,
+               Describe(ctx.spec(), h.msg), h.msg.raw);
+    ExpectCloseOnly(ctx, bad.conn(), "MSG-HRESP-02", 3000);
+  }
+  // The refusal reserved nothing: a good subscriber still gets every frame.
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(MinAboveAll, "6.2/min-proto-too-high",
+        "HELLO_REQ min 5 max 9: no common version, HELLO_RESP VERSION_MISMATCH and close",
+        (std::vector<std::string>{"VER-NEG-01", "MSG-HRESP-02", "ERR-03"}), kPub, {}) {
+  HelloParams hp;
+  hp.min_proto = 5;
+  hp.max_proto = 9;
+  ExpectHelloRefused(ctx, hp, "VERSION_MISMATCH", "VER-NEG-01");
+}
+
+CF_CASE(MinGtMax, "3.3/min-greater-than-max",
+        "HELLO_REQ min 2 > max 1 is answered VERSION_MISMATCH",
+        (std::vector<std::string>{"MSG-HELLO-04", "MSG-HRESP-02"}), kPub, {}) {
+  HelloParams hp;
+  hp.min_proto = 2;
+  hp.max_proto = 1;
+  ExpectHelloRefused(ctx, hp, "VERSION_MISMATCH", "MSG-HELLO-04");
+}
+
+CF_CASE(MinZero, "3.3/min-proto-zero", "HELLO_REQ min_proto 0 is answered VERSION_MISMATCH",
+        (std::vector<std::string>{"MSG-HELLO-04"}), kPub, {}) {
+  HelloParams hp;
+  hp.min_proto = 0;
+  hp.max_proto = 1;
+  ExpectHelloRefused(ctx, hp, "VERSION_MISMATCH", "MSG-HELLO-04");
+}
+
+CF_CASE(KindRefused, "7/kind-not-offered",
+        "a HOST publisher answers kinds_mask = CUDA_IPC only with UNSUPPORTED_KIND",
+        (std::vector<std::string>{"KIND-01", "KIND-05", "CONF-CLAIM-01"}), kPub, {}) {
+  HelloParams hp;
+  hp.kinds_mask = 1u << (ctx.spec().Enum("memory_kind", "CUDA_IPC") - 1);
+  ExpectHelloRefused(ctx, hp, "UNSUPPORTED_KIND", "KIND-01");
+}
+
+CF_CASE(BadMagic, "3.3/hello-bad-magic",
+        "HELLO_REQ with a wrong magic gets ERROR(PROTOCOL); other connections are unaffected",
+        (std::vector<std::string>{"MSG-HELLO-02", "TLV-ERR-05", "MSG-ERROR-01", "MSG-ERROR-02"}),
+        kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub bad(ctx);
+    bad.Connect();
+    HelloParams hp;
+    hp.magic = 0x12345678;
+    bad.Send(bad.HelloBytes(hp));
+    ExpectErrorClose(ctx, bad.conn(), "PROTOCOL", "MSG-HELLO-02");
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(HelloLong, "3.3/hello-longer-than-64",
+        "HELLO_REQ of 100 bytes: the publisher ignores bytes after offset 64",
+        (std::vector<std::string>{"MSG-HELLO-03"}), kPub, {}) {
+  StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.length = 100;
+  sub.Hello(hp);
+  sub.MapAndValidate();
+  sub.Attach();
+  sub.ReadFrame(1);
+}
+
+CF_CASE(HelloReservedJunk, "6.3/hello-reserved-nonzero",
+        "nonzero reserved bytes and lib_version 0xffffffff in HELLO_REQ change nothing",
+        (std::vector<std::string>{"VER-RSV-02", "VER-NUM-01"}), kPub, {}) {
+  StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  sub.Connect();
+  std::vector<uint8_t> b = sub.HelloBytes({});
+  const FieldDef& rsv = ctx.spec().Field("HelloReq", "reserved0");
+  for (size_t i = 0; i < rsv.size; ++i) b[8 + rsv.offset + i] = 0x5a;
+  StoreLe(b, 8 + ctx.spec().Off("HelloReq", "lib_version"), 0xffffffff, 4);
+  sub.Send(b);
+  TlvMsg m = RecvOrFail(ctx, sub.conn(), "VER-RSV-02", "HELLO_RESP(OK)", 3000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "HELLO_RESP" &&
+                 PayloadField(ctx.spec(), "HelloResp", m, "status") == 0,
+             "VER-RSV-02", "HELLO_RESP(OK) despite nonzero reserved bytes",
+             Describe(ctx.spec(), m), m.raw);
+}
+
+CF_CASE(V1ToV2, "6.2/v1-subscriber-to-v2-publisher",
+        "a version 1 subscriber (max 1, asking WANT_PACKETS) is served as version 1",
+        (std::vector<std::string>{"VER-NEG-03", "VER-NEG-04", "CONF-V2-01", "MSG-HRESP-03",
+                                  "PKT-HELLO-01"}),
+        kPub, (Needs{2, "host", ""})) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 1;
+  const HelloInfo h = sub.Hello(hp);
+  ctx.Expect(h.proto_version == 1 && h.caps == 0, "VER-NEG-04",
+             "version 1, caps 0 for a version 1 subscriber", Describe(ctx.spec(), h.msg),
+             h.msg.raw);
+  sub.MapAndValidate();
+  sub.Attach();
+  for (uint64_t n = 1; n <= 2; ++n) {
+    sub.ReadFrame(n);
+    sub.Ack(n);
+  }
+  (void)pub;
+}
+
+CF_CASE(MaxProtoCap, "6.2/max-proto-option",
+        "--max-proto 1 makes the publisher a version 1 peer (SegmentHeader and HELLO_RESP)",
+        (std::vector<std::string>{"VER-NEG-05", "SHM-HDR-05"}), kPub,
+        (Needs{1, "host", "max-proto"})) {
+  std::vector<std::string> args = PubArgs(ctx, 1);
+  args.insert(args.end(), {"--max-proto", "1"});
+  StartPub(ctx, args);
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  const HelloInfo h = sub.Hello(hp);
+  ctx.Expect(h.proto_version == 1, "VER-NEG-05", "negotiated version 1 under --max-proto 1",
+             std::to_string(h.proto_version), h.msg.raw);
+  sub.MapAndValidate();
+  ctx.Expect(sub.Header().Get("proto_version") == 1, "SHM-HDR-05",
+             "SegmentHeader.proto_version 1 under --max-proto 1",
+             std::to_string(sub.Header().Get("proto_version")));
+}
+
+CF_CASE(AttachMismatch, "3.5/attach-wrong-generation",
+        "ATTACH_REQ with a generation other than HELLO_RESP's: ERROR(PROTOCOL), slot freed",
+        (std::vector<std::string>{"MSG-ATTACH-02", "ACK-EVICT-04", "SM-PUB-01"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  uint32_t index = 0;
+  uint64_t gen = 0;
+  {
+    ScriptedSub bad(ctx);
+    bad.Hello();
+    bad.MapAndValidate();
+    index = static_cast<uint32_t>(bad.hello().index);
+    gen = bad.hello().generation;
+    MessageBuilder b(ctx.spec(), "ATTACH_REQ");
+    b.Set("subscriber_index", index).Set("generation", gen + 7);
+    bad.Send(b.Encode());
+    ExpectErrorClose(ctx, bad.conn(), "PROTOCOL", "MSG-ATTACH-02");
+    // The slot is freed once the publisher has closed the connection.
+    StructView slot = bad.SubSlot(index);
+    const Deadline d = In(2000);
+    while (slot.Get("state") != 0 && Clock::now() < d) bad.conn().PeerClosed();
+    ctx.Expect(slot.Get("state") == ctx.spec().Enum("subscriber_slot_state", "FREE"),
+               "ACK-EVICT-04", "slot " + std::to_string(index) + " FREE after the refusal",
+               "state " + std::to_string(slot.Get("state")), slot.All(), slot.base());
+  }
+  auto good = GoodSubscriber(ctx, pub, 2);
+  if (good->hello().index == index) {
+    ctx.Expect(good->hello().generation != gen, "ACK-EVICT-04",
+               "a re-reserved slot gets a new generation", std::to_string(gen));
+  }
+}
+
+void ExpectStateError(CaseContext& ctx, const std::vector<uint8_t>& first, bool hello_first,
+                      const std::string& req) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub bad(ctx);
+    if (hello_first) {
+      bad.Hello();
+    } else {
+      bad.Connect();
+    }
+    bad.Send(first);
+    ExpectErrorClose(ctx, bad.conn(), "STATE", req);
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(AttachBeforeHello, "4.2/attach-before-hello",
+        "ATTACH_REQ as the first message is answered ERROR(STATE)",
+        (std::vector<std::string>{"SM-PUB-01", "ERR-03"}), kPub, {}) {
+  MessageBuilder b(ctx.spec(), "ATTACH_REQ");
+  ExpectStateError(ctx, b.Encode(), false, "SM-PUB-01");
+}
+
+CF_CASE(SecondHello, "4.2/second-hello",
+        "a second HELLO_REQ after HELLO_RESP(OK) is answered ERROR(STATE)",
+        (std::vector<std::string>{"SM-PUB-01", "MSG-HELLO-01"}), kPub, {}) {
+  ScriptedSub tmp(ctx);
+  ExpectStateError(ctx, tmp.HelloBytes({}), true, "SM-PUB-01");
+}
+
+CF_CASE(WrongDirection, "4.2/wrong-direction",
+        "HELLO_RESP sent to a publisher (a message only publishers send) gets ERROR(STATE)",
+        (std::vector<std::string>{"SM-PUB-01"}), kPub, {}) {
+  MessageBuilder b(ctx.spec(), "HELLO_RESP");
+  ExpectStateError(ctx, b.Encode(), false, "SM-PUB-01");
+}
+
+CF_CASE(ErrorNoReply, "3.2/no-error-for-error",
+        "an ERROR from the subscriber is never answered with ERROR; the publisher just closes",
+        (std::vector<std::string>{"TLV-ERR-06", "SM-PUB-01"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub bad(ctx);
+    bad.Hello();
+    bad.Send(EncodeError(ctx.spec(), ctx.spec().Err("PROTOCOL"), "harness says no"));
+    ExpectCloseOnly(ctx, bad.conn(), "TLV-ERR-06", 3000);
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
+void ExpectPong(CaseContext& ctx, ScriptedSub& sub, uint64_t nonce) {
+  MessageBuilder b(ctx.spec(), "PING");
+  b.Set("nonce", nonce);
+  sub.Send(b.Encode());
+  TlvMsg m = RecvOrFail(ctx, sub.conn(), "MSG-PING-01", "PONG", 1000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "PONG" &&
+                 PayloadField(ctx.spec(), "Pong", m, "nonce") == nonce,
+             "MSG-PING-01", "PONG with nonce " + Hex64(nonce), Describe(ctx.spec(), m), m.raw);
+}
+
+CF_CASE(PingEveryState, "3.9/ping-in-every-state",
+        "PING before HELLO, between HELLO and ATTACH, and when ACTIVE is answered with PONG",
+        (std::vector<std::string>{"MSG-PING-01", "SM-PUB-01"}), kPub, {}) {
+  StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  sub.Connect();
+  ExpectPong(ctx, sub, 0x0102030405060708ULL);
+  sub.Hello();
+  ExpectPong(ctx, sub, 0xfedcba9876543210ULL);
+  sub.MapAndValidate();
+  sub.Attach();
+  ExpectPong(ctx, sub, 42);
+  // PONG is ignored: nothing comes back, and the session still works.
+  MessageBuilder pong(ctx.spec(), "PONG");
+  sub.Send(pong.Encode());
+  sub.ReadFrame(1);
+  sub.Ack(1);
+}
+
+CF_CASE(OneByteAtATime, "3.1/one-byte-at-a-time",
+        "HELLO_REQ and ATTACH_REQ sent one byte per write are reassembled",
+        (std::vector<std::string>{"TLV-FRAME-02"}), kPub, {}) {
+  StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  sub.Connect();
+  sub.conn().SendPaced(sub.HelloBytes({}), 1, 1);
+  TlvMsg m = RecvOrFail(ctx, sub.conn(), "TLV-FRAME-02", "HELLO_RESP", 3000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "HELLO_RESP", "TLV-FRAME-02", "HELLO_RESP",
+             Describe(ctx.spec(), m), m.raw);
+}
+
+CF_CASE(Coalesced, "3.1/several-messages-one-write",
+        "HELLO_REQ and PING in one write are both answered, in order",
+        (std::vector<std::string>{"TLV-FRAME-02"}), kPub, {}) {
+  StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  sub.Connect();
+  std::vector<uint8_t> both = sub.HelloBytes({});
+  MessageBuilder ping(ctx.spec(), "PING");
+  ping.Set("nonce", 77);
+  const std::vector<uint8_t> p = ping.Encode();
+  both.insert(both.end(), p.begin(), p.end());
+  sub.Send(both);
+  TlvMsg a = RecvOrFail(ctx, sub.conn(), "TLV-FRAME-02", "HELLO_RESP", 3000);
+  TlvMsg b = RecvOrFail(ctx, sub.conn(), "TLV-FRAME-02", "PONG", 3000);
+  ctx.Expect(ctx.spec().MsgName(a.type) == "HELLO_RESP" && ctx.spec().MsgName(b.type) == "PONG",
+             "TLV-FRAME-02", "HELLO_RESP then PONG",
+             Describe(ctx.spec(), a) + ", " + Describe(ctx.spec(), b), sub.conn().received());
+}
+
+CF_CASE(KeyInUse, "1.3/key-in-use",
+        "a second publisher on a live key fails with KEY_IN_USE and touches nothing",
+        (std::vector<std::string>{"RES-CREATE-01", "RES-LIVE-01"}), kPub, {}) {
+  Process& first = StartPub(ctx, PubArgs(ctx, 1));
+  const long long size = ShmFile::FileSize(ctx.SegmentPath());
+  Process& second = ctx.StartPublisher(PubArgs(ctx, 1));
+  ExpectAdapterError(ctx, second, "KEY_IN_USE", "RES-CREATE-01", 5000);
+  ctx.Expect(ShmFile::FileSize(ctx.SegmentPath()) == size && access(ctx.SocketPath().c_str(),
+                                                                    F_OK) == 0,
+             "RES-CREATE-01", "the live publisher's segment and socket untouched",
+             "changed or removed");
+  GoodSubscriber(ctx, first, 1);
+}
+
+CF_CASE(StaleReclaim, "1.3/stale-reclaim",
+        "a dead publisher's unlocked segment (naming a live pid) and socket are reclaimed",
+        (std::vector<std::string>{"RES-CREATE-02", "RES-CREATE-03", "RES-LIVE-02"}), kPub, {}) {
+  // The stale segment names the harness's own (live) pid: a publisher that trusted pids would
+  // refuse the key. No process holds the flock, so the key is free.
+  {
+    std::ofstream seg(ctx.SegmentPath(), std::ios::binary);
+    std::vector<char> bytes(8192, 0);
+    StoreLe(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()),
+            ctx.spec().Off("SegmentHeader", "publisher_pid"), static_cast<uint64_t>(getpid()), 8);
+    seg.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream ring(ctx.RingPath(), std::ios::binary);
+    ring << "stale ring";
+  }
+  std::string err;
+  auto stale_sock = Listener::Bind(ctx.SocketPath(), &err);
+  if (!stale_sock) ctx.Fail("HARNESS", "a stale socket file", err);
+  stale_sock.release();  // leave the file and a dead listening fd's path behind, like a crash
+  Process& pub = StartPub(ctx, PubArgs(ctx, 1));
+  ctx.Expect(access(ctx.RingPath().c_str(), F_OK) != 0, "RES-CREATE-03",
+             "the stale packet ring unlinked by the reclaiming publisher", "still there");
+  GoodSubscriber(ctx, pub, 1);
+}
+
+CF_CASE(InvalidKey, "0/invalid-key",
+        "keys starting with '.', longer than 64 or with other characters are INVALID_ARGUMENT",
+        (std::vector<std::string>{"RES-KEY-01"}), kPub, {}) {
+  for (const std::string& key : {std::string(".hidden"), std::string(65, 'k'),
+                                std::string("bad/key"), std::string("bad key")}) {
+    Process& p = ctx.StartPublisher({"--key", key, "--frames", "1"});
+    ExpectAdapterError(ctx, p, "INVALID_ARGUMENT", "RES-KEY-01", 5000);
+    ctx.Expect(access(("/dev/shm/cuframes-" + key).c_str(), F_OK) != 0, "RES-KEY-01",
+               "nothing created for the rejected key \"" + key + "\"", "a segment file exists");
+  }
+}
+
+CF_CASE(Full, "4.2/full", "connections beyond max_subscribers are refused with FULL",
+        (std::vector<std::string>{"SM-PUB-04"}), kPub, {}) {
+  std::vector<std::string> args = PubArgs(ctx, 1);
+  args.insert(args.end(), {"--max-subscribers", "1"});
+  Process& pub = StartPub(ctx, args);
+  ScriptedSub a(ctx);
+  a.Hello();
+  ScriptedSub b(ctx);
+  b.Connect();
+  b.Send(b.HelloBytes({}));
+  TlvMsg m = RecvOrFail(ctx, b.conn(), "SM-PUB-04", "HELLO_RESP(FULL) or ERROR(FULL)", 3000);
+  const std::string name = ctx.spec().MsgName(m.type);
+  const uint64_t code = PayloadField(ctx.spec(), name == "ERROR" ? "ErrorMsg" : "HelloResp", m,
+                                     name == "ERROR" ? "code" : "status");
+  ctx.Expect((name == "ERROR" || name == "HELLO_RESP") && code == ctx.spec().Err("FULL"),
+             "SM-PUB-04", "FULL", Describe(ctx.spec(), m), m.raw);
+  (void)pub;
+}
+
+// The HELLO_REQ_REJECT row of 4.2 for a full publisher: every subscriber slot is taken by an
+// ACTIVE subscriber (so SM-PUB-04's limit on pending connections does not apply).
+CF_CASE(FullSlots, "4.2/every-slot-taken",
+        "with max_subscribers 1 and that slot ACTIVE, the next HELLO_REQ is answered "
+        "HELLO_RESP(FULL) (all other fields zero) and closed; the attached subscriber is served",
+        (std::vector<std::string>{"SM-PUB-01", "ERR-03", "MSG-HRESP-02"}), kPub, {}) {
+  std::vector<std::string> args = PubArgs(ctx, 2);
+  args.insert(args.end(), {"--max-subscribers", "1"});
+  Process& pub = StartPub(ctx, args);
+  ScriptedSub first(ctx);
+  const uint64_t start = first.Handshake();
+  {
+    // HELLO_RESP(FULL) per the table; ERROR(FULL) (refusing at once, as SM-PUB-04 does for
+    // pending connections) is accepted too: what matters here is the code.
+    const Spec& s = ctx.spec();
+    ScriptedSub late(ctx);
+    late.Connect();
+    late.Send(late.HelloBytes({}));
+    TlvMsg m = RecvOrFail(ctx, late.conn(), "SM-PUB-01", "HELLO_RESP(FULL) or ERROR(FULL)", 3000);
+    const std::string name = s.MsgName(m.type);
+    ctx.Expect(name == "HELLO_RESP" || name == "ERROR", "SM-PUB-01",
+               "HELLO_RESP(FULL) or ERROR(FULL)", Describe(s, m), m.raw);
+    const bool resp = name == "HELLO_RESP";
+    const uint64_t code = PayloadField(s, resp ? "HelloResp" : "ErrorMsg", m,
+                                       resp ? "status" : "code");
+    ctx.Expect(code == s.Err("FULL"), "ERR-03",
+               "status FULL (every subscriber slot is taken)", Describe(s, m), m.raw);
+    if (resp) {
+      ctx.Expect(AllZero(std::span<const uint8_t>(m.payload).subspan(4)), "MSG-HRESP-02",
+                 "every field but status zero in a refusing HELLO_RESP", "nonzero bytes", m.raw);
+    }
+    ExpectCloseOnly(ctx, late.conn(), resp ? "MSG-HRESP-02" : "MSG-ERROR-02", 3000);
+  }
+  for (uint64_t n = start; n < start + 2; ++n) {
+    first.ReadFrame(n);
+    first.Ack(n);
+  }
+  (void)pub;
+}
+
+}  // namespace
+}  // namespace cuframes::conform

@@ -1,0 +1,168 @@
+// sub_frames.cc: an IUT subscriber against a hostile scripted publisher's frame ring (spec 1.5,
+// 2.3, 2.5, 2.8, 5.3): oversized payloads, reused or stale slots, eviction, publisher death.
+#include <unistd.h>
+
+#include "common.h"
+
+namespace cuframes::conform {
+namespace {
+
+constexpr Role kSub = Role::kSubscriber;
+
+std::vector<std::string> SubArgs(uint64_t frames) {
+  return {"--frames", std::to_string(frames), "--timeout-ms", "3000", "--kind", "host"};
+}
+
+CF_CASE(PayloadTooLarge, "2.3/payload-exceeds-slot",
+        "frame 2 with payload_bytes = slot_bytes + 1 is reported CORRUPT, not delivered",
+        (std::vector<std::string>{"SHM-FMETA-02", "SHM-VALID-02"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.Handshake();
+  pub.Publish();
+  pub.Publish(pub.params().slot_bytes + 1);
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  ExpectAdapterError(ctx, sub, "CORRUPT", "SHM-FMETA-02", 4000, true);
+  size_t frames = 0;
+  for (const auto& e : sub.events()) frames += e.value("event", "") == "frame";
+  ctx.Expect(frames == 1, "SHM-FMETA-02", "frame 2 not delivered",
+             std::to_string(frames) + " frames delivered");
+}
+
+CF_CASE(SeqAhead, "5.3/slot-reused-ahead",
+        "a slot holding a later seq than the cursor (the publisher reused it) is reported "
+        "EVICTED",
+        (std::vector<std::string>{"ACK-READ-01", "ACK-READ-03"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(2));
+  pub.Handshake();
+  pub.WriteFrame(1, pub.params().slot_bytes);
+  pub.Commit(1, 1 + pub.params().slot_count);  // slot 0 says seq 5 while the cursor is 1
+  ExpectAdapterError(ctx, sub, "EVICTED", "ACK-READ-01", 4000);
+}
+
+CF_CASE(SeqBehind, "5.3/slot-seq-behind",
+        "write_seq = 1 while slot 0's meta.seq is still 0 is reported CORRUPT",
+        (std::vector<std::string>{"ACK-READ-01", "SHM-VALID-02"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(2));
+  pub.Handshake();
+  pub.WriteFrame(1, pub.params().slot_bytes);
+  pub.Commit(1, 0);
+  ExpectAdapterError(ctx, sub, "CORRUPT", "ACK-READ-01", 4000);
+}
+
+CF_CASE(SlotEvicted, "2.5/slot-state-evicted",
+        "a subscriber whose slot state becomes EVICTED stops and reports EVICTED",
+        (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.Handshake();
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "EVICTED"));
+  pub.Publish();
+  ExpectAdapterError(ctx, sub, "EVICTED", "SHM-SUB-04", 4000, true);
+}
+
+CF_CASE(GenerationChanged, "2.5/slot-generation-changed",
+        "a subscriber whose slot generation changes stops and reports EVICTED",
+        (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.Handshake();
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  pub.SubSlot(0).Set("generation", pub.SubSlot(0).Get("generation") + 1);
+  pub.Publish();
+  ExpectAdapterError(ctx, sub, "EVICTED", "SHM-SUB-04", 4000, true);
+}
+
+CF_CASE(PublisherCrash, "1.5/publisher-dies",
+        "a subscriber blocked waiting for a frame reports PEER_CLOSED within "
+        "PEER_DEATH_DETECT_MS of the publisher's socket closing",
+        (std::vector<std::string>{"RES-CRASH-01", "RES-CRASH-03", "RES-CLOSE-02"}), kSub, {}) {
+  const int detect = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.Handshake();
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  const auto t0 = Clock::now();
+  pub.Crash();
+  size_t from = 0;
+  const nlohmann::json* e = sub.WaitEvent("error", In(detect + 1000), &from);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  ctx.Expect(e && e->value("code", uint64_t{0}) == ctx.spec().Err("PEER_CLOSED"),
+             "RES-CRASH-01", "an error event PEER_CLOSED", e ? e->dump() : "none");
+  // Process start-up jitter on a loaded 2-core machine: allow 250 ms over the spec's bound.
+  ctx.Expect(took.count() <= detect + 250, "RES-CRASH-01",
+             "PEER_CLOSED within PEER_DEATH_DETECT_MS (" + std::to_string(detect) + " ms, +250)",
+             std::to_string(took.count()) + " ms");
+  WaitExitOrFail(ctx, sub, "RES-CRASH-03", 3000);
+  ctx.Expect(access(ctx.SegmentPath().c_str(), F_OK) == 0, "RES-CLOSE-02",
+             "the (dead) publisher's segment is not unlinked by the subscriber", "unlinked");
+}
+
+CF_CASE(SegmentClosed, "2.8/segment-state-closed",
+        "a segment already CLOSED at attach is reported PEER_CLOSED",
+        (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  pub.Header().Set("state", ctx.spec().Enum("segment_state", "CLOSED"));
+  Process& sub = pub.StartSub(SubArgs(1));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp().Encode());
+  ExpectAdapterError(ctx, sub, "PEER_CLOSED", "SHM-VALID-01", 4000);
+}
+
+CF_CASE(UnknownFrameFlags, "2.3/unknown-frame-flags",
+        "a frame with unknown FrameMeta.flags bits is delivered (unknown bits ignored)",
+        (std::vector<std::string>{"SHM-FMETA-03"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(1));
+  pub.Handshake();
+  pub.WriteFrame(1, pub.params().slot_bytes);
+  StructView(ctx.spec(), "FrameMeta", pub.segment()->span(), pub.SlotDesc(0).base())
+      .Set("flags", 0xf0);
+  pub.Commit(1, 1);
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+}
+
+CF_CASE(NoWakeup, "2.7/bounded-wait-without-wakeup",
+        "a frame committed without any FUTEX_WAKE (waiter count ignored, as a hostile peer may "
+        "corrupt it) is still delivered within PEER_DEATH_DETECT_MS",
+        (std::vector<std::string>{"SHM-ORDER-04"}), kSub, {}) {
+  const int bound = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.Handshake();
+  for (uint64_t n = 1; n <= 3; ++n) {
+    pub.WriteFrame(n, pub.params().slot_bytes);
+    const auto t0 = Clock::now();
+    pub.Commit(n, n, false);
+    size_t from = 0;
+    const nlohmann::json* e = sub.WaitFor([n](const nlohmann::json& j) {
+      return j.value("event", "") == "frame" && j.value("seq", uint64_t{0}) == n;
+    }, In(bound + 2000), &from);
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    ctx.Expect(e != nullptr, "SHM-ORDER-04", "frame " + std::to_string(n) + " delivered without a "
+                                             "wake-up", "not delivered; " + sub.StatusText());
+    // Adapter output and scheduling on a loaded 2-core machine: 250 ms of slack.
+    ctx.Expect(took <= bound + 250, "SHM-ORDER-04",
+               "delivered within PEER_DEATH_DETECT_MS (" + std::to_string(bound) + " ms, +250)",
+               std::to_string(took) + " ms");
+  }
+}
+
+}  // namespace
+}  // namespace cuframes::conform
