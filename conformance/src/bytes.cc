@@ -7,13 +7,15 @@ namespace cuframes::conform {
 uint64_t LoadLe(std::span<const uint8_t> bytes, size_t off, size_t width) {
   if (width == 0 || width > 8 || off > bytes.size() || bytes.size() - off < width) return 0;
   uint64_t v = 0;
-  for (size_t i = 0; i < width; ++i) v |= uint64_t{bytes[off + i]} << (8 * i);
+  for (size_t i = 0; i < width; ++i)
+    v |= uint64_t{bytes[off + i]} << (8 * i);
   return v;
 }
 
 bool StoreLe(std::span<uint8_t> bytes, size_t off, uint64_t value, size_t width) {
   if (width == 0 || width > 8 || off > bytes.size() || bytes.size() - off < width) return false;
-  for (size_t i = 0; i < width; ++i) bytes[off + i] = static_cast<uint8_t>(value >> (8 * i));
+  for (size_t i = 0; i < width; ++i)
+    bytes[off + i] = static_cast<uint8_t>(value >> (8 * i));
   return true;
 }
 

@@ -13,8 +13,9 @@
 
 namespace cuframes::conform {
 
-static_assert(std::endian::native == std::endian::little,
-              "the harness maps shared memory and reads atomics natively: little-endian hosts only");
+static_assert(
+    std::endian::native == std::endian::little,
+    "the harness maps shared memory and reads atomics natively: little-endian hosts only");
 
 // Returns the `width`-byte (1, 2, 4 or 8) little-endian unsigned value at `off`, or 0 when the
 // field does not fit inside `bytes` (callers check bounds first when 0 is ambiguous).

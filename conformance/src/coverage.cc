@@ -20,7 +20,8 @@ bool ParseExemptions(std::string_view text, std::vector<Exemption>* out, std::st
       return false;
     }
     std::string reason = line.substr(r);
-    while (!reason.empty() && (reason.back() == '\r' || reason.back() == ' ')) reason.pop_back();
+    while (!reason.empty() && (reason.back() == '\r' || reason.back() == ' '))
+      reason.pop_back();
     out->push_back({line.substr(b, sp - b), reason});
   }
   return true;

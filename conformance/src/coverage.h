@@ -29,8 +29,8 @@ struct Coverage {
   std::map<std::string, std::vector<std::string>> cases_by_req;  // requirement -> case IDs
   std::vector<std::string> uncovered_must;
   std::vector<std::string> uncovered_should;
-  std::vector<Exemption> exempt;           // exemptions in force
-  std::vector<std::string> unknown_reqs;   // named by a case or exemption, absent from the twin
+  std::vector<Exemption> exempt;               // exemptions in force
+  std::vector<std::string> unknown_reqs;       // named by a case or exemption, absent from the twin
   std::vector<std::string> tested_and_exempt;  // exempt but also tested: drop the exemption
 };
 

@@ -33,15 +33,24 @@ int main(int argc, char** argv) {
       }
       *out = argv[++i];
     };
-    if (a == "--manifest") value(&o.manifest_path);
-    else if (a == "--reports") value(&o.reports_dir);
-    else if (a == "--build-dir") value(&o.build_dir);
-    else if (a == "--only") value(&o.only);
-    else if (a == "--xfail") value(&o.xfail_path);
-    else if (a == "--spec") value(&o.spec_path);
-    else if (a == "--exemptions") value(&o.exemptions_path);
-    else if (a == "--strict") o.strict = true;
-    else if (a == "--list") o.list = true;
+    if (a == "--manifest")
+      value(&o.manifest_path);
+    else if (a == "--reports")
+      value(&o.reports_dir);
+    else if (a == "--build-dir")
+      value(&o.build_dir);
+    else if (a == "--only")
+      value(&o.only);
+    else if (a == "--xfail")
+      value(&o.xfail_path);
+    else if (a == "--spec")
+      value(&o.spec_path);
+    else if (a == "--exemptions")
+      value(&o.exemptions_path);
+    else if (a == "--strict")
+      o.strict = true;
+    else if (a == "--list")
+      o.list = true;
     else if (a == "--help" || a == "-h") {
       Usage();
       return 0;

@@ -30,8 +30,8 @@ bool Manifest::HasFeature(const std::string& feature) const {
   return std::find(features.begin(), features.end(), feature) != features.end();
 }
 int Manifest::MaxProto() const {
-  return proto_versions.empty() ? 0 : *std::max_element(proto_versions.begin(),
-                                                        proto_versions.end());
+  return proto_versions.empty() ? 0
+                                : *std::max_element(proto_versions.begin(), proto_versions.end());
 }
 
 std::vector<std::string> Manifest::Expand(const std::vector<std::string>& tmpl,
@@ -46,8 +46,8 @@ std::vector<std::string> Manifest::Expand(const std::vector<std::string>& tmpl,
       placed = true;
       continue;
     }
-    out.push_back(ReplaceAll(ReplaceAll(t, "{build_dir}", build_dir), "{manifest_dir}",
-                             manifest_dir));
+    out.push_back(
+        ReplaceAll(ReplaceAll(t, "{build_dir}", build_dir), "{manifest_dir}", manifest_dir));
   }
   if (!placed) out.insert(out.end(), args.begin(), args.end());
   return out;

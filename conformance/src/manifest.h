@@ -14,8 +14,8 @@ namespace cuframes::conform {
 
 struct Manifest {
   std::string name;
-  std::string path;       // the manifest file
-  std::string build_dir;  // value of {build_dir}
+  std::string path;                     // the manifest file
+  std::string build_dir;                // value of {build_dir}
   std::vector<std::string> publisher;   // argv template; empty: role not offered
   std::vector<std::string> subscriber;  // argv template; empty: role not offered
   std::vector<int> proto_versions;

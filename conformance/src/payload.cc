@@ -11,7 +11,8 @@ uint8_t FrameByte(uint64_t seq, uint64_t i) {
 }
 
 void FillFrame(uint64_t seq, std::span<uint8_t> out) {
-  for (size_t i = 0; i < out.size(); ++i) out[i] = FrameByte(seq, i);
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = FrameByte(seq, i);
 }
 
 uint64_t FrameChecksum(uint64_t seq, uint64_t size) {
@@ -31,11 +32,14 @@ uint8_t PacketByte(uint64_t seq, uint64_t i) {
 
 std::vector<uint8_t> PacketPayload(uint64_t seq, uint32_t max_bytes) {
   std::vector<uint8_t> out(PacketSize(seq, max_bytes));
-  for (size_t i = 0; i < out.size(); ++i) out[i] = PacketByte(seq, i);
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = PacketByte(seq, i);
   return out;
 }
 
-bool PacketIsKey(uint64_t seq, uint32_t gop) { return gop != 0 && (seq - 1) % gop == 0; }
+bool PacketIsKey(uint64_t seq, uint32_t gop) {
+  return gop != 0 && (seq - 1) % gop == 0;
+}
 
 std::vector<uint8_t> CodecParamsPayload(uint32_t codec) {
   const std::string s = "cuframes-params-" + std::to_string(codec);

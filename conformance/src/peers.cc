@@ -14,14 +14,20 @@ namespace cuframes::conform {
 
 namespace {
 
-uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+uint64_t RoundUp(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
 
 std::string RxName(Conn::Rx r) {
   switch (r) {
-    case Conn::Rx::kMsg: return "a message";
-    case Conn::Rx::kEof: return "end of file (connection closed)";
-    case Conn::Rx::kTimeout: return "nothing (timeout)";
-    case Conn::Rx::kTooLarge: return "a header announcing more than 4096 payload bytes";
+    case Conn::Rx::kMsg:
+      return "a message";
+    case Conn::Rx::kEof:
+      return "end of file (connection closed)";
+    case Conn::Rx::kTimeout:
+      return "nothing (timeout)";
+    case Conn::Rx::kTooLarge:
+      return "a header announcing more than 4096 payload bytes";
   }
   return "?";
 }
@@ -39,7 +45,9 @@ uint64_t ProcStartTime() {
   return 0;
 }
 
-std::string Num(uint64_t v) { return std::to_string(v); }
+std::string Num(uint64_t v) {
+  return std::to_string(v);
+}
 
 }  // namespace
 
@@ -50,8 +58,8 @@ TlvMsg RecvOrFail(CaseContext& ctx, Conn& c, const std::string& req, const std::
   TlvMsg m;
   const Conn::Rx r = c.Recv(&m, In(timeout_ms));
   if (r != Conn::Rx::kMsg) {
-    ctx.Fail(req, what + " within " + Num(static_cast<uint64_t>(timeout_ms)) + " ms",
-             RxName(r), c.received());
+    ctx.Fail(req, what + " within " + Num(static_cast<uint64_t>(timeout_ms)) + " ms", RxName(r),
+             c.received());
   }
   const std::string bad = CheckWellFormed(ctx.spec(), m);
   if (!bad.empty()) {
@@ -95,11 +103,12 @@ void ExpectErrorClose(CaseContext& ctx, Conn& c, const std::string& code, const 
   std::vector<TlvMsg> extra;
   const bool closed = c.WaitClosed(In(timeout_ms), &extra);
   ctx.Expect(closed, "MSG-ERROR-02", "the sender closes the connection after ERROR",
-             closed ? "" : "connection still open after " + Num(static_cast<uint64_t>(timeout_ms)) +
-                               " ms");
+             closed
+                 ? ""
+                 : "connection still open after " + Num(static_cast<uint64_t>(timeout_ms)) + " ms");
   ctx.Expect(extra.empty(), "MSG-ERROR-02", "nothing after ERROR",
-             extra.empty() ? "" : Describe(s, extra[0]), extra.empty() ? std::span<const uint8_t>()
-                                                                        : extra[0].raw);
+             extra.empty() ? "" : Describe(s, extra[0]),
+             extra.empty() ? std::span<const uint8_t>() : extra[0].raw);
 }
 
 void ExpectCloseOnly(CaseContext& ctx, Conn& c, const std::string& req, int timeout_ms,
@@ -159,8 +168,8 @@ void ScriptedSub::Connect() {
   const std::string dir = ctx_.SocketPath().substr(0, ctx_.SocketPath().rfind('/'));
   conn_ = Conn::Connect(dir + "/cuframes-" + key_ + ".sock", In(3000), &error);
   if (!conn_) {
-    ctx_.Fail("RES-NAME-02", "a listening Unix SOCK_STREAM socket at " + dir + "/cuframes-" +
-                                 key_ + ".sock",
+    ctx_.Fail("RES-NAME-02",
+              "a listening Unix SOCK_STREAM socket at " + dir + "/cuframes-" + key_ + ".sock",
               error);
   }
 }
@@ -180,7 +189,8 @@ std::vector<uint8_t> ScriptedSub::HelloBytes(const HelloParams& p) const {
       .Set("kinds_mask", p.kinds_mask)
       .Set("lib_version", 0x000200)
       .Set("caps", p.caps);
-  for (size_t i = s.Size("HelloReq"); i < b.payload().size(); ++i) b.payload()[i] = 0xee;
+  for (size_t i = s.Size("HelloReq"); i < b.payload().size(); ++i)
+    b.payload()[i] = 0xee;
   return b.Encode();
 }
 
@@ -212,8 +222,8 @@ HelloInfo ScriptedSub::Hello(const HelloParams& p, bool allow_error) {
     ctx_.Expect(h.proto_version >= p.min_proto && h.proto_version <= p.max_proto, "VER-NEG-01",
                 "proto_version within [" + Num(p.min_proto) + ", " + Num(p.max_proto) + "]",
                 Num(h.proto_version), m.raw);
-    ctx_.Expect(h.proto_version >= 2 || (h.caps == 0 && h.initial_packet_seq == 0 &&
-                                         h.initial_packet_pos == 0),
+    ctx_.Expect(h.proto_version >= 2 ||
+                    (h.caps == 0 && h.initial_packet_seq == 0 && h.initial_packet_pos == 0),
                 "MSG-HRESP-03", "caps and initial_packet_* zero when version 1 is negotiated",
                 "caps=" + Num(h.caps) + " seq=" + Num(h.initial_packet_seq), m.raw);
     ctx_.Expect(h.memory_kind >= 1 && ((p.kinds_mask >> (h.memory_kind - 1)) & 1), "KIND-01",
@@ -226,7 +236,9 @@ HelloInfo ScriptedSub::Hello(const HelloParams& p, bool allow_error) {
   return h;
 }
 
-StructView ScriptedSub::Header() { return StructView(ctx_.spec(), "SegmentHeader", seg_->span()); }
+StructView ScriptedSub::Header() {
+  return StructView(ctx_.spec(), "SegmentHeader", seg_->span());
+}
 
 StructView ScriptedSub::SubSlot(uint32_t i) {
   return StructView(ctx_.spec(), "SubscriberSlot", seg_->span(),
@@ -238,7 +250,9 @@ StructView ScriptedSub::SlotDesc(uint32_t i) {
                     Header().Get("slot_desc_offset") + ctx_.spec().Size("SlotDescriptor") * i);
 }
 
-uint32_t ScriptedSub::slot_count() { return static_cast<uint32_t>(Header().Get("slot_count")); }
+uint32_t ScriptedSub::slot_count() {
+  return static_cast<uint32_t>(Header().Get("slot_count"));
+}
 
 std::span<const uint8_t> ScriptedSub::Buffer(uint32_t slot, uint64_t bytes) {
   StructView h = Header();
@@ -312,8 +326,8 @@ void ScriptedSub::MapAndValidate() {
   }
   expect_field("segment_size", size, "SHM-LAYOUT-01");
   ctx_.Expect(static_cast<uint64_t>(ShmFile::FileSize(path)) == size, "SHM-LAYOUT-02",
-              "file size = segment_size " + Num(size), Num(static_cast<uint64_t>(
-                                                           ShmFile::FileSize(path))));
+              "file size = segment_size " + Num(size),
+              Num(static_cast<uint64_t>(ShmFile::FileSize(path))));
   ctx_.Expect(sso % 64 == 0, "SHM-ALIGN-01", "subscriber slots 64-byte aligned", Num(sso));
   for (const char* r : {"reserved0", "reserved1", "reserved2"}) {
     ctx_.Expect(AllZero(h.Bytes(r)), "VER-RSV-01", std::string("SegmentHeader.") + r + " zero",
@@ -322,9 +336,8 @@ void ScriptedSub::MapAndValidate() {
   for (uint32_t i = 0; i < slots; ++i) {
     StructView d = SlotDesc(i);
     if (hello_.memory_kind == s.Enum("memory_kind", "HOST")) {
-      ctx_.Expect(AllZero(d.Bytes("mem_handle")) && AllZero(d.Bytes("ready_event")),
-                  "SHM-SLOT-02", "HOST slot " + Num(i) + " handles all zero", "nonzero",
-                  d.All(), d.base());
+      ctx_.Expect(AllZero(d.Bytes("mem_handle")) && AllZero(d.Bytes("ready_event")), "SHM-SLOT-02",
+                  "HOST slot " + Num(i) + " handles all zero", "nonzero", d.All(), d.base());
     }
   }
   ctx_.Expect(hello_.index < subs, "MSG-HRESP-01",
@@ -353,14 +366,14 @@ uint64_t ScriptedSub::Attach(std::optional<uint32_t> index, std::optional<uint32
       .Set("generation", gen.value_or(static_cast<uint32_t>(hello_.generation)));
   Send(b.Encode());
   TlvMsg m = RecvOrFail(ctx_, *conn_, "SM-PUB-01", "ATTACH_RESP", 3000);
-  ctx_.Expect(s.MsgName(m.type) == "ATTACH_RESP", "SM-PUB-01", "ATTACH_RESP(OK)",
-              Describe(s, m), m.raw);
+  ctx_.Expect(s.MsgName(m.type) == "ATTACH_RESP", "SM-PUB-01", "ATTACH_RESP(OK)", Describe(s, m),
+              m.raw);
   const uint64_t status = PayloadField(s, "AttachResp", m, "status");
   const uint64_t start = PayloadField(s, "AttachResp", m, "start_seq");
   ctx_.Expect(status == 0, "SM-PUB-01", "ATTACH_RESP status OK", Describe(s, m), m.raw);
-  ctx_.Expect(AllZero(std::span<const uint8_t>(m.payload).subspan(
-                  s.Off("AttachResp", "reserved0"), 4)),
-              "VER-RSV-01", "ATTACH_RESP reserved0 zero", "nonzero", m.raw);
+  ctx_.Expect(
+      AllZero(std::span<const uint8_t>(m.payload).subspan(s.Off("AttachResp", "reserved0"), 4)),
+      "VER-RSV-01", "ATTACH_RESP reserved0 zero", "nonzero", m.raw);
   StructView me = SubSlot(static_cast<uint32_t>(hello_.index));
   const uint64_t ws = Header().Get("write_seq");
   ctx_.Expect(me.Get("state") == s.Enum("subscriber_slot_state", "ACTIVE"), "MSG-ARESP-01",
@@ -393,8 +406,9 @@ uint64_t ScriptedSub::ReadFrame(uint64_t n, int timeout_ms) {
     const uint32_t f = static_cast<uint32_t>(h.Get("frame_futex"));
     if (h.Get("write_seq") >= n) break;
     if (Clock::now() >= d) {
-      ctx_.Fail("ACK-COMMIT-01", "write_seq reaches " + Num(n) + " within " +
-                                     Num(static_cast<uint64_t>(timeout_ms)) + " ms",
+      ctx_.Fail("ACK-COMMIT-01",
+                "write_seq reaches " + Num(n) + " within " +
+                    Num(static_cast<uint64_t>(timeout_ms)) + " ms",
                 "write_seq " + Num(h.Get("write_seq")), h.All());
     }
     std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(waiters)).fetch_add(1);
@@ -417,15 +431,16 @@ uint64_t ScriptedSub::ReadFrame(uint64_t n, int timeout_ms) {
   ctx_.Expect((meta.Get("flags") & ~uint64_t{1}) == 0, "SHM-FMETA-03",
               "FrameMeta.flags only END_OF_STREAM", Num(meta.Get("flags")), meta.All(),
               meta.base());
-  ctx_.Expect(AllZero(meta.Bytes("reserved0")) && AllZero(meta.Bytes("reserved1")),
-              "VER-RSV-01", "FrameMeta reserved bytes zero", "nonzero", meta.All(), meta.base());
+  ctx_.Expect(AllZero(meta.Bytes("reserved0")) && AllZero(meta.Bytes("reserved1")), "VER-RSV-01",
+              "FrameMeta reserved bytes zero", "nonzero", meta.All(), meta.base());
   const auto buf = Buffer(slot, bytes);
   const uint64_t sum = Fnv1a64(buf);
   if (sum != FrameChecksum(n, bytes)) {
     std::vector<uint8_t> want(bytes);
     FillFrame(n, want);
     size_t diff = 0;
-    while (diff < bytes && buf[diff] == want[diff]) ++diff;
+    while (diff < bytes && buf[diff] == want[diff])
+      ++diff;
     const size_t from = diff > 16 ? diff - 16 : 0;
     ctx_.Fail("SHM-FMETA-01",
               "frame " + Num(n) + " payload per the contract formula, checksum " +
@@ -443,7 +458,9 @@ void ScriptedSub::StoreAckSeq(uint64_t v) {
   FutexWakeAll(h.Bytes("ack_futex").data());
 }
 
-void ScriptedSub::Ack(uint64_t n) { StoreAckSeq(n); }
+void ScriptedSub::Ack(uint64_t n) {
+  StoreAckSeq(n);
+}
 
 // ---- ScriptedPub ----
 
@@ -459,7 +476,9 @@ StructView ScriptedPub::SlotDesc(uint32_t i) {
   return StructView(ctx_.spec(), "SlotDescriptor", seg_->span(),
                     ctx_.spec().Size("SegmentHeader") + ctx_.spec().Size("SlotDescriptor") * i);
 }
-StructView ScriptedPub::Ring() { return StructView(ctx_.spec(), "PacketRingHeader", ring_->span()); }
+StructView ScriptedPub::Ring() {
+  return StructView(ctx_.spec(), "PacketRingHeader", ring_->span());
+}
 
 void ScriptedPub::Create() {
   const Spec& s = ctx_.spec();
@@ -526,8 +545,8 @@ Process& ScriptedPub::StartSub(const std::vector<std::string>& args) {
 TlvMsg ScriptedPub::ReadHello() {
   const Spec& s = ctx_.spec();
   TlvMsg m = RecvOrFail(ctx_, *conn_, "MSG-HELLO-01", "HELLO_REQ as the first message", 3000);
-  ctx_.Expect(s.MsgName(m.type) == "HELLO_REQ", "MSG-HELLO-01", "HELLO_REQ first",
-              Describe(s, m), m.raw);
+  ctx_.Expect(s.MsgName(m.type) == "HELLO_REQ", "MSG-HELLO-01", "HELLO_REQ first", Describe(s, m),
+              m.raw);
   const uint64_t magic = PayloadField(s, "HelloReq", m, "magic");
   const uint64_t lo = PayloadField(s, "HelloReq", m, "min_proto");
   const uint64_t hi = PayloadField(s, "HelloReq", m, "max_proto");
@@ -570,8 +589,8 @@ MessageBuilder ScriptedPub::HelloResp() {
 TlvMsg ScriptedPub::ReadAttach() {
   const Spec& s = ctx_.spec();
   TlvMsg m = RecvOrFail(ctx_, *conn_, "MSG-ATTACH-01", "ATTACH_REQ after HELLO_RESP(OK)", 3000);
-  ctx_.Expect(s.MsgName(m.type) == "ATTACH_REQ", "MSG-ATTACH-01", "ATTACH_REQ",
-              Describe(s, m), m.raw);
+  ctx_.Expect(s.MsgName(m.type) == "ATTACH_REQ", "MSG-ATTACH-01", "ATTACH_REQ", Describe(s, m),
+              m.raw);
   ctx_.Expect(PayloadField(s, "AttachReq", m, "subscriber_index") == 0 &&
                   PayloadField(s, "AttachReq", m, "generation") == generation_,
               "MSG-ATTACH-01", "ATTACH_REQ echoes index 0 and generation " + Num(generation_),
@@ -644,8 +663,8 @@ uint64_t ScriptedPub::Publish(std::optional<uint64_t> payload_bytes) {
   const auto ack_ok = [&](uint64_t m) {
     const uint64_t ack = me.Get("ack_seq");
     ctx_.Expect(ack <= h.Get("write_seq"), "ACK-REL-03",
-                "ack_seq <= the highest seq delivered (" + Num(h.Get("write_seq")) + ")",
-                Num(ack), me.All(), me.base());
+                "ack_seq <= the highest seq delivered (" + Num(h.Get("write_seq")) + ")", Num(ack),
+                me.All(), me.base());
     return me.Get("state") != ctx_.spec().Enum("subscriber_slot_state", "ACTIVE") ||
            me.Get("start_seq") > m || ack >= m;
   };
@@ -658,8 +677,9 @@ uint64_t ScriptedPub::Publish(std::optional<uint64_t> payload_bytes) {
       const uint32_t f = static_cast<uint32_t>(h.Get("ack_futex"));
       if (ack_ok(m)) break;
       if (Clock::now() >= d) {
-        ctx_.Fail("ACK-REL-01", "the subscriber releases frame " + Num(m) + " (ack_seq >= " +
-                                    Num(m) + ") so the publisher can reuse its slot",
+        ctx_.Fail("ACK-REL-01",
+                  "the subscriber releases frame " + Num(m) + " (ack_seq >= " + Num(m) +
+                      ") so the publisher can reuse its slot",
                   "ack_seq " + Num(me.Get("ack_seq")) + " after 5000 ms", me.All(), me.base());
       }
       FutexWait(futex, f, MsLeft(d, 50));
@@ -684,16 +704,19 @@ void ScriptedPub::ExpectFrames(Process& sub, uint64_t first, uint64_t count, uin
     const uint64_t seq = e->value("seq", uint64_t{0});
     ctx_.Expect(seq == n, "ACK-READ-03", "frame seq " + Num(n) + " (in order, no skip/repeat)",
                 e->dump());
-    ctx_.Expect(e->value("size", uint64_t{0}) == size, "SHM-FMETA-01",
-                "frame size " + Num(size), e->dump());
-    ctx_.Expect(e->value("checksum", std::string()) == Hex64(FrameChecksum(n, size)),
-                "ACK-HOST-01", "frame " + Num(n) + " checksum " + Hex64(FrameChecksum(n, size)),
+    ctx_.Expect(e->value("size", uint64_t{0}) == size, "SHM-FMETA-01", "frame size " + Num(size),
                 e->dump());
+    ctx_.Expect(e->value("checksum", std::string()) == Hex64(FrameChecksum(n, size)), "ACK-HOST-01",
+                "frame " + Num(n) + " checksum " + Hex64(FrameChecksum(n, size)), e->dump());
   }
 }
 
-uint64_t ScriptedPub::head_seq() { return Ring().Get("head_seq"); }
-uint64_t ScriptedPub::head_pos() { return Ring().Get("head_pos"); }
+uint64_t ScriptedPub::head_seq() {
+  return Ring().Get("head_seq");
+}
+uint64_t ScriptedPub::head_pos() {
+  return Ring().Get("head_pos");
+}
 
 void ScriptedPub::SetCodecParams(std::span<const uint8_t> data, uint32_t codec) {
   const Spec& s = ctx_.spec();

@@ -28,7 +28,8 @@ namespace {
 std::string Quote(const std::string& s) {
   if (!s.empty() && s.find_first_of(" \t\"'\\$*?&;|<>(){}") == std::string::npos) return s;
   std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : s)
+    out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
 
@@ -57,23 +58,26 @@ std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
     const char* eq = std::strchr(*e, '=');
     if (eq) merged[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
   }
-  for (const auto& [k, v] : env) merged[k] = v;
+  for (const auto& [k, v] : env)
+    merged[k] = v;
   std::vector<std::string> env_strings;
-  for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
+  for (const auto& [k, v] : merged)
+    env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
+  for (std::string& s : env_strings)
+    envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> args = argv;
   std::vector<char*> argvp;
-  for (std::string& s : args) argvp.push_back(s.data());
+  for (std::string& s : args)
+    argvp.push_back(s.data());
   argvp.push_back(nullptr);
 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
+  posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Own process group, so Terminate() reaches helpers the adapter may start; default signal
@@ -84,8 +88,8 @@ std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
   const int rc = argv[0].find('/') == std::string::npos
                      ? posix_spawnp(&pid, argvp[0], &fa, &attr, argvp.data(), envp.data())
@@ -168,7 +172,8 @@ bool Process::Pump(int timeout_ms) {
   // Once the process is gone its stdout can only drain; read what is left.
   if (!running_ && !out_eof_) {
     pollfd p{out_fd_, POLLIN, 0};
-    while (!out_eof_ && poll(&p, 1, 200) > 0) ReadLines();
+    while (!out_eof_ && poll(&p, 1, 200) > 0)
+      ReadLines();
   }
   return lines_.size() != before || was_running != running_;
 }
@@ -188,8 +193,7 @@ const nlohmann::json* Process::WaitFor(const std::function<bool(const nlohmann::
   }
 }
 
-const nlohmann::json* Process::WaitEvent(std::string_view name, Deadline deadline,
-                                         size_t* from) {
+const nlohmann::json* Process::WaitEvent(std::string_view name, Deadline deadline, size_t* from) {
   return WaitFor(
       [name](const nlohmann::json& j) {
         return j.contains("event") && j["event"].is_string() && j["event"] == name;
@@ -242,7 +246,8 @@ std::string Process::StatusText() const {
 std::string Process::StdoutTail(size_t n) const {
   std::string out;
   const size_t start = lines_.size() > n ? lines_.size() - n : 0;
-  for (size_t i = start; i < lines_.size(); ++i) out += lines_[i] + "\n";
+  for (size_t i = start; i < lines_.size(); ++i)
+    out += lines_[i] + "\n";
   return out;
 }
 

@@ -24,7 +24,9 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
 // Returns now + `ms` milliseconds.
-inline Deadline In(int64_t ms) { return Clock::now() + std::chrono::milliseconds(ms); }
+inline Deadline In(int64_t ms) {
+  return Clock::now() + std::chrono::milliseconds(ms);
+}
 // Returns the milliseconds left until `d` (0 when passed), capped at `cap`.
 int MsLeft(Deadline d, int cap = 1 << 30);
 

@@ -9,15 +9,22 @@
 
 namespace cuframes::conform {
 
-const char* RoleName(Role r) { return r == Role::kPublisher ? "publisher" : "subscriber"; }
+const char* RoleName(Role r) {
+  return r == Role::kPublisher ? "publisher" : "subscriber";
+}
 
 const char* OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kPass: return "PASS";
-    case Outcome::kFail: return "FAIL";
-    case Outcome::kUnsupported: return "UNSUPPORTED";
-    case Outcome::kXfail: return "XFAIL";
-    case Outcome::kXpass: return "XPASS";
+    case Outcome::kPass:
+      return "PASS";
+    case Outcome::kFail:
+      return "FAIL";
+    case Outcome::kUnsupported:
+      return "UNSUPPORTED";
+    case Outcome::kXfail:
+      return "XFAIL";
+    case Outcome::kXpass:
+      return "XPASS";
   }
   return "?";
 }
@@ -27,7 +34,9 @@ std::vector<CaseDef>& Registry() {
   return cases;
 }
 
-Registrar::Registrar(CaseDef def) { Registry().push_back(std::move(def)); }
+Registrar::Registrar(CaseDef def) {
+  Registry().push_back(std::move(def));
+}
 
 namespace {
 
@@ -51,7 +60,9 @@ CaseContext::CaseContext(const RunEnv& env, const CaseDef& def) : env_(env), def
   keys_.push_back(key_);
 }
 
-CaseContext::~CaseContext() { Cleanup(); }
+CaseContext::~CaseContext() {
+  Cleanup();
+}
 
 std::string CaseContext::NewKey() {
   keys_.push_back(UniqueKey());
@@ -61,16 +72,19 @@ std::string CaseContext::NewKey() {
 std::string CaseContext::SocketPath() const {
   return env_.socket_dir + "/cuframes-" + key_ + ".sock";
 }
-std::string CaseContext::SegmentPath() const { return "/dev/shm/cuframes-" + key_; }
-std::string CaseContext::RingPath() const { return "/dev/shm/cuframes-" + key_ + "-packets"; }
+std::string CaseContext::SegmentPath() const {
+  return "/dev/shm/cuframes-" + key_;
+}
+std::string CaseContext::RingPath() const {
+  return "/dev/shm/cuframes-" + key_ + "-packets";
+}
 
 Process& CaseContext::Start(const std::vector<std::string>& tmpl, const char* what,
                             const std::vector<std::string>& args) {
   if (tmpl.empty()) Unsupported(std::string("the manifest offers no ") + what + " adapter");
   const std::string dir = env_.log_dir + "/" + Sanitize(def_.id);
   std::filesystem::create_directories(dir);
-  const std::string err_path =
-      dir + "/" + what + "-" + std::to_string(procs_.size()) + ".stderr";
+  const std::string err_path = dir + "/" + what + "-" + std::to_string(procs_.size()) + ".stderr";
   std::map<std::string, std::string> env = manifest().env;
   env["CUFRAMES_SOCKET_DIR"] = env_.socket_dir;
   std::string error;
@@ -101,12 +115,15 @@ void CaseContext::WaitReady(Process& p, const std::string& req, int timeout_ms) 
   size_t from = 0;
   if (p.WaitEvent("ready", In(timeout_ms), &from)) return;
   CheckUnsupported(p);
-  Fail(req, "the publisher adapter prints {\"event\":\"ready\"} within " +
-                std::to_string(timeout_ms) + " ms",
+  Fail(req,
+       "the publisher adapter prints {\"event\":\"ready\"} within " + std::to_string(timeout_ms) +
+           " ms",
        "no ready event; adapter " + p.StatusText());
 }
 
-void CaseContext::Note(const std::string& line) { log_.push_back(line); }
+void CaseContext::Note(const std::string& line) {
+  log_.push_back(line);
+}
 
 void CaseContext::Fail(const std::string& req, const std::string& expected,
                        const std::string& actual, std::span<const uint8_t> bytes, size_t base) {
@@ -118,7 +135,9 @@ void CaseContext::Fail(const std::string& req, const std::string& expected,
   throw CaseFailed{f};
 }
 
-void CaseContext::Unsupported(const std::string& reason) { throw CaseUnsupported{reason}; }
+void CaseContext::Unsupported(const std::string& reason) {
+  throw CaseUnsupported{reason};
+}
 
 std::string CaseContext::ProcessDetail() const {
   std::string out;

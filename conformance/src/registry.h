@@ -24,9 +24,9 @@ const char* RoleName(Role r);
 
 // What a case needs the IUT to claim. Empty strings need nothing.
 struct Needs {
-  int proto = 1;             // a proto_version the manifest must claim
+  int proto = 1;              // a proto_version the manifest must claim
   std::string kind = "host";  // a memory kind the manifest must claim
-  std::string feature;       // an optional feature the manifest must claim
+  std::string feature;        // an optional feature the manifest must claim
 };
 
 class CaseContext;
@@ -50,21 +50,21 @@ struct Registrar {
 
 // Defines and registers a case:
 //   CF_CASE(Fn, "3.2/oversized-length", "title", {"TLV-ERR-01"}, Role::kPublisher, {}) { ... }
-#define CF_CASE(fn, id, title, reqs, role, needs)                                       \
-  static void fn(::cuframes::conform::CaseContext& ctx);                               \
-  static const ::cuframes::conform::Registrar fn##_registrar(                          \
-      ::cuframes::conform::CaseDef{id, title, reqs, role, needs, &fn});                \
+#define CF_CASE(fn, id, title, reqs, role, needs)                       \
+  static void fn(::cuframes::conform::CaseContext& ctx);                \
+  static const ::cuframes::conform::Registrar fn##_registrar(           \
+      ::cuframes::conform::CaseDef{id, title, reqs, role, needs, &fn}); \
   static void fn([[maybe_unused]] ::cuframes::conform::CaseContext& ctx)
 
 enum class Outcome { kPass, kFail, kUnsupported, kXfail, kXpass };
 const char* OutcomeName(Outcome o);
 
 struct Failure {
-  std::string req;       // the requirement violated (or "HARNESS" for a harness error)
+  std::string req;  // the requirement violated (or "HARNESS" for a harness error)
   std::string expected;
   std::string actual;
-  std::string hex;       // hex dump of the bytes involved
-  std::string detail;    // adapter command lines, exit status, output tails
+  std::string hex;     // hex dump of the bytes involved
+  std::string detail;  // adapter command lines, exit status, output tails
 };
 
 struct CaseResult {

@@ -37,11 +37,21 @@ std::map<std::string, Counts, SectionCmp> CountBySection(const RunReport& r) {
   for (const CaseResult& c : r.results) {
     Counts& k = m[SectionOf(c.id)];
     switch (c.outcome) {
-      case Outcome::kPass: ++k.pass; break;
-      case Outcome::kFail: ++k.fail; break;
-      case Outcome::kUnsupported: ++k.unsupported; break;
-      case Outcome::kXfail: ++k.xfail; break;
-      case Outcome::kXpass: ++k.xpass; break;
+      case Outcome::kPass:
+        ++k.pass;
+        break;
+      case Outcome::kFail:
+        ++k.fail;
+        break;
+      case Outcome::kUnsupported:
+        ++k.unsupported;
+        break;
+      case Outcome::kXfail:
+        ++k.xfail;
+        break;
+      case Outcome::kXpass:
+        ++k.xpass;
+        break;
     }
   }
   return m;
@@ -143,9 +153,12 @@ std::string ConsoleReport(const Spec& spec, const RunReport& r) {
     o << "\ncoverage: " << r.coverage.cases_by_req.size() << " requirement IDs tested, "
       << r.coverage.exempt.size() << " exempt, " << r.coverage.uncovered_must.size()
       << " MUST uncovered, " << r.coverage.uncovered_should.size() << " SHOULD uncovered\n";
-    for (const Exemption& e : r.coverage.exempt) o << "  exempt " << e.id << ": " << e.reason << "\n";
-    for (const std::string& id : r.coverage.uncovered_must) o << "  UNCOVERED MUST " << id << "\n";
-    for (const std::string& id : r.coverage.uncovered_should) o << "  uncovered SHOULD " << id << "\n";
+    for (const Exemption& e : r.coverage.exempt)
+      o << "  exempt " << e.id << ": " << e.reason << "\n";
+    for (const std::string& id : r.coverage.uncovered_must)
+      o << "  UNCOVERED MUST " << id << "\n";
+    for (const std::string& id : r.coverage.uncovered_should)
+      o << "  uncovered SHOULD " << id << "\n";
     for (const std::string& id : r.coverage.tested_and_exempt) {
       o << "  note: " << id << " is tested and also exempt; drop the exemption\n";
     }
@@ -154,7 +167,8 @@ std::string ConsoleReport(const Spec& spec, const RunReport& r) {
   }
   std::snprintf(line, sizeof line, "%.1f", r.seconds);
   o << "\n" << (r.exit_code == 0 ? "RESULT: PASS" : "RESULT: FAIL") << " in " << line << " s\n";
-  for (const std::string& why : r.exit_reasons) o << "  " << why << "\n";
+  for (const std::string& why : r.exit_reasons)
+    o << "  " << why << "\n";
   return o.str();
 }
 
@@ -163,11 +177,21 @@ std::string XmlEscape(std::string_view s) {
   for (char ch : s) {
     const unsigned char c = static_cast<unsigned char>(ch);
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         if (c < 0x20 && c != '\n' && c != '\t' && c != '\r') break;
         out += ch;
@@ -186,7 +210,8 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
     << "\" failures=\"" << t.fail + t.xpass << "\" skipped=\"" << t.unsupported + t.xfail
     << "\" time=\"" << secs << "\">\n";
   std::map<std::string, std::vector<const CaseResult*>, SectionCmp> by;
-  for (const CaseResult& c : r.results) by[SectionOf(c.id)].push_back(&c);
+  for (const CaseResult& c : r.results)
+    by[SectionOf(c.id)].push_back(&c);
   for (const auto& [section, cases] : by) {
     o << "  <testsuite name=\"section " << XmlEscape(section) << "\" tests=\"" << cases.size()
       << "\">\n";
@@ -195,9 +220,9 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
       o << "    <testcase classname=\"cuframes.conformance." << XmlEscape(section) << "\" name=\""
         << XmlEscape(c->id) << "\" time=\"" << secs << "\">\n";
       if (c->outcome == Outcome::kFail) {
-        o << "      <failure message=\"" << XmlEscape(c->failure.req + ": expected " +
-                                                    c->failure.expected)
-          << "\" type=\"" << FailureLevel(spec, c->failure) << "\">"
+        o << "      <failure message=\""
+          << XmlEscape(c->failure.req + ": expected " + c->failure.expected) << "\" type=\""
+          << FailureLevel(spec, c->failure) << "\">"
           << XmlEscape("requirement " + c->failure.req + ": " + ReqText(spec, c->failure.req) +
                        "\nexpected: " + c->failure.expected + "\nactual: " + c->failure.actual +
                        "\n" + c->failure.hex + c->failure.detail + "rerun: " + c->rerun)
@@ -205,9 +230,8 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
       } else if (c->outcome == Outcome::kXpass) {
         o << "      <failure message=\"" << XmlEscape(c->reason) << "\" type=\"XPASS\"/>\n";
       } else if (c->outcome == Outcome::kUnsupported || c->outcome == Outcome::kXfail) {
-        o << "      <skipped message=\"" << XmlEscape(OutcomeName(c->outcome) + std::string(": ") +
-                                                    c->reason)
-          << "\"/>\n";
+        o << "      <skipped message=\""
+          << XmlEscape(OutcomeName(c->outcome) + std::string(": ") + c->reason) << "\"/>\n";
       }
       o << "    </testcase>\n";
     }
@@ -217,7 +241,8 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
        "conformance\" name=\"requirement-coverage\">\n";
   if (r.coverage_checked && !r.coverage.uncovered_must.empty()) {
     std::string ids;
-    for (const std::string& id : r.coverage.uncovered_must) ids += id + " ";
+    for (const std::string& id : r.coverage.uncovered_must)
+      ids += id + " ";
     o << "      <failure message=\"uncovered MUST requirements\">" << XmlEscape(ids)
       << "</failure>\n";
   } else if (!r.coverage_checked) {
@@ -269,10 +294,12 @@ std::string JsonReport(const Spec& spec, const RunReport& r) {
     cov["uncovered_should"] = r.coverage.uncovered_should;
     cov["unknown_requirements"] = r.coverage.unknown_reqs;
     json ex = json::array();
-    for (const Exemption& e : r.coverage.exempt) ex.push_back({{"id", e.id}, {"reason", e.reason}});
+    for (const Exemption& e : r.coverage.exempt)
+      ex.push_back({{"id", e.id}, {"reason", e.reason}});
     cov["exempt"] = ex;
     json by = json::object();
-    for (const auto& [id, ids] : r.coverage.cases_by_req) by[id] = ids;
+    for (const auto& [id, ids] : r.coverage.cases_by_req)
+      by[id] = ids;
     cov["cases_by_requirement"] = by;
     j["coverage"] = cov;
   }
@@ -285,8 +312,8 @@ std::string MarkdownReport(const Spec& spec, const RunReport& r) {
   o << "### cuframes conformance: " << (r.exit_code == 0 ? "PASS" : "FAIL") << " ("
     << r.manifest_name << ")\n\n";
   o << t.pass << " passed, " << t.fail << " failed, " << t.xfail << " expected failures, "
-    << t.xpass << " unexpected passes, " << t.unsupported << " unsupported, of "
-    << r.results.size() << " cases.\n\n";
+    << t.xpass << " unexpected passes, " << t.unsupported << " unsupported, of " << r.results.size()
+    << " cases.\n\n";
   o << "| section | pass | fail | xfail | xpass | unsupported |\n|---|---:|---:|---:|---:|---:|\n";
   for (const auto& [s, k] : CountBySection(r)) {
     o << "| " << s << " | " << k.pass << " | " << k.fail << " | " << k.xfail << " | " << k.xpass
@@ -304,16 +331,18 @@ std::string MarkdownReport(const Spec& spec, const RunReport& r) {
     o << "\n<details><summary><b>FAIL <code>" << c.id << "</code></b> — " << c.failure.req << " ("
       << FailureLevel(spec, c.failure) << ")</summary>\n\n";
     o << "> " << OneLine(ReqText(spec, c.failure.req)) << "\n\n";
-    o << "- expected: " << OneLine(c.failure.expected) << "\n- actual: "
-      << OneLine(c.failure.actual) << "\n- rerun: `" << c.rerun << "`\n";
+    o << "- expected: " << OneLine(c.failure.expected)
+      << "\n- actual: " << OneLine(c.failure.actual) << "\n- rerun: `" << c.rerun << "`\n";
     if (!c.failure.hex.empty()) o << "\n```\n" << c.failure.hex << "```\n";
     o << "\n</details>\n";
   }
   if (r.coverage_checked) {
-    o << "\n" << r.coverage.cases_by_req.size() << " requirement IDs tested, "
-      << r.coverage.exempt.size() << " exempt (not observable at the wire), "
-      << r.coverage.uncovered_must.size() << " MUST uncovered.\n";
-    for (const std::string& id : r.coverage.uncovered_must) o << "- uncovered MUST " << id << "\n";
+    o << "\n"
+      << r.coverage.cases_by_req.size() << " requirement IDs tested, " << r.coverage.exempt.size()
+      << " exempt (not observable at the wire), " << r.coverage.uncovered_must.size()
+      << " MUST uncovered.\n";
+    for (const std::string& id : r.coverage.uncovered_must)
+      o << "- uncovered MUST " << id << "\n";
   }
   return o.str();
 }

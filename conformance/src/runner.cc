@@ -37,7 +37,8 @@ bool WriteFile(const std::string& path, const std::string& text) {
 std::string ShellQuote(const std::string& s) {
   if (s.find_first_of(" '\"*?[]$\\") == std::string::npos) return s;
   std::string o = "'";
-  for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : s)
+    o += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return o + "'";
 }
 
@@ -83,7 +84,8 @@ int RunConformance(const RunOptions& opts) {
       std::cout << c.id << "  [" << RoleName(c.role) << ", proto " << c.needs.proto
                 << (c.needs.kind.empty() ? "" : ", " + c.needs.kind)
                 << (c.needs.feature.empty() ? "" : ", " + c.needs.feature) << "]  ";
-      for (size_t i = 0; i < c.reqs.size(); ++i) std::cout << (i ? "," : "") << c.reqs[i];
+      for (size_t i = 0; i < c.reqs.size(); ++i)
+        std::cout << (i ? "," : "") << c.reqs[i];
       std::cout << "\n    " << c.title << "\n";
     }
     return 0;
@@ -102,8 +104,8 @@ int RunConformance(const RunOptions& opts) {
   std::vector<XfailEntry> xfails;
   if (!opts.xfail_path.empty()) {
     if (!ReadFile(opts.xfail_path, &text) || !ParseXfail(text, &xfails, &error)) {
-      std::cerr << "cuframes-conform: cannot use xfail file " << opts.xfail_path << ": "
-                << error << "\n";
+      std::cerr << "cuframes-conform: cannot use xfail file " << opts.xfail_path << ": " << error
+                << "\n";
       return 2;
     }
   }
@@ -185,7 +187,8 @@ int RunConformance(const RunOptions& opts) {
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (opts.only.empty()) {
     std::vector<std::pair<std::string, std::vector<std::string>>> pairs;
-    for (const CaseDef& c : cases) pairs.emplace_back(c.id, c.reqs);
+    for (const CaseDef& c : cases)
+      pairs.emplace_back(c.id, c.reqs);
     report.coverage = CheckCoverage(spec, pairs, exemptions);
     report.coverage_checked = true;
   }

@@ -12,9 +12,9 @@ namespace cuframes::conform {
 struct RunOptions {
   std::string program = "cuframes-conform";  // argv[0], for rerun commands
   std::string manifest_path;
-  std::string build_dir;        // fills {build_dir}; empty: env or manifest default
+  std::string build_dir;  // fills {build_dir}; empty: env or manifest default
   std::string reports_dir = "reports/conformance";
-  std::string only;             // case-ID glob, or requirement ID
+  std::string only;  // case-ID glob, or requirement ID
   std::string xfail_path;
   std::string spec_path = CUFRAMES_CONFORM_SPEC_JSON;
   std::string exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/coverage_exemptions.txt";

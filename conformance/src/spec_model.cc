@@ -26,7 +26,8 @@ bool Spec::Load(const std::string& path, std::string* error) {
       constants_[name] = c.at("value").get<uint64_t>();
     }
     for (auto& [name, e] : j.at("enums").items()) {
-      for (auto& [k, v] : e.items()) enums_[name][k] = v.get<uint32_t>();
+      for (auto& [k, v] : e.items())
+        enums_[name][k] = v.get<uint32_t>();
     }
     for (auto& e : j.at("errors")) {
       errors_[e.at("name").get<std::string>()] = e.at("value").get<uint32_t>();
@@ -82,8 +83,7 @@ const FieldDef& Spec::Field(std::string_view st, std::string_view field) const {
   for (const FieldDef& f : Struct(st).fields) {
     if (f.name == field) return f;
   }
-  throw std::out_of_range("twin struct " + std::string(st) + " has no field " +
-                          std::string(field));
+  throw std::out_of_range("twin struct " + std::string(st) + " has no field " + std::string(field));
 }
 
 uint64_t Spec::Const(std::string_view name) const {
@@ -144,8 +144,7 @@ const Requirement* Spec::Req(std::string_view id) const {
   return nullptr;
 }
 
-StructView::StructView(const Spec& spec, std::string_view st, std::span<uint8_t> bytes,
-                       size_t base)
+StructView::StructView(const Spec& spec, std::string_view st, std::span<uint8_t> bytes, size_t base)
     : def_(&spec.Struct(st)), bytes_(bytes), base_(base) {}
 
 const FieldDef& StructView::Checked(std::string_view field) const {

@@ -4,8 +4,8 @@
 
 namespace cuframes::conform {
 
-std::vector<uint8_t> EncodeTlv(uint16_t type, std::span<const uint8_t> payload,
-                               uint16_t reserved, std::optional<uint32_t> length) {
+std::vector<uint8_t> EncodeTlv(uint16_t type, std::span<const uint8_t> payload, uint16_t reserved,
+                               std::optional<uint32_t> length) {
   std::vector<uint8_t> out(8 + payload.size());
   StoreLe(out, 0, type, 2);
   StoreLe(out, 2, reserved, 2);

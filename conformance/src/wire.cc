@@ -35,7 +35,9 @@ bool FillAddr(const std::string& path, sockaddr_un* addr) {
 }  // namespace
 
 Conn::Conn(int fd) : fd_(fd) {}
-Conn::~Conn() { Close(); }
+Conn::~Conn() {
+  Close();
+}
 
 void Conn::Close() {
   if (fd_ >= 0) close(fd_);
@@ -162,7 +164,9 @@ bool Conn::PeerClosed() {
   return eof_;
 }
 
-Listener::~Listener() { Close(); }
+Listener::~Listener() {
+  Close();
+}
 
 void Listener::Close() {
   if (fd_ >= 0) {
@@ -212,8 +216,7 @@ ShmFile::~ShmFile() {
   if (fd_ >= 0) close(fd_);
 }
 
-std::unique_ptr<ShmFile> ShmFile::Open(const std::string& path, bool writable,
-                                       std::string* error) {
+std::unique_ptr<ShmFile> ShmFile::Open(const std::string& path, bool writable, std::string* error) {
   const int fd = open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (fd < 0) {
     *error = "open " + path + ": " + std::strerror(errno);
@@ -239,8 +242,7 @@ std::unique_ptr<ShmFile> ShmFile::Open(const std::string& path, bool writable,
   return f;
 }
 
-std::unique_ptr<ShmFile> ShmFile::Create(const std::string& path, size_t size,
-                                         std::string* error) {
+std::unique_ptr<ShmFile> ShmFile::Create(const std::string& path, size_t size, std::string* error) {
   const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     *error = "create " + path + ": " + std::strerror(errno);
@@ -295,7 +297,8 @@ void FutexWait(void* word, uint32_t expected, int timeout_ms) {
 
 uint32_t AtomicIncrement32(void* word) {
   return std::atomic_ref<uint32_t>(*static_cast<uint32_t*>(word))
-             .fetch_add(1, std::memory_order_release) + 1;
+             .fetch_add(1, std::memory_order_release) +
+         1;
 }
 
 }  // namespace cuframes::conform

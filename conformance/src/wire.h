@@ -83,12 +83,10 @@ class ShmFile {
   ~ShmFile();
   // Maps the existing file at `path` (read-write when `writable`). Returns nullptr and sets
   // *error on failure (including an empty file).
-  static std::unique_ptr<ShmFile> Open(const std::string& path, bool writable,
-                                       std::string* error);
+  static std::unique_ptr<ShmFile> Open(const std::string& path, bool writable, std::string* error);
   // Creates `path` with O_EXCL and mode 0600, takes an exclusive flock (the publisher liveness
   // lock of RES-LIVE-01), sizes it to `size` and maps it read-write.
-  static std::unique_ptr<ShmFile> Create(const std::string& path, size_t size,
-                                         std::string* error);
+  static std::unique_ptr<ShmFile> Create(const std::string& path, size_t size, std::string* error);
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   std::span<uint8_t> span() const { return {data_, size_}; }

@@ -28,8 +28,8 @@ bool ParseXfail(std::string_view text, std::vector<XfailEntry>* out, std::string
     e.case_id = Trim(std::string_view(t).substr(0, hash));
     if (hash != std::string::npos) e.message = Trim(std::string_view(t).substr(hash + 1));
     if (e.case_id.find_first_of(" \t") != std::string::npos) {
-      *error = "line " + std::to_string(line_no) + ": one case ID per line, got \"" +
-               e.case_id + "\"";
+      *error =
+          "line " + std::to_string(line_no) + ": one case ID per line, got \"" + e.case_id + "\"";
       return false;
     }
     out->push_back(e);
@@ -48,19 +48,18 @@ void ApplyXfail(const XfailEntry* entry, CaseResult* r) {
   if (!entry) return;
   if (r->outcome == Outcome::kPass) {
     r->outcome = Outcome::kXpass;
-    r->reason = "listed as an expected failure (xfail line " + std::to_string(entry->line) +
-                ") but passed";
+    r->reason =
+        "listed as an expected failure (xfail line " + std::to_string(entry->line) + ") but passed";
     return;
   }
   if (r->outcome != Outcome::kFail) return;
-  const std::string text =
-      r->failure.req + " " + r->failure.expected + " " + r->failure.actual;
+  const std::string text = r->failure.req + " " + r->failure.expected + " " + r->failure.actual;
   if (entry->message.empty() || text.find(entry->message) != std::string::npos) {
     r->outcome = Outcome::kXfail;
     r->reason = "expected failure (xfail line " + std::to_string(entry->line) + ")";
   } else {
-    r->reason = "listed as an expected failure with \"" + entry->message +
-                "\", but failed differently";
+    r->reason =
+        "listed as an expected failure with \"" + entry->message + "\", but failed differently";
   }
 }
 

@@ -10,11 +10,19 @@ Process& StartPub(CaseContext& ctx, const std::vector<std::string>& args) {
   return p;
 }
 
-std::vector<std::string> PubArgs(CaseContext& ctx, uint64_t frames, uint64_t slots,
-                                 uint64_t wait) {
-  return {"--key", ctx.key(), "--frames", std::to_string(frames), "--slots",
-          std::to_string(slots), "--wait-subscribers", std::to_string(wait), "--bytes", "8192",
-          "--linger-ms", "3000"};
+std::vector<std::string> PubArgs(CaseContext& ctx, uint64_t frames, uint64_t slots, uint64_t wait) {
+  return {"--key",
+          ctx.key(),
+          "--frames",
+          std::to_string(frames),
+          "--slots",
+          std::to_string(slots),
+          "--wait-subscribers",
+          std::to_string(wait),
+          "--bytes",
+          "8192",
+          "--linger-ms",
+          "3000"};
 }
 
 std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint64_t frames,
@@ -27,12 +35,12 @@ std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint
   for (uint64_t n = start; n < start + frames; ++n) {
     const uint64_t sum = sub->ReadFrame(n);
     const nlohmann::json* e = pub.WaitFor(
-        [n](const nlohmann::json& j) { return j.value("event", "") == "frame" &&
-                                              j.value("seq", uint64_t{0}) == n; },
+        [n](const nlohmann::json& j) {
+          return j.value("event", "") == "frame" && j.value("seq", uint64_t{0}) == n;
+        },
         In(3000), &from);
-    ctx.Expect(e != nullptr, "ACK-COMMIT-01", "the publisher reports committing frame " +
-                                                  std::to_string(n),
-               "no frame event");
+    ctx.Expect(e != nullptr, "ACK-COMMIT-01",
+               "the publisher reports committing frame " + std::to_string(n), "no frame event");
     ctx.Expect(e->value("checksum", std::string()) == Hex64(sum), "SHM-FMETA-01",
                "the bytes in the slot are the bytes the publisher committed (" +
                    e->value("checksum", std::string()) + ")",

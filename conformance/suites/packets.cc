@@ -10,7 +10,9 @@ namespace {
 
 const Needs kV2{2, "host", "packets"};
 
-uint64_t Align32(uint64_t v) { return (v + 31) / 32 * 32; }
+uint64_t Align32(uint64_t v) {
+  return (v + 31) / 32 * 32;
+}
 
 // Walks the IUT's ring from tail_pos to head_pos, checking every record (PAD or packet).
 // Returns the number of packets checked.
@@ -32,11 +34,11 @@ uint64_t WalkRing(CaseContext& ctx, ShmFile& ring, uint32_t pbytes, uint32_t gop
     const uint64_t n = lock / 2;
     ctx.Expect((flags & ~uint64_t{3}) == 0, "PKT-REC-04", "record flags only KEYFRAME|PAD",
                std::to_string(flags), rec.All(), rec.base());
-    ctx.Expect(AllZero(rec.Bytes("reserved0")), "VER-RSV-01", "record reserved0 zero",
-               "nonzero", rec.All(), rec.base());
+    ctx.Expect(AllZero(rec.Bytes("reserved0")), "VER-RSV-01", "record reserved0 zero", "nonzero",
+               rec.All(), rec.base());
     if (flags & 2) {
-      ctx.Expect(size + 32 == left, "PKT-REC-02", "PAD size = bytes left to the end - 32 (" +
-                                                      std::to_string(left - 32) + ")",
+      ctx.Expect(size + 32 == left, "PKT-REC-02",
+                 "PAD size = bytes left to the end - 32 (" + std::to_string(left - 32) + ")",
                  std::to_string(size), rec.All(), rec.base());
       pos += left;
       continue;
@@ -71,15 +73,15 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
         "initial position at join",
         (std::vector<std::string>{"PKT-RING-01", "PKT-HDR-01", "PKT-REC-01", "PKT-REC-02",
                                   "PKT-REC-03", "PKT-REC-04", "PKT-WRITE-02", "PKT-WRITE-03",
-                                  "PKT-WRITE-04", "PKT-WRITE-05", "PKT-PARAMS-01",
-                                  "PKT-PARAMS-04", "PKT-JOIN-01", "PKT-HELLO-01", "CONF-V2-01",
-                                  "PKT-JOIN-03", "PKT-WRITE-07", "RES-CLOSE-03"}),
+                                  "PKT-WRITE-04", "PKT-WRITE-05", "PKT-PARAMS-01", "PKT-PARAMS-04",
+                                  "PKT-JOIN-01", "PKT-HELLO-01", "CONF-V2-01", "PKT-JOIN-03",
+                                  "PKT-WRITE-07", "RES-CLOSE-03"}),
         Role::kPublisher, kV2) {
   const uint32_t pbytes = 3000, gop = 8;
-  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "60",
-                                "--packet-bytes", std::to_string(pbytes), "--gop",
-                                std::to_string(gop), "--wait-subscribers", "1", "--linger-ms",
-                                "3000"});
+  Process& pub =
+      StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "60", "--packet-bytes",
+                     std::to_string(pbytes), "--gop", std::to_string(gop), "--wait-subscribers",
+                     "1", "--linger-ms", "3000"});
   ScriptedSub sub(ctx);
   HelloParams hp;
   hp.max_proto = 2;
@@ -102,16 +104,17 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
                  r.Get("magic") == s.Const("RING_MAGIC") &&
                  r.Get("header_size") == s.Const("RING_HEADER_SIZE") &&
                  r.Get("state") == s.Enum("segment_state", "READY"),
-             "PKT-HDR-01", "ring layout_version 1, magic CUFP, header_size 256, READY",
-             "different", r.All());
+             "PKT-HDR-01", "ring layout_version 1, magic CUFP, header_size 256, READY", "different",
+             r.All());
   const uint64_t cap = r.Get("capacity");
-  ctx.Expect(cap >= 4096 && (cap & (cap - 1)) == 0 &&
-                 r.Get("data_offset") == s.Const("RING_DATA_OFFSET") &&
-                 r.Get("segment_size") == r.Get("data_offset") + cap &&
-                 static_cast<uint64_t>(ShmFile::FileSize(ctx.RingPath())) == r.Get("segment_size") &&
-                 r.Get("max_packet_bytes") >= 1 && r.Get("max_packet_bytes") + 32 <= cap / 2,
-             "PKT-HDR-01", "capacity a power of two >= 4096, data_offset 4416, sizes consistent",
-             "violated", r.All());
+  ctx.Expect(
+      cap >= 4096 && (cap & (cap - 1)) == 0 &&
+          r.Get("data_offset") == s.Const("RING_DATA_OFFSET") &&
+          r.Get("segment_size") == r.Get("data_offset") + cap &&
+          static_cast<uint64_t>(ShmFile::FileSize(ctx.RingPath())) == r.Get("segment_size") &&
+          r.Get("max_packet_bytes") >= 1 && r.Get("max_packet_bytes") + 32 <= cap / 2,
+      "PKT-HDR-01", "capacity a power of two >= 4096, data_offset 4416, sizes consistent",
+      "violated", r.All());
   ctx.Expect(AllZero(r.Bytes("reserved0")) && AllZero(r.Bytes("reserved1")), "VER-RSV-01",
              "ring header reserved bytes zero", "nonzero", r.All());
   sub.Attach();
@@ -124,9 +127,8 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
   ctx.Expect(cp.Get("lock") % 2 == 0 && cp.Get("lock") != 0 && cp.Get("generation") == 1 &&
                  cp.Get("size") == want.size() &&
                  std::equal(want.begin(), want.end(), cp.Bytes("data").begin()),
-             "PKT-PARAMS-01", "codec params generation 1, even lock, contract bytes",
-             "different", cp.Bytes("lock").data() ? cp.All().subspan(0, 96) :
-                          std::span<uint8_t>(), cp.base());
+             "PKT-PARAMS-01", "codec params generation 1, even lock, contract bytes", "different",
+             cp.Bytes("lock").data() ? cp.All().subspan(0, 96) : std::span<uint8_t>(), cp.base());
   const uint64_t n = WalkRing(ctx, *ring, pbytes, gop);
   ctx.Expect(r.Get("head_seq") == 60, "PKT-WRITE-04", "head_seq 60",
              std::to_string(r.Get("head_seq")));
@@ -144,8 +146,9 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
   ScriptedSub late(ctx);
   const HelloInfo lh = late.Hello(hp);
   ctx.Expect(lh.initial_packet_seq == key && lh.initial_packet_pos == r.Get("last_key_pos"),
-             "PKT-JOIN-01", "initial (last_key_seq, last_key_pos) = (" + std::to_string(key) +
-                                ", " + std::to_string(r.Get("last_key_pos")) + ")",
+             "PKT-JOIN-01",
+             "initial (last_key_seq, last_key_pos) = (" + std::to_string(key) + ", " +
+                 std::to_string(r.Get("last_key_pos")) + ")",
              std::to_string(lh.initial_packet_seq) + ", " + std::to_string(lh.initial_packet_pos),
              lh.msg.raw);
   // PKT-WRITE-07: at shutdown the ring is CLOSED and packet_futex bumped. Our mappings outlive the
@@ -166,8 +169,8 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
 CF_CASE(PubNoWant, "10.9/no-want-packets",
         "a v2 subscriber that does not ask WANT_PACKETS gets caps 0",
         (std::vector<std::string>{"PKT-HELLO-01", "MSG-HRESP-03"}), Role::kPublisher, kV2) {
-  StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "4", "--wait-subscribers",
-                 "1", "--linger-ms", "2000"});
+  StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "4", "--wait-subscribers", "1",
+                 "--linger-ms", "2000"});
   ScriptedSub sub(ctx);
   HelloParams hp;
   hp.max_proto = 2;
@@ -191,8 +194,8 @@ std::vector<std::string> PacketSubArgs(uint64_t packets) {
   return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
 }
 
-void ExpectPackets(CaseContext& ctx, Process& sub, uint64_t first, uint64_t last,
-                   uint32_t pbytes, const std::string& req) {
+void ExpectPackets(CaseContext& ctx, Process& sub, uint64_t first, uint64_t last, uint32_t pbytes,
+                   const std::string& req) {
   size_t from = 0;
   for (uint64_t n = first; n <= last; ++n) {
     const nlohmann::json* e = sub.WaitEvent("packet", In(4000), &from);
@@ -204,8 +207,9 @@ void ExpectPackets(CaseContext& ctx, Process& sub, uint64_t first, uint64_t last
     const std::vector<uint8_t> want = PacketPayload(n, pbytes);
     ctx.Expect(e->value("seq", uint64_t{0}) == n && e->value("size", uint64_t{0}) == want.size() &&
                    e->value("checksum", std::string()) == Hex64(Fnv1a64(want)),
-               req, "packet " + std::to_string(n) + " size " + std::to_string(want.size()) +
-                        " checksum " + Hex64(Fnv1a64(want)),
+               req,
+               "packet " + std::to_string(n) + " size " + std::to_string(want.size()) +
+                   " checksum " + Hex64(Fnv1a64(want)),
                e->dump());
   }
 }
@@ -228,17 +232,19 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
     // Keep the writer within one lap of the reader: wait for its packet event before lapping.
     if (n % 4 == 0) {
       size_t from = 0;
-      sub.WaitFor([n](const nlohmann::json& j) {
-        return j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) + 2 >= n;
-      }, In(3000), &from);
+      sub.WaitFor(
+          [n](const nlohmann::json& j) {
+            return j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) + 2 >= n;
+          },
+          In(3000), &from);
     }
   }
   ExpectPackets(ctx, sub, 1, 30, pub.params().max_packet_bytes, "PKT-READ-01");
   WaitExitOrFail(ctx, sub, "CONF-V2-01", 4000);
   size_t from = 0;
   const nlohmann::json* cp = sub.WaitEvent("codec_params", In(100), &from);
-  ctx.Expect(cp && cp->value("valid", false) && cp->value("generation", 0) == 1,
-             "PKT-PARAMS-02", "codec_params event generation 1, valid", cp ? cp->dump() : "none");
+  ctx.Expect(cp && cp->value("valid", false) && cp->value("generation", 0) == 1, "PKT-PARAMS-02",
+             "codec_params event generation 1, valid", cp ? cp->dump() : "none");
   for (const auto& e : sub.events()) {
     ctx.Expect(e.value("event", "") != "overrun", "PKT-READ-01",
                "no overrun when the writer stays within a lap", e.dump());
@@ -255,8 +261,7 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
 enum class When { kAfterAttach, kAtHello, kLazy };
 
 void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
-                 const std::string& code, const std::string& req,
-                 When when = When::kAfterAttach) {
+                 const std::string& code, const std::string& req, When when = When::kAfterAttach) {
   const bool before_handshake = when != When::kAfterAttach;
   ScriptedPub pub(ctx, RingParams());
   pub.Create();
@@ -267,9 +272,11 @@ void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& dama
     // The ring is mapped and validated with the segment, before ATTACH_REQ: the refusal is a
     // HELLO_RESP_OK_BAD_SEGMENT, answered DETACH(reason) (state table 4.1).
     pub.ReadHello();
-    pub.conn().Send(
-        pub.HelloResp().Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 1)
-            .Encode());
+    pub.conn().Send(pub.HelloResp()
+                        .Set("proto_version", 2)
+                        .Set("caps", 1)
+                        .Set("initial_packet_seq", 1)
+                        .Encode());
     TlvMsg m = RecvOrFail(ctx, pub.conn(), req, "DETACH(" + code + ")", 4000);
     ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
                    PayloadField(ctx.spec(), "Detach", m, "reason") == ctx.spec().Err(code),
@@ -286,60 +293,79 @@ CF_CASE(LockOdd, "10.6/record-lock-held-odd",
         "head_seq = 1 but packet 1's lock stays odd (writer died mid-write): CORRUPT after the "
         "bounded spin",
         (std::vector<std::string>{"PKT-READ-02", "PKT-REC-03"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [](ScriptedPub& p) {
-    p.WritePacket(1, true);
-    // Packet 1 is "being written" forever: lock 2n - 1 = 1, as a writer that died leaves it.
-    uint8_t* lock = p.ring()->data() + p.Ring().Get("data_offset");
-    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(1);
-  }, "CORRUPT", "PKT-READ-02");
+  HostileRing(
+      ctx,
+      [](ScriptedPub& p) {
+        p.WritePacket(1, true);
+        // Packet 1 is "being written" forever: lock 2n - 1 = 1, as a writer that died leaves it.
+        uint8_t* lock = p.ring()->data() + p.Ring().Get("data_offset");
+        std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(1);
+      },
+      "CORRUPT", "PKT-READ-02");
 }
 
 CF_CASE(SizeOutOfRange, "10.6/record-size-out-of-range",
         "a complete record whose size exceeds max_packet_bytes is reported CORRUPT",
         (std::vector<std::string>{"PKT-READ-03"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [&ctx](ScriptedPub& p) {
-    p.WritePacket(1, true);
-    StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset")).Set("size", 5000);
-  }, "CORRUPT", "PKT-READ-03");
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        p.WritePacket(1, true);
+        StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset"))
+            .Set("size", 5000);
+      },
+      "CORRUPT", "PKT-READ-03");
 }
 
 CF_CASE(UnknownPacketFlags, "10.3/record-unknown-flags",
         "a complete record with flag bit 2 set is reported CORRUPT",
         (std::vector<std::string>{"PKT-REC-04"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [&ctx](ScriptedPub& p) {
-    p.WritePacket(1, true);
-    StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset")).Set("flags", 5);
-  }, "CORRUPT", "PKT-REC-04");
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        p.WritePacket(1, true);
+        StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset"))
+            .Set("flags", 5);
+      },
+      "CORRUPT", "PKT-REC-04");
 }
 
 CF_CASE(RingBadMagic, "10.2/ring-wrong-magic",
         "a ring with a wrong magic is refused with UNSUPPORTED_LAYOUT",
         (std::vector<std::string>{"PKT-HDR-01"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [](ScriptedPub& p) { p.Ring().Set("magic", 0x11223344); },
-              "UNSUPPORTED_LAYOUT", "PKT-HDR-01", When::kAtHello);
+  HostileRing(
+      ctx, [](ScriptedPub& p) { p.Ring().Set("magic", 0x11223344); }, "UNSUPPORTED_LAYOUT",
+      "PKT-HDR-01", When::kAtHello);
 }
 
 CF_CASE(RingBadCapacity, "10.2/ring-capacity-not-power-of-two",
         "a ring whose capacity is not a power of two is refused with CORRUPT",
         (std::vector<std::string>{"PKT-HDR-01"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [](ScriptedPub& p) { p.Ring().Set("capacity", 6000); }, "CORRUPT",
-              "PKT-HDR-01", When::kAtHello);
+  HostileRing(
+      ctx, [](ScriptedPub& p) { p.Ring().Set("capacity", 6000); }, "CORRUPT", "PKT-HDR-01",
+      When::kAtHello);
 }
 
 CF_CASE(ParamsTooBig, "10.5/codec-params-size-too-big",
         "codec parameters with size 5000 (> 4096) are reported CORRUPT",
         (std::vector<std::string>{"PKT-PARAMS-03"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [&ctx](ScriptedPub& p) {
-    StructView(ctx.spec(), "CodecParams", p.ring()->span(), 256).Set("size", 5000);
-  }, "CORRUPT", "PKT-PARAMS-03", When::kLazy);
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        StructView(ctx.spec(), "CodecParams", p.ring()->span(), 256).Set("size", 5000);
+      },
+      "CORRUPT", "PKT-PARAMS-03", When::kLazy);
 }
 
 CF_CASE(ParamsLockOdd, "10.5/codec-params-lock-held-odd",
         "codec parameters whose seqlock stays odd are reported CORRUPT after the bounded spin",
         (std::vector<std::string>{"PKT-PARAMS-02"}), Role::kSubscriber, kV2) {
-  HostileRing(ctx, [&ctx](ScriptedPub& p) {
-    StructView(ctx.spec(), "CodecParams", p.ring()->span(), 256).Set("lock", 3);
-  }, "CORRUPT", "PKT-PARAMS-02", When::kLazy);
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        StructView(ctx.spec(), "CodecParams", p.ring()->span(), 256).Set("lock", 3);
+      },
+      "CORRUPT", "PKT-PARAMS-02", When::kLazy);
 }
 
 CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
@@ -355,25 +381,32 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   // Handshake by hand: HELLO_RESP promises (1, 0), then the ring laps before ATTACH_RESP.
   TlvMsg hello = pub.ReadHello();
   MessageBuilder b = pub.HelloResp();
-  b.Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 1).Set("initial_packet_pos", 0);
+  b.Set("proto_version", 2)
+      .Set("caps", 1)
+      .Set("initial_packet_seq", 1)
+      .Set("initial_packet_pos", 0);
   pub.conn().Send(b.Encode());
   pub.ReadAttach();
-  for (uint64_t n = 1; n <= 20; ++n) pub.WritePacket(n, PacketIsKey(n, 6));
+  for (uint64_t n = 1; n <= 20; ++n)
+    pub.WritePacket(n, PacketIsKey(n, 6));
   const uint64_t key = pub.Ring().Get("last_key_seq");
-  ctx.Expect(pub.Ring().Get("tail_pos") > 0, "HARNESS", "the script laps packet 1",
-             "tail_pos 0");
+  ctx.Expect(pub.Ring().Get("tail_pos") > 0, "HARNESS", "the script laps packet 1", "tail_pos 0");
   pub.SendAttachOk();
   size_t from = 0;
-  const nlohmann::json* ov = sub.WaitFor([](const nlohmann::json& j) {
-    return j.value("event", "") == "overrun" ||
-           (j.value("event", "") == "error" && j.value("code", 0) == 24);
-  }, In(4000), &from);
+  const nlohmann::json* ov = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "overrun" ||
+               (j.value("event", "") == "error" && j.value("code", 0) == 24);
+      },
+      In(4000), &from);
   ctx.Expect(ov != nullptr, "PKT-READ-02", "PACKET_OVERRUN for a lapped start position",
              "none; " + sub.StdoutTail(4));
-  for (uint64_t n = 21; n <= 24; ++n) pub.WritePacket(n, PacketIsKey(n, 6));
+  for (uint64_t n = 21; n <= 24; ++n)
+    pub.WritePacket(n, PacketIsKey(n, 6));
   ExpectPackets(ctx, sub, key, 24, pub.params().max_packet_bytes, "PKT-READ-05");
   int overruns = 0;
-  for (const auto& e : sub.events()) overruns += e.value("event", "") == "overrun";
+  for (const auto& e : sub.events())
+    overruns += e.value("event", "") == "overrun";
   ctx.Expect(overruns == 1, "PKT-API-01", "exactly one PACKET_OVERRUN for one lap",
              std::to_string(overruns));
   (void)hello;
@@ -403,20 +436,24 @@ CF_CASE(LappedInsidePayload, "10.6/lapped-position-inside-newer-payload",
   pub.WritePacket(1, true);
   const uint64_t p2 = pub.WritePacket(2, true);
   uint64_t n = 3;
-  while (pub.head_pos() + Align32(32 + PacketSize(n, pbytes)) <= cap) pub.WritePacket(n++, false);
+  while (pub.head_pos() + Align32(32 + PacketSize(n, pbytes)) <= cap)
+    pub.WritePacket(n++, false);
   // The scenario ends with packet n + 2: the adapter reads up to it.
   Process& sub = pub.StartSub(PacketSubArgs(n + 2));
   pub.ReadHello();
   // HELLO_RESP names the latest keyframe, packet 2 at p2 (PKT-JOIN-01).
   MessageBuilder b = pub.HelloResp();
-  b.Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 2)
+  b.Set("proto_version", 2)
+      .Set("caps", 1)
+      .Set("initial_packet_seq", 2)
       .Set("initial_packet_pos", p2);
   pub.conn().Send(b.Encode());
   pub.ReadAttach();
   // The first record of lap 2 starts at data offset 0 and its payload covers offset p2 % cap.
   // Its bytes there: a record header saying "complete keyframe 2, 40 bytes, current params".
   std::vector<uint8_t> payload(pbytes);
-  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(0x5a ^ i);
+  for (size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<uint8_t>(0x5a ^ i);
   const uint64_t at = p2 % cap - 32;  // payload offset of data offset p2 % cap
   ctx.Expect(p2 % cap >= 32 && at + 32 + 40 <= payload.size(), "HARNESS",
              "packet 2's position lies inside the payload of lap 2's first record",
@@ -445,10 +482,12 @@ CF_CASE(LappedInsidePayload, "10.6/lapped-position-inside-newer-payload",
              std::to_string(seen.Get("lock")), seen.All(), seen.base());
   pub.SendAttachOk();
   size_t from = 0;
-  sub.WaitFor([end](const nlohmann::json& j) {
-    return (j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) >= end) ||
-           j.value("event", "") == "error";
-  }, In(4000), &from);
+  sub.WaitFor(
+      [end](const nlohmann::json& j) {
+        return (j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) >= end) ||
+               j.value("event", "") == "error";
+      },
+      In(4000), &from);
   int overruns = 0;
   for (const auto& e : sub.events()) {
     overruns += e.value("event", "") == "overrun";
@@ -479,7 +518,8 @@ CF_CASE(JoinBeforeKeyframe, "10.6/join-before-first-keyframe",
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(7));
   pub.Handshake();  // no keyframe yet: initial (head_seq + 1, head_pos) = (1, 0)
-  for (uint64_t n = 1; n <= 7; ++n) pub.WritePacket(n, n == 4);
+  for (uint64_t n = 1; n <= 7; ++n)
+    pub.WritePacket(n, n == 4);
   ExpectPackets(ctx, sub, 4, 7, pub.params().max_packet_bytes, "PKT-READ-06");
 }
 
@@ -492,10 +532,11 @@ CF_CASE(StaleParamsKeyframe, "10.6/skip-keyframe-of-old-params",
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.SetCodecParams(CodecParamsPayload(0), 0);  // generation 2 is current
   Process& sub = pub.StartSub(PacketSubArgs(6));
-  pub.Handshake();  // initial (1, 0): nothing written yet
+  pub.Handshake();                        // initial (1, 0): nothing written yet
   pub.WritePacket(1, true, nullptr, 1);   // keyframe of generation 1: must be skipped
   pub.WritePacket(2, false, nullptr, 1);  // follows it: skipped too
-  for (uint64_t n = 3; n <= 6; ++n) pub.WritePacket(n, n == 3 || n == 5, nullptr, 2);
+  for (uint64_t n = 3; n <= 6; ++n)
+    pub.WritePacket(n, n == 3 || n == 5, nullptr, 2);
   ExpectPackets(ctx, sub, 3, 6, pub.params().max_packet_bytes, "PKT-READ-08");
 }
 

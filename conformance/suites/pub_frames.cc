@@ -76,8 +76,8 @@ CF_CASE(EvictStalled, "5.7/evict-stalled-subscriber",
   const uint64_t st = slot.Get("state");
   ctx.Expect(st == ctx.spec().Enum("subscriber_slot_state", "FREE") ||
                  st == ctx.spec().Enum("subscriber_slot_state", "EVICTED"),
-             "ACK-EVICT-04", "the evicted slot EVICTED then FREE",
-             "state " + std::to_string(st), slot.All(), slot.base());
+             "ACK-EVICT-04", "the evicted slot EVICTED then FREE", "state " + std::to_string(st),
+             slot.All(), slot.base());
   size_t from = 0;
   ctx.Expect(pub.WaitEvent("done", In(3000), &from) != nullptr, "ACK-EVICT-03",
              "the publisher finishes all 6 frames", pub.StatusText());
@@ -176,9 +176,9 @@ CF_CASE(DetachFrees, "3.7/detach-frees-slot",
     good.Ack(n);
   }
   StructView slot = leaving.SubSlot(idx);
-  ctx.Expect(slot.Get("state") == ctx.spec().Enum("subscriber_slot_state", "FREE"),
-             "ACK-EVICT-04", "the detached subscriber's slot FREE",
-             "state " + std::to_string(slot.Get("state")), slot.All(), slot.base());
+  ctx.Expect(slot.Get("state") == ctx.spec().Enum("subscriber_slot_state", "FREE"), "ACK-EVICT-04",
+             "the detached subscriber's slot FREE", "state " + std::to_string(slot.Get("state")),
+             slot.All(), slot.base());
   (void)pub;
 }
 

@@ -27,8 +27,8 @@ void Hostile(CaseContext& ctx, const std::vector<uint8_t>& bytes, const std::str
 
 CF_CASE(Oversized, "3.2/oversized-length",
         "a header announcing 4097 payload bytes (none sent) gets ERROR(MESSAGE_TOO_LARGE) at once",
-        (std::vector<std::string>{"TLV-ERR-01", "TLV-FRAME-03", "TLV-ERR-05", "SM-PUB-01"}),
-        kPub, {}) {
+        (std::vector<std::string>{"TLV-ERR-01", "TLV-FRAME-03", "TLV-ERR-05", "SM-PUB-01"}), kPub,
+        {}) {
   // No payload follows: a publisher that waits to read 4097 bytes never answers.
   Hostile(ctx, EncodeTlv(1, {}, 0, 4097), "MESSAGE_TOO_LARGE", "TLV-ERR-01");
 }
@@ -52,8 +52,7 @@ CF_CASE(UnknownTypeAfterHello, "3.2/unknown-type-after-hello",
   Hostile(ctx, EncodeTlv(0, {}), "UNKNOWN_MESSAGE", "TLV-ERR-02", true);
 }
 
-CF_CASE(ShortHello, "3.2/hello-too-short",
-        "HELLO_REQ with length 10 (< 64) gets ERROR(PROTOCOL)",
+CF_CASE(ShortHello, "3.2/hello-too-short", "HELLO_REQ with length 10 (< 64) gets ERROR(PROTOCOL)",
         (std::vector<std::string>{"TLV-ERR-03", "TLV-FRAME-04"}), kPub, {}) {
   std::vector<uint8_t> payload(10, 0);
   StoreLe(payload, 0, ctx.spec().Const("HELLO_MAGIC"), 4);

@@ -16,13 +16,13 @@ constexpr Role kPub = Role::kPublisher;
 CF_CASE(FramesHappy, "5.1/frames-in-order",
         "attach, read and release 6 frames through 2 slots, then a clean publisher shutdown",
         (std::vector<std::string>{
-            "RES-NAME-01", "RES-NAME-02", "RES-PERM-01", "RES-LIVE-01", "RES-CREATE-04",
+            "RES-NAME-01",   "RES-NAME-02",  "RES-PERM-01",  "RES-LIVE-01",   "RES-CREATE-04",
             "RES-CREATE-05", "RES-CLOSE-01", "RES-CLOSE-03", "SHM-LAYOUT-01", "SHM-LAYOUT-02",
-            "SHM-HDR-01", "SHM-HDR-02", "SHM-HDR-04", "SHM-HDR-05", "SHM-SLOT-02",
-            "SHM-SLOT-03", "SHM-ALIGN-01", "SHM-ALIGN-02", "SHM-SUB-02", "SHM-FMETA-01",
-            "SHM-FMETA-02", "SHM-FMETA-03", "MSG-HRESP-01",
-            "MSG-ARESP-01", "MSG-DETACH-01", "ACK-COMMIT-01", "ACK-HOST-01", "VER-RSV-01",
-            "KIND-01", "KIND-02", "CONF-PUB-01", "TLV-FRAME-01", "SM-PUB-01", "ERR-01"}),
+            "SHM-HDR-01",    "SHM-HDR-02",   "SHM-HDR-04",   "SHM-HDR-05",    "SHM-SLOT-02",
+            "SHM-SLOT-03",   "SHM-ALIGN-01", "SHM-ALIGN-02", "SHM-SUB-02",    "SHM-FMETA-01",
+            "SHM-FMETA-02",  "SHM-FMETA-03", "MSG-HRESP-01", "MSG-ARESP-01",  "MSG-DETACH-01",
+            "ACK-COMMIT-01", "ACK-HOST-01",  "VER-RSV-01",   "KIND-01",       "KIND-02",
+            "CONF-PUB-01",   "TLV-FRAME-01", "SM-PUB-01",    "ERR-01"}),
         kPub, {}) {
   std::vector<std::string> args = PubArgs(ctx, 6);
   args.back() = "300";  // linger: shut down while we are still attached, to see RES-CLOSE-01
@@ -33,8 +33,7 @@ CF_CASE(FramesHappy, "5.1/frames-in-order",
              "the publisher adapter reports done", pub.StatusText());
   // RES-CLOSE-01: DETACH(OK) to every connected subscriber, then state CLOSED and a futex bump.
   const uint32_t futex_before = static_cast<uint32_t>(sub->Header().Get("frame_futex"));
-  TlvMsg m = RecvOrFail(ctx, sub->conn(), "RES-CLOSE-01", "DETACH(OK) at publisher shutdown",
-                        5000);
+  TlvMsg m = RecvOrFail(ctx, sub->conn(), "RES-CLOSE-01", "DETACH(OK) at publisher shutdown", 5000);
   ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
                  PayloadField(ctx.spec(), "Detach", m, "reason") == 0,
              "RES-CLOSE-01", "DETACH(reason OK)", Describe(ctx.spec(), m), m.raw);
@@ -155,14 +154,15 @@ CF_CASE(HelloReservedJunk, "6.3/hello-reserved-nonzero",
   sub.Connect();
   std::vector<uint8_t> b = sub.HelloBytes({});
   const FieldDef& rsv = ctx.spec().Field("HelloReq", "reserved0");
-  for (size_t i = 0; i < rsv.size; ++i) b[8 + rsv.offset + i] = 0x5a;
+  for (size_t i = 0; i < rsv.size; ++i)
+    b[8 + rsv.offset + i] = 0x5a;
   StoreLe(b, 8 + ctx.spec().Off("HelloReq", "lib_version"), 0xffffffff, 4);
   sub.Send(b);
   TlvMsg m = RecvOrFail(ctx, sub.conn(), "VER-RSV-02", "HELLO_RESP(OK)", 3000);
   ctx.Expect(ctx.spec().MsgName(m.type) == "HELLO_RESP" &&
                  PayloadField(ctx.spec(), "HelloResp", m, "status") == 0,
-             "VER-RSV-02", "HELLO_RESP(OK) despite nonzero reserved bytes",
-             Describe(ctx.spec(), m), m.raw);
+             "VER-RSV-02", "HELLO_RESP(OK) despite nonzero reserved bytes", Describe(ctx.spec(), m),
+             m.raw);
 }
 
 CF_CASE(V1ToV2, "6.2/v1-subscriber-to-v2-publisher",
@@ -225,7 +225,8 @@ CF_CASE(AttachMismatch, "3.5/attach-wrong-generation",
     // The slot is freed once the publisher has closed the connection.
     StructView slot = bad.SubSlot(index);
     const Deadline d = In(2000);
-    while (slot.Get("state") != 0 && Clock::now() < d) bad.conn().PeerClosed();
+    while (slot.Get("state") != 0 && Clock::now() < d)
+      bad.conn().PeerClosed();
     ctx.Expect(slot.Get("state") == ctx.spec().Enum("subscriber_slot_state", "FREE"),
                "ACK-EVICT-04", "slot " + std::to_string(index) + " FREE after the refusal",
                "state " + std::to_string(slot.Get("state")), slot.All(), slot.base());
@@ -292,9 +293,9 @@ void ExpectPong(CaseContext& ctx, ScriptedSub& sub, uint64_t nonce) {
   b.Set("nonce", nonce);
   sub.Send(b.Encode());
   TlvMsg m = RecvOrFail(ctx, sub.conn(), "MSG-PING-01", "PONG", 1000);
-  ctx.Expect(ctx.spec().MsgName(m.type) == "PONG" &&
-                 PayloadField(ctx.spec(), "Pong", m, "nonce") == nonce,
-             "MSG-PING-01", "PONG with nonce " + Hex64(nonce), Describe(ctx.spec(), m), m.raw);
+  ctx.Expect(
+      ctx.spec().MsgName(m.type) == "PONG" && PayloadField(ctx.spec(), "Pong", m, "nonce") == nonce,
+      "MSG-PING-01", "PONG with nonce " + Hex64(nonce), Describe(ctx.spec(), m), m.raw);
 }
 
 CF_CASE(PingEveryState, "3.9/ping-in-every-state",
@@ -354,10 +355,9 @@ CF_CASE(KeyInUse, "1.3/key-in-use",
   const long long size = ShmFile::FileSize(ctx.SegmentPath());
   Process& second = ctx.StartPublisher(PubArgs(ctx, 1));
   ExpectAdapterError(ctx, second, "KEY_IN_USE", "RES-CREATE-01", 5000);
-  ctx.Expect(ShmFile::FileSize(ctx.SegmentPath()) == size && access(ctx.SocketPath().c_str(),
-                                                                    F_OK) == 0,
-             "RES-CREATE-01", "the live publisher's segment and socket untouched",
-             "changed or removed");
+  ctx.Expect(
+      ShmFile::FileSize(ctx.SegmentPath()) == size && access(ctx.SocketPath().c_str(), F_OK) == 0,
+      "RES-CREATE-01", "the live publisher's segment and socket untouched", "changed or removed");
   GoodSubscriber(ctx, first, 1);
 }
 
@@ -389,7 +389,7 @@ CF_CASE(InvalidKey, "0/invalid-key",
         "keys starting with '.', longer than 64 or with other characters are INVALID_ARGUMENT",
         (std::vector<std::string>{"RES-KEY-01"}), kPub, {}) {
   for (const std::string& key : {std::string(".hidden"), std::string(65, 'k'),
-                                std::string("bad/key"), std::string("bad key")}) {
+                                 std::string("bad/key"), std::string("bad key")}) {
     Process& p = ctx.StartPublisher({"--key", key, "--frames", "1"});
     ExpectAdapterError(ctx, p, "INVALID_ARGUMENT", "RES-KEY-01", 5000);
     ctx.Expect(access(("/dev/shm/cuframes-" + key).c_str(), F_OK) != 0, "RES-KEY-01",
@@ -439,10 +439,10 @@ CF_CASE(FullSlots, "4.2/every-slot-taken",
     ctx.Expect(name == "HELLO_RESP" || name == "ERROR", "SM-PUB-01",
                "HELLO_RESP(FULL) or ERROR(FULL)", Describe(s, m), m.raw);
     const bool resp = name == "HELLO_RESP";
-    const uint64_t code = PayloadField(s, resp ? "HelloResp" : "ErrorMsg", m,
-                                       resp ? "status" : "code");
-    ctx.Expect(code == s.Err("FULL"), "ERR-03",
-               "status FULL (every subscriber slot is taken)", Describe(s, m), m.raw);
+    const uint64_t code =
+        PayloadField(s, resp ? "HelloResp" : "ErrorMsg", m, resp ? "status" : "code");
+    ctx.Expect(code == s.Err("FULL"), "ERR-03", "status FULL (every subscriber slot is taken)",
+               Describe(s, m), m.raw);
     if (resp) {
       ctx.Expect(AllZero(std::span<const uint8_t>(m.payload).subspan(4)), "MSG-HRESP-02",
                  "every field but status zero in a refusing HELLO_RESP", "nonzero bytes", m.raw);

@@ -25,7 +25,8 @@ CF_CASE(PayloadTooLarge, "2.3/payload-exceeds-slot",
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
   ExpectAdapterError(ctx, sub, "CORRUPT", "SHM-FMETA-02", 4000, true);
   size_t frames = 0;
-  for (const auto& e : sub.events()) frames += e.value("event", "") == "frame";
+  for (const auto& e : sub.events())
+    frames += e.value("event", "") == "frame";
   ctx.Expect(frames == 1, "SHM-FMETA-02", "frame 2 not delivered",
              std::to_string(frames) + " frames delivered");
 }
@@ -99,8 +100,8 @@ CF_CASE(PublisherCrash, "1.5/publisher-dies",
   size_t from = 0;
   const nlohmann::json* e = sub.WaitEvent("error", In(detect + 1000), &from);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-  ctx.Expect(e && e->value("code", uint64_t{0}) == ctx.spec().Err("PEER_CLOSED"),
-             "RES-CRASH-01", "an error event PEER_CLOSED", e ? e->dump() : "none");
+  ctx.Expect(e && e->value("code", uint64_t{0}) == ctx.spec().Err("PEER_CLOSED"), "RES-CRASH-01",
+             "an error event PEER_CLOSED", e ? e->dump() : "none");
   // Process start-up jitter on a loaded 2-core machine: allow 250 ms over the spec's bound.
   ctx.Expect(took.count() <= detect + 250, "RES-CRASH-01",
              "PEER_CLOSED within PEER_DEATH_DETECT_MS (" + std::to_string(detect) + " ms, +250)",
@@ -150,13 +151,18 @@ CF_CASE(NoWakeup, "2.7/bounded-wait-without-wakeup",
     const auto t0 = Clock::now();
     pub.Commit(n, n, false);
     size_t from = 0;
-    const nlohmann::json* e = sub.WaitFor([n](const nlohmann::json& j) {
-      return j.value("event", "") == "frame" && j.value("seq", uint64_t{0}) == n;
-    }, In(bound + 2000), &from);
+    const nlohmann::json* e = sub.WaitFor(
+        [n](const nlohmann::json& j) {
+          return j.value("event", "") == "frame" && j.value("seq", uint64_t{0}) == n;
+        },
+        In(bound + 2000), &from);
     const auto took =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
-    ctx.Expect(e != nullptr, "SHM-ORDER-04", "frame " + std::to_string(n) + " delivered without a "
-                                             "wake-up", "not delivered; " + sub.StatusText());
+    ctx.Expect(e != nullptr, "SHM-ORDER-04",
+               "frame " + std::to_string(n) +
+                   " delivered without a "
+                   "wake-up",
+               "not delivered; " + sub.StatusText());
     // Adapter output and scheduling on a loaded 2-core machine: 250 ms of slack.
     ctx.Expect(took <= bound + 250, "SHM-ORDER-04",
                "delivered within PEER_DEATH_DETECT_MS (" + std::to_string(bound) + " ms, +250)",

@@ -56,7 +56,8 @@ CF_CASE(SubHappy, "5.3/subscriber-reads-in-order",
   pub.Handshake();
   // Snapshot every byte the subscriber must not write (SHM-SUB-01).
   std::vector<uint8_t> before(pub.segment()->data(), pub.segment()->data() + pub.segment()->size());
-  for (uint64_t n = 1; n <= 6; ++n) pub.Publish();
+  for (uint64_t n = 1; n <= 6; ++n)
+    pub.Publish();
   pub.ExpectFrames(sub, 1, 6, p.slot_bytes);
   WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
   ctx.Expect(sub.exit_code() == 0, "CONF-SUB-01", "subscriber adapter exit 0", sub.StatusText());
@@ -89,15 +90,17 @@ CF_CASE(SubHappy, "5.3/subscriber-reads-in-order",
   for (size_t i = 0; i < before.size(); ++i) {
     if (before[i] != after[i] && !allowed(i)) {
       const size_t from = i & ~size_t{15};
-      ctx.Fail("SHM-SUB-01", "the subscriber writes only its slot's ack_seq/flags/ack_event and "
-                             "ack_futex",
-               "byte " + std::to_string(i) + " changed from " + std::to_string(before[i]) +
-                   " to " + std::to_string(after[i]),
+      ctx.Fail("SHM-SUB-01",
+               "the subscriber writes only its slot's ack_seq/flags/ack_event and "
+               "ack_futex",
+               "byte " + std::to_string(i) + " changed from " + std::to_string(before[i]) + " to " +
+                   std::to_string(after[i]),
                std::span<const uint8_t>(after).subspan(from, 32), from);
     }
   }
   ctx.Expect(pub.SubSlot(0).Get("ack_seq") == 6, "ACK-REL-01",
-             "ack_seq 6 after releasing every frame", std::to_string(pub.SubSlot(0).Get("ack_seq")));
+             "ack_seq 6 after releasing every frame",
+             std::to_string(pub.SubSlot(0).Get("ack_seq")));
   TlvMsg m = RecvOrFail(ctx, pub.conn(), "SM-SUB-01", "DETACH(OK) at local close", 3000);
   ctx.Expect(s.MsgName(m.type) == "DETACH" && PayloadField(s, "Detach", m, "reason") == 0,
              "SM-SUB-01", "DETACH(reason 0) on LOCAL_CLOSE", Describe(s, m), m.raw);
@@ -122,44 +125,48 @@ void BadSegment(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damag
 CF_CASE(LayoutVersion, "2.2/unknown-layout-version",
         "a segment with layout_version 2 is refused with UNSUPPORTED_LAYOUT (DETACH + error)",
         (std::vector<std::string>{"SHM-HDR-01", "VER-RSV-03", "SM-SUB-01", "ERR-03"}), kSub, {}) {
-  BadSegment(ctx, [](ScriptedPub& p) { p.Header().Set("layout_version", 2); },
-             "UNSUPPORTED_LAYOUT", "SHM-HDR-01");
+  BadSegment(
+      ctx, [](ScriptedPub& p) { p.Header().Set("layout_version", 2); }, "UNSUPPORTED_LAYOUT",
+      "SHM-HDR-01");
 }
 
 CF_CASE(BadSegMagic, "2.2/wrong-segment-magic",
         "a segment with a wrong magic is refused with UNSUPPORTED_LAYOUT",
         (std::vector<std::string>{"SHM-HDR-01"}), kSub, {}) {
-  BadSegment(ctx, [](ScriptedPub& p) { p.Header().Set("magic", 0x46554352); },
-             "UNSUPPORTED_LAYOUT", "SHM-HDR-01");
+  BadSegment(
+      ctx, [](ScriptedPub& p) { p.Header().Set("magic", 0x46554352); }, "UNSUPPORTED_LAYOUT",
+      "SHM-HDR-01");
 }
 
 CF_CASE(BadHeaderSize, "2.2/wrong-header-size",
         "a segment with header_size 512 is refused with UNSUPPORTED_LAYOUT",
         (std::vector<std::string>{"SHM-HDR-01"}), kSub, {}) {
-  BadSegment(ctx, [](ScriptedPub& p) { p.Header().Set("header_size", 512); },
-             "UNSUPPORTED_LAYOUT", "SHM-HDR-01");
+  BadSegment(
+      ctx, [](ScriptedPub& p) { p.Header().Set("header_size", 512); }, "UNSUPPORTED_LAYOUT",
+      "SHM-HDR-01");
 }
 
 CF_CASE(BadSlotCount, "2.8/slot-count-out-of-range",
         "a segment with slot_count 1 is refused with CORRUPT",
         (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
-  BadSegment(ctx, [](ScriptedPub& p) { p.Header().Set("slot_count", 1); }, "CORRUPT",
-             "SHM-VALID-01");
+  BadSegment(
+      ctx, [](ScriptedPub& p) { p.Header().Set("slot_count", 1); }, "CORRUPT", "SHM-VALID-01");
 }
 
 CF_CASE(BadSegSize, "2.8/segment-size-mismatch",
         "a segment whose segment_size differs from the file size is refused with CORRUPT",
         (std::vector<std::string>{"SHM-VALID-01", "SHM-LAYOUT-02"}), kSub, {}) {
-  BadSegment(ctx, [](ScriptedPub& p) {
-    p.Header().Set("segment_size", p.Header().Get("segment_size") + 4096);
-  }, "CORRUPT", "SHM-VALID-01");
+  BadSegment(
+      ctx,
+      [](ScriptedPub& p) { p.Header().Set("segment_size", p.Header().Get("segment_size") + 4096); },
+      "CORRUPT", "SHM-VALID-01");
 }
 
 CF_CASE(BadStride, "2.8/data-stride-too-small",
         "a HOST segment with data_stride < slot_bytes is refused with CORRUPT",
         (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
-  BadSegment(ctx, [](ScriptedPub& p) { p.Header().Set("slot_bytes", 8192); }, "CORRUPT",
-             "SHM-VALID-01");
+  BadSegment(
+      ctx, [](ScriptedPub& p) { p.Header().Set("slot_bytes", 8192); }, "CORRUPT", "SHM-VALID-01");
 }
 
 CF_CASE(SegReservedJunk, "6.3/segment-reserved-nonzero",
@@ -311,8 +318,8 @@ CF_CASE(SubHandshakeTimeout, "4.1/handshake-timeout",
   pub.ReadHello();
   ExpectAdapterError(ctx, sub, "TIMEOUT", "SM-SUB-02", timeout + 2500);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-  ctx.Expect(took.count() >= timeout - 250, "SM-SUB-02",
-             "no TIMEOUT before HANDSHAKE_TIMEOUT_MS", std::to_string(took.count()) + " ms");
+  ctx.Expect(took.count() >= timeout - 250, "SM-SUB-02", "no TIMEOUT before HANDSHAKE_TIMEOUT_MS",
+             std::to_string(took.count()) + " ms");
 }
 
 CF_CASE(SubOneByte, "3.1/subscriber-one-byte-at-a-time",
