@@ -279,12 +279,15 @@ Status RingReader::seek(uint64_t seq, uint64_t pos) {
   return Status::kOk;
 }
 
-void RingReader::resync() {
+void RingReader::resync(uint64_t floor_seq) {
   need_keyframe_ = true;
   const uint64_t mask = capacity_ - 1;
   for (int i = 0; i < kResyncTries; ++i) {
     const uint64_t s1 = mem::load_acquire(&header_->last_key_seq);
-    if (s1 == 0) break;  // no keyframe yet
+    // No keyframe yet, or (after an overrun) one behind the lapped cursor: resuming there would
+    // deliver packets again, which only a hostile writer can cause, since an honest lap drops
+    // every record up to the cursor.
+    if (s1 == 0 || s1 < floor_seq) break;
     const uint64_t kp = mem::load_acquire(&header_->last_key_pos);
     const uint64_t s2 = mem::load_acquire(&header_->last_key_seq);
     if (s1 != s2 || s1 > kMaxSeq || kp % kRecordAlign != 0) continue;
@@ -309,7 +312,7 @@ void RingReader::resync() {
 
 Status RingReader::overrun() {
   ++overruns_;
-  resync();
+  resync(seq_);
   return Status::kPacketOverrun;
 }
 

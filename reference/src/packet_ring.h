@@ -362,7 +362,8 @@ class RingReader {
   Status read_at(uint64_t n, uint64_t p, Packet& out, Read& what);
   bool lapped(const PacketRecordHeader* rec, uint64_t want, uint64_t p) const;
   Status overrun();
-  void resync();
+  // Moves the cursor to the latest readable keyframe not below floor_seq, else to the head.
+  void resync(uint64_t floor_seq = 0);
   Status params_generation(uint32_t& generation) const;
 
   const unsigned char* base_ = nullptr;
