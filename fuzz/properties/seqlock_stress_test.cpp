@@ -178,20 +178,22 @@ void Attack(uint8_t* base, uint64_t seq, uint32_t size, uint64_t step) {
     case 0: {  // a lock held odd past SEQLOCK_SPIN_LIMIT_MS below head_pos
       const uint64_t lock = mem::load_relaxed(&rec->lock);
       mem::store_relaxed(&rec->lock, lock | 1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(kSeqlockSpinLimitMs + 20));
+      // The hostile state must outlast the readers' bounded spin; nothing waits on it.
+      const auto hold = std::chrono::milliseconds(kSeqlockSpinLimitMs + 20);
+      std::this_thread::sleep_for(hold);  // ok-sleep
       mem::store_release(&rec->lock, lock);
       break;
     }
     case 1: {  // an out-of-range size in a complete record
       mem::store_relaxed(&rec->size, kMaxPacket + 1000);
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));  // ok-sleep: hold the bad value
       mem::store_relaxed(&rec->size, size);
       break;
     }
     case 2: {  // an unknown flag
       const uint32_t flags = mem::load_relaxed(&rec->flags);
       mem::store_relaxed(&rec->flags, flags | 8u);
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));  // ok-sleep: hold the bad value
       mem::store_relaxed(&rec->flags, flags);
       break;
     }
@@ -200,7 +202,7 @@ void Attack(uint8_t* base, uint64_t seq, uint32_t size, uint64_t step) {
       const uint64_t kp = mem::load_relaxed(&h->last_key_pos);
       mem::store_release(&h->last_key_pos, uint64_t{96});
       mem::store_release(&h->last_key_seq, seq + 1000);
-      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));  // ok-sleep: hold the bad value
       mem::store_release(&h->last_key_pos, kp);
       mem::store_release(&h->last_key_seq, ks);
       break;
