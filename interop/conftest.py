@@ -65,3 +65,12 @@ def cf(tmp_path: Path):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs the CUDA kind and an NVIDIA GPU (skips otherwise)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item (item.rep_setup / rep_call), so that fixtures can
+    tell at teardown whether the test failed (e.g. to dump the processes' events)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

@@ -50,7 +50,7 @@ inline constexpr FaultPoint kFaultPoints[] = {
     // publisher frame path (spec 5.2)
     {"pub.frame.after_acquire", "ACK wait for slot done, nothing of frame n written"},
     {"pub.frame.mid_write",
-     "HOST buffer half overwritten by frame n; meta.seq still n - slot_count"},
+     "slot buffer half overwritten by frame n; meta.seq still n - slot_count"},
     {"pub.frame.after_meta", "FrameMeta fields of frame n written, meta.seq not yet n"},
     {"pub.frame.after_seq", "meta.seq = n stored, write_seq still n - 1"},
     {"pub.frame.after_write_seq", "write_seq = n stored, frame_futex not incremented, no wake"},

@@ -170,6 +170,7 @@ struct Publisher::Impl {
   // service thread
   void ServiceLoop();
   void Accept();
+  void ReapHungUp();
   void ReadConn(Conn& c);
   void HandleMessage(Conn& c, const tlv::Message& m);
   void ApplyStep(Conn& c, const handshake::PubStep& step, const tlv::Message* m);
@@ -345,15 +346,33 @@ void Publisher::Impl::Accept() {
       c->uid = static_cast<uid_t>(-1);
     }
     // SM-PUB-04: at most max_subscribers connections may be in the handshake at once.
-    const auto pending = std::count_if(conns.begin(), conns.end(), [](const auto& x) {
+    auto in_handshake = [](const std::unique_ptr<Conn>& x) {
       return !x->closed && x->state != PubState::kActive;
-    });
+    };
+    auto pending = std::count_if(conns.begin(), conns.end(), in_handshake);
+    if (pending >= static_cast<std::ptrdiff_t>(cfg.max_subscribers)) {
+      ReapHungUp();  // a peer that died right after connecting holds no place
+      pending = std::count_if(conns.begin(), conns.end(), in_handshake);
+    }
     if (pending >= static_cast<std::ptrdiff_t>(cfg.max_subscribers)) {
       Send(*c, tlv::ErrorMsg{ToWire(Status::kFull), "FULL: too many connections in handshake"});
       ::close(fd);
       continue;
     }
     conns.push_back(std::move(c));
+  }
+}
+
+// Handles, now, the connections in the handshake whose peer has hung up (it died, or closed its
+// side, possibly after sending HELLO_REQ): reading what is left ends them, so that they do not
+// count against SM-PUB-04's limit until the next poll() would have noticed.
+void Publisher::Impl::ReapHungUp() {
+  for (auto& c : conns) {
+    for (int i = 0; i < 16 && !c->closed && c->state != PubState::kActive; ++i) {
+      pollfd p{c->fd, POLLRDHUP, 0};
+      if (::poll(&p, 1, 0) != 1 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) break;
+      ReadConn(*c);
+    }
   }
 }
 

@@ -290,6 +290,12 @@ Status Subscriber::Impl::Handshake() {
   CUFRAMES_FAULT_POINT("sub.hs.after_hello_resp");
   const bool hello_refused = resp.status != 0;
   s = hello_refused ? StatusFromWire(resp.status) : ProcessHelloResp(resp, deadline);
+  if (!hello_refused && s != Status::kOk && PeerGone() != Status::kOk) {
+    // The publisher died after HELLO_RESP: what failed (e.g. opening its CUDA IPC handles) failed
+    // because of the death, and the death is what we report (RES-CRASH-01).
+    state = SubState::kClosed;
+    return Status::kPeerClosed;
+  }
   handshake::SubStep step = handshake::AfterHelloResp(s, hello_refused);
   if (step.error != Status::kOk) return Finish(step);
   state = step.next;
@@ -457,6 +463,13 @@ Status Subscriber::NextFrame(int32_t timeout_ms, FrameView* out) {
     CUFRAMES_FAULT_POINT("sub.frame.waiter_counted");
     if (mem::load_acquire(&h->write_seq) < n) mem::futex_wait(&h->frame_futex, futex_value, slice);
     mem::fetch_add<uint32_t>(&h->frame_waiters, static_cast<uint32_t>(-1));
+  }
+  // SHM-SUB-04: a frame committed after our eviction is not ours: the publisher no longer waits for
+  // our ACK, so it may be overwriting that slot while we read it. The publisher stores EVICTED
+  // before any later commit, so the acquire load of write_seq above makes it visible here.
+  if (mem::load_acquire(&d.own->state) != layout::kSubActive ||
+      mem::load_relaxed(&d.own->generation) != d.ci.generation) {
+    return d.Evicted();
   }
   const auto slot = static_cast<uint32_t>((n - 1) % d.info.slot_count);
   layout::FrameMeta* meta = &d.seg.desc(slot)->meta;

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <set>
+#include <vector>
 
 #include "cuframes/cuframes.h"
 
@@ -121,24 +123,57 @@ bool ParseArgs(int argc, char** argv, const std::vector<std::string>& options,
 namespace {
 std::mutex g_out_mu;
 bool g_diag = false;
+std::string g_socket_path;  // the key's socket: its descriptors are counted as "conns"
 
-// Counts the open descriptors of this process and, among them, the sockets.
-void CountFds(int* fds, int* socks) {
-  *fds = *socks = -1;
+// Returns the inodes of the Unix sockets bound to g_socket_path (/proc/net/unix): a publisher's
+// listener and the connections it accepted on it.
+std::set<unsigned long> KeySocketInodes() {
+  std::set<unsigned long> out;
+  FILE* f = std::fopen("/proc/net/unix", "re");
+  if (f == nullptr) return out;
+  char line[4096];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    // Num RefCount Protocol Flags Type St Inode [Path]
+    char path[4096] = {0};
+    unsigned long inode = 0;
+    if (std::sscanf(line, "%*s %*s %*s %*s %*s %*s %lu %4095s", &inode, path) == 2 &&
+        g_socket_path == path) {
+      out.insert(inode);
+    }
+  }
+  std::fclose(f);
+  return out;
+}
+
+// Counts the open descriptors of this process, the sockets among them, and the sockets bound to
+// the key's socket path (a publisher's listener and accepted connections).
+void CountFds(int* fds, int* socks, int* conns) {
+  *fds = *socks = *conns = -1;
+  // Another thread may accept or close a connection meanwhile: the key's sockets are read before
+  // and after listing the descriptors, so that each listed one is found in one of the two.
+  std::set<unsigned long> key_inodes = KeySocketInodes();
   DIR* d = ::opendir("/proc/self/fd");
   if (d == nullptr) return;
   const int self = ::dirfd(d);
-  int n = 0, s = 0;
+  int n = 0;
+  std::vector<unsigned long> sockets;
   while (const dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.' || std::atoi(e->d_name) == self) continue;
     ++n;
-    char target[64];
+    char target[64] = {0};
     const ssize_t len = ::readlinkat(self, e->d_name, target, sizeof(target) - 1);
-    if (len > 0 && std::strncmp(target, "socket:", 7) == 0) ++s;
+    if (len > 0 && std::strncmp(target, "socket:[", 8) == 0) {
+      sockets.push_back(std::strtoul(target + 8, nullptr, 10));
+    }
   }
   ::closedir(d);
+  key_inodes.merge(KeySocketInodes());
+  int c = 0;
+  for (unsigned long inode : sockets)
+    c += key_inodes.count(inode) != 0 ? 1 : 0;
   *fds = n;
-  *socks = s;
+  *socks = static_cast<int>(sockets.size());
+  *conns = c;
 }
 
 // Counts the lines of /proc/self/maps that contain each needle.
@@ -167,16 +202,20 @@ std::string DiagFields(const std::string& body) {
   if (body.rfind("\"event\":\"frame\"", 0) == 0 || body.rfind("\"event\":\"packet\"", 0) == 0) {
     return r;  // hot events: the clock only
   }
-  int shm = 0, nv = 0, fds = 0, socks = 0;
+  int shm = 0, nv = 0, fds = 0, socks = 0, conns = 0;
   CountMaps(&shm, &nv);
-  CountFds(&fds, &socks);
+  CountFds(&fds, &socks, &conns);
   return r + ",\"fds\":" + std::to_string(fds) + ",\"socks\":" + std::to_string(socks) +
-         ",\"shm_maps\":" + std::to_string(shm) + ",\"nv_maps\":" + std::to_string(nv);
+         ",\"key_socks\":" + std::to_string(conns) + ",\"shm_maps\":" + std::to_string(shm) +
+         ",\"nv_maps\":" + std::to_string(nv);
 }
 }  // namespace
 
-void SetDiag(bool on) {
+void SetDiag(bool on, const std::string& key) {
   g_diag = on;
+  const char* dir = std::getenv("CUFRAMES_SOCKET_DIR");
+  g_socket_path =
+      std::string(dir != nullptr && dir[0] != '\0' ? dir : "/tmp") + "/cuframes-" + key + ".sock";
 }
 
 void EmitJson(const std::string& body) {

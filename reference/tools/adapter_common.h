@@ -13,8 +13,9 @@
 //
 // --diag (both adapters) adds to every event "t_ns" (CLOCK_MONOTONIC, comparable across
 // processes and with fault.h's markers) and, to every event but "frame" and "packet", "fds" (open
-// descriptors of the process), "socks" (how many of them are sockets), "shm_maps" (mappings of
-// /dev/shm/cuframes-* files) and "nv_maps" (mappings of /dev/nvidia* devices): the
+// descriptors of the process), "socks" (how many of them are sockets), "key_socks" (how many are
+// bound to the key's socket path: a publisher's listener and accepted connections), "shm_maps"
+// (mappings of /dev/shm/cuframes-* files) and "nv_maps" (mappings of /dev/nvidia* devices): the
 // crash-recovery tests compare them to find leaks.
 #ifndef CUFRAMES_REFERENCE_TOOLS_ADAPTER_COMMON_H_
 #define CUFRAMES_REFERENCE_TOOLS_ADAPTER_COMMON_H_
@@ -75,7 +76,8 @@ bool ParseArgs(int argc, char** argv, const std::vector<std::string>& options,
 // Prints one JSON line to stdout (thread-safe, flushed). `body` is the inside of the object.
 // With SetDiag(true), the --diag fields are appended.
 void EmitJson(const std::string& body);
-void SetDiag(bool on);
+// `key` names the socket whose descriptors "key_socks" counts.
+void SetDiag(bool on, const std::string& key);
 // Prints {"event":"error","code":N,"name":"...","where":"..."}.
 void EmitError(int status, const std::string& where);
 

@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: this build has no CUDA kind");
     return kExitUnsupported;
   }
-  SetDiag(args.Has("diag"));
+  SetDiag(args.Has("diag"), args.Str("key", ""));
   if (bytes == 0) bytes = width != 0 && height != 0 ? width * height * 3 / 2 : 4096;
   const std::string key = args.Str("key", "");
 

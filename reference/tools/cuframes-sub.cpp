@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
     EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: this build has no CUDA kind");
     return kExitUnsupported;
   }
-  SetDiag(args.Has("diag"));
+  SetDiag(args.Has("diag"), args.Str("key", ""));
   const std::string key = args.Str("key", "");
   const bool verify_hold = args.Has("verify-hold");
   const bool wait_params = args.Has("wait-params");
