@@ -82,7 +82,7 @@ def test_v1_capped_subscriber_against_v2_publisher(cf):
     assert pub.wait_event("ready")["proto"] == 2
     v1_flag = cf.sub(key, "--frames", "200", "--max-proto", "1")
     v1_env = cf.sub(key, "--frames", "200", env=dict(cf.env, CUFRAMES_MAX_PROTO="1"))
-    v2 = cf.sub(key, "--frames", "200", "--packets", "200")
+    v2 = cf.sub(key, "--frames", "200", "--packets", "200", "--wait-params")
     for s, proto, ring in ((v1_flag, 1, False), (v1_env, 1, False), (v2, 2, True)):
         att = s.wait_event("attached")
         assert (att["proto"], att["packet_ring"]) == (proto, ring)
