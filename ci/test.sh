@@ -34,7 +34,7 @@ for dir in interop conformance; do
   fi
   log "pytest $dir/"
   rc=0
-  "$PYTHON" -m pytest -q -p no:cacheprovider "$dir" || rc=$?
+  "$PYTHON" -m pytest -q -rs -p no:cacheprovider "$dir" || rc=$?
   case "$rc" in
     0) ;;
     5) skip "pytest $dir/: no tests collected (pytest exit 5)" ;;
