@@ -93,11 +93,24 @@ class Proc:
 
     def wait_event(self, name: str, timeout: float = 10.0) -> dict:
         """Returns the next event called `name`; fails after `timeout` s or at EOF."""
+        return self._read_until(lambda ev: ev.get("event") == name, timeout, repr(name))
+
+    def wait_match(self, pred, timeout: float = 10.0, what: str = "a matching event") -> dict:
+        """Returns the first event, already read or still to come, for which pred(ev) is true;
+        fails after `timeout` s or at EOF."""
+        for ev in self.events:
+            if pred(ev):
+                return ev
+        return self._read_until(pred, timeout, what)
+
+    def _read_until(self, pred, timeout: float, what: str) -> dict:
+        """Reads new events (recording each) until one satisfies pred; a bounded wait, never a
+        sleep: TimeoutError after `timeout` s, EOFError when the process's output ends first."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no {name!r} event from {self.argv[0]} within {timeout}s; "
+                raise TimeoutError(f"no {what} event from {self.argv[0]} within {timeout}s; "
                                    f"last events: {self.events[-3:]}")
             try:
                 ev = self._q.get(timeout=left)
@@ -105,16 +118,9 @@ class Proc:
                 continue
             if ev is None:
                 self._q.put(None)
-                raise EOFError(f"{self.argv[0]} exited (rc={self.p.poll()}) before {name!r}; "
-                               f"last events: {self.events[-3:]}; stderr: {self._stderr[-500:]}")
+                raise EOFError(f"{self.argv[0]} exited (rc={self.p.poll()}) before {what}; "
+                               f"last events: {self.events[-3:]}; stderr: {self.stderr[-500:]}")
             self.events.append(ev)
-            if ev.get("event") == name:
-                return ev
-
-    def wait_match(self, pred, timeout: float = 10.0, what: str = "a matching event") -> dict:
-        """Returns the first event, already read or still to come, for which pred(ev) is true;
-        fails after `timeout` s or at EOF."""
-        for ev in self.events:
             if pred(ev):
                 return ev
         deadline = time.monotonic() + timeout
