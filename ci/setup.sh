@@ -17,7 +17,7 @@ use_apt=1
 [[ "${1:-}" == --no-apt ]] && use_apt=0
 
 PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
-          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest)
+          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest ccache)
 
 # cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
 cmake_package() {
@@ -46,6 +46,7 @@ provided() {
     librapidcheck-dev) cmake_package rapidcheck ;;
     nlohmann-json3-dev) cmake_package nlohmann_json ;;
     python3-pytest) [[ -n "$PYTHON" ]] && "$PYTHON" -m pytest --version ;;
+    ccache) command -v ccache ;;
     *) return 1 ;;
   esac
 }
@@ -92,4 +93,20 @@ else
   "$PYTHON" -m pip install -q pytest ||
     "$PYTHON" -m pip install -q --break-system-packages pytest ||
     die "setup: could not install pytest for $PYTHON"
+fi
+
+# Python packages the tools and tests import (ci/requirements.txt): installed only when one is
+# not importable, so a prepared machine never reaches for PyPI.
+missing_py=()
+while read -r pkg module; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  "$PYTHON" -c "import $module" >/dev/null 2>&1 || missing_py+=("$pkg")
+done < <(sed -n 's/^\([^#][^ ]*\) *# *import: *\([A-Za-z0-9_.]*\).*/\1 \2/p' "$CI_DIR/requirements.txt")
+if ((${#missing_py[@]} == 0)); then
+  note "setup: python packages importable (ci/requirements.txt)"
+else
+  log "setup: pip installing ${missing_py[*]} for $PYTHON"
+  "$PYTHON" -m pip install -q "${missing_py[@]}" ||
+    "$PYTHON" -m pip install -q --break-system-packages "${missing_py[@]}" ||
+    note "setup: pip could not install ${missing_py[*]}; the tests that need them say so"
 fi
