@@ -172,6 +172,7 @@ void ScriptedSub::Connect() {
               "a listening Unix SOCK_STREAM socket at " + dir + "/cuframes-" + key_ + ".sock",
               error);
   }
+  ctx_.observer().AddConn(key_, conn_->probe(), "fd " + std::to_string(conn_->fd()));
 }
 
 void ScriptedSub::Send(std::span<const uint8_t> bytes) {
@@ -400,10 +401,14 @@ uint64_t ScriptedSub::ReadFrame(uint64_t n, int timeout_ms) {
   const Deadline d = In(timeout_ms);
   uint8_t* futex = h.Bytes("frame_futex").data();
   // The waiter protocol of SHM-ORDER-04: load the word, announce ourselves in frame_waiters,
-  // re-check, then a bounded FUTEX_WAIT.
+  // re-check, then FUTEX_WAIT. The wait is long on purpose (up to the whole deadline): a
+  // conforming publisher wakes every announced waiter (SHM-ORDER-02), so a wait that ends by
+  // timeout while the frame is there is a missing FUTEX_WAKE, not a slow publisher. A word that
+  // changed before the wait (EAGAIN) is the legit race and is simply re-checked.
   uint8_t* waiters = h.Bytes("frame_waiters").data();
+  std::atomic_ref<uint32_t> count(*reinterpret_cast<uint32_t*>(waiters));
   for (;;) {
-    const uint32_t f = static_cast<uint32_t>(h.Get("frame_futex"));
+    const uint32_t f = std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(futex)).load();
     if (h.Get("write_seq") >= n) break;
     if (Clock::now() >= d) {
       ctx_.Fail("ACK-COMMIT-01",
@@ -411,9 +416,20 @@ uint64_t ScriptedSub::ReadFrame(uint64_t n, int timeout_ms) {
                     Num(static_cast<uint64_t>(timeout_ms)) + " ms",
                 "write_seq " + Num(h.Get("write_seq")), h.All());
     }
-    std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(waiters)).fetch_add(1);
-    if (h.Get("write_seq") < n) FutexWait(futex, f, MsLeft(d, 50));
-    std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(waiters)).fetch_sub(1);
+    count.fetch_add(1);
+    WaitEnd end = WaitEnd::kChanged;
+    if (h.Get("write_seq") < n) end = FutexWait(futex, f, MsLeft(d));
+    count.fetch_sub(1);
+    if (end == WaitEnd::kTimeout && h.Get("write_seq") >= n) {
+      ctx_.Fail("SHM-ORDER-02",
+                "the publisher increments frame_futex and FUTEX_WAKEs the announced waiter "
+                "(frame_waiters was nonzero) when it commits frame " +
+                    Num(n) + " (ACK-COMMIT-01)",
+                "frame " + Num(n) + " committed (write_seq " + Num(h.Get("write_seq")) +
+                    ") but our FUTEX_WAIT on frame_futex (value " + Num(f) +
+                    ") ended by timeout, not by a wake-up",
+                h.All());
+    }
   }
   const uint32_t slot = static_cast<uint32_t>((n - 1) % slot_count());
   StructView d2 = SlotDesc(slot);
@@ -527,6 +543,8 @@ void ScriptedPub::Create() {
   h.Set("state", s.Enum("segment_state", "READY"));
   listener_ = Listener::Bind(ctx_.SocketPath(), &error);
   if (!listener_) ctx_.Fail("HARNESS", "the scripted publisher listens", error);
+  // The IUT subscriber's writes into our segment are judged for the whole case.
+  ctx_.observer().Watch(ctx_.key(), IutRole::kSubscriber);
 }
 
 Process& ScriptedPub::StartSub(const std::vector<std::string>& args) {
@@ -672,9 +690,14 @@ uint64_t ScriptedPub::Publish(std::optional<uint64_t> payload_bytes) {
     const uint64_t m = n - p_.slot_count;
     const Deadline d = In(5000);
     uint8_t* futex = h.Bytes("ack_futex").data();
-    h.Set("ack_waiting", 1);
+    // Announce the wait (sequentially consistent, the other half of the subscriber's
+    // "increment ack_futex, then wake if ack_waiting") and wait long: a subscriber that stores
+    // its ACK must wake us (ACK-REL-01, SHM-ORDER-02), so a timeout with the ACK there is a
+    // missing wake-up.
+    std::atomic_ref<uint32_t> waiting(*reinterpret_cast<uint32_t*>(h.Bytes("ack_waiting").data()));
+    waiting.store(1);
     for (;;) {
-      const uint32_t f = static_cast<uint32_t>(h.Get("ack_futex"));
+      const uint32_t f = std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(futex)).load();
       if (ack_ok(m)) break;
       if (Clock::now() >= d) {
         ctx_.Fail("ACK-REL-01",
@@ -682,9 +705,19 @@ uint64_t ScriptedPub::Publish(std::optional<uint64_t> payload_bytes) {
                       ") so the publisher can reuse its slot",
                   "ack_seq " + Num(me.Get("ack_seq")) + " after 5000 ms", me.All(), me.base());
       }
-      FutexWait(futex, f, MsLeft(d, 50));
+      const WaitEnd end = FutexWait(futex, f, MsLeft(d));
+      if (end == WaitEnd::kTimeout && ack_ok(m)) {
+        ctx_.Fail("ACK-REL-01",
+                  "the subscriber increments ack_futex and FUTEX_WAKEs the publisher "
+                  "(ack_waiting = 1) when it stores ack_seq = " +
+                      Num(m) + " (SHM-ORDER-02)",
+                  "ack_seq " + Num(me.Get("ack_seq")) + " stored, ack_futex " +
+                      Num(h.Get("ack_futex")) + " (was " + Num(f) +
+                      "), but our FUTEX_WAIT ended by timeout, not by a wake-up",
+                  me.All(), me.base());
+      }
     }
-    h.Set("ack_waiting", 0);
+    waiting.store(0);
   }
   WriteFrame(n, payload_bytes.value_or(p_.slot_bytes));
   Commit(n, n);

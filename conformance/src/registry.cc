@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 
 #include "bytes.h"
@@ -34,7 +36,20 @@ std::vector<CaseDef>& Registry() {
   return cases;
 }
 
+namespace {
+
+void RunObserved(CaseContext& ctx) {
+  ctx.def().body(ctx);
+  ctx.FinishObserved();
+}
+
+}  // namespace
+
 Registrar::Registrar(CaseDef def) {
+  if (def.body == nullptr) {
+    def.body = def.fn;
+    def.fn = &RunObserved;
+  }
   Registry().push_back(std::move(def));
 }
 
@@ -58,10 +73,38 @@ std::string Sanitize(const std::string& id) {
 CaseContext::CaseContext(const RunEnv& env, const CaseDef& def) : env_(env), def_(def) {
   key_ = UniqueKey();
   keys_.push_back(key_);
+  t0_ns_ = MonoNs();
 }
 
 CaseContext::~CaseContext() {
   Cleanup();
+}
+
+Observer& CaseContext::observer() {
+  if (!observer_) observer_ = std::make_unique<Observer>(*env_.spec, env_.socket_dir);
+  return *observer_;
+}
+
+void CaseContext::FailObserved(const ObsViolation& v, const std::string& then) {
+  Failure f;
+  f.req = v.req;
+  f.expected = v.expected;
+  char at[96];
+  std::snprintf(at, sizeof at, " [shared-memory observer, sample at %.3f ms into the case]",
+                static_cast<double>(v.t_ns - t0_ns_) / 1e6);
+  f.actual = v.actual + at + then;
+  if (!v.bytes.empty()) f.hex = HexDump(v.bytes, v.base);
+  throw CaseFailed{f};
+}
+
+void CaseContext::FinishObserved() {
+  if (!observer_) return;
+  for (auto& p : procs_) {
+    if (p->running()) p->Terminate(2000);
+  }
+  observer_->Stop();
+  Note("observer: " + std::to_string(observer_->samples()) + " samples");
+  if (auto v = observer_->First()) FailObserved(*v, "");
 }
 
 std::string CaseContext::NewKey() {
@@ -80,7 +123,8 @@ std::string CaseContext::RingPath() const {
 }
 
 Process& CaseContext::Start(const std::vector<std::string>& tmpl, const char* what,
-                            const std::vector<std::string>& args) {
+                            const std::vector<std::string>& args,
+                            const std::vector<std::string>& prefix) {
   if (tmpl.empty()) Unsupported(std::string("the manifest offers no ") + what + " adapter");
   const std::string dir = env_.log_dir + "/" + Sanitize(def_.id);
   std::filesystem::create_directories(dir);
@@ -88,10 +132,27 @@ Process& CaseContext::Start(const std::vector<std::string>& tmpl, const char* wh
   std::map<std::string, std::string> env = manifest().env;
   env["CUFRAMES_SOCKET_DIR"] = env_.socket_dir;
   std::string error;
-  auto p = Process::Spawn(manifest().Expand(tmpl, args), env, err_path, &error);
+  std::vector<std::string> argv = prefix;
+  for (std::string& a : manifest().Expand(tmpl, args))
+    argv.push_back(std::move(a));
+  auto p = Process::Spawn(argv, env, err_path, &error);
   if (!p) Fail("HARNESS", std::string("the ") + what + " adapter starts", error);
   Note(std::string("started ") + what + " pid " + std::to_string(p->pid()) + ": " +
        p->command_line());
+  if (std::string(what) == "publisher") {
+    // Watch the key the IUT publisher was given (well-formed keys only: a case that feeds an
+    // invalid key expects nothing to be created).
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] != "--key") continue;
+      const std::string& k = args[i + 1];
+      const bool ok =
+          !k.empty() && k.size() <= 64 && k[0] != '.' &&
+          std::all_of(k.begin(), k.end(), [](char c) {
+            return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+          });
+      if (ok) observer().Watch(k, IutRole::kPublisher);
+    }
+  }
   procs_.push_back(std::move(p));
   return *procs_.back();
 }
@@ -102,6 +163,13 @@ Process& CaseContext::StartPublisher(const std::vector<std::string>& args) {
 
 Process& CaseContext::StartSubscriber(const std::vector<std::string>& args) {
   return Start(manifest().subscriber, "subscriber", args);
+}
+
+Process& CaseContext::StartSubscriberAs(uint32_t uid, uint32_t gid,
+                                        const std::vector<std::string>& args) {
+  return Start(manifest().subscriber, "subscriber", args,
+               {"/usr/bin/setpriv", "--reuid=" + std::to_string(uid),
+                "--regid=" + std::to_string(gid), "--clear-groups", "--"});
 }
 
 void CaseContext::CheckUnsupported(Process& p) {
@@ -127,6 +195,14 @@ void CaseContext::Note(const std::string& line) {
 
 void CaseContext::Fail(const std::string& req, const std::string& expected,
                        const std::string& actual, std::span<const uint8_t> bytes, size_t base) {
+  // A violation the observer saw earlier is the first thing that went wrong: report it, with
+  // what the case saw afterwards.
+  if (observer_) {
+    if (auto v = observer_->First()) {
+      FailObserved(*v, "\n(afterwards the case saw " + req + ": expected " + expected + "; got " +
+                           actual + ")");
+    }
+  }
   Failure f;
   f.req = req;
   f.expected = expected;
@@ -152,6 +228,7 @@ std::string CaseContext::ProcessDetail() const {
 }
 
 void CaseContext::Cleanup() {
+  if (observer_) observer_->Stop();
   for (auto& p : procs_) {
     if (p->running()) p->Terminate(2000);
   }

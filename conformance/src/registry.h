@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "manifest.h"
+#include "observer.h"
 #include "process.h"
 #include "spec_model.h"
 
@@ -39,6 +40,10 @@ struct CaseDef {
   Role role;
   Needs needs;
   CaseFn fn;
+  // The case's own body. Registrar moves fn here and sets fn to a wrapper that runs the body
+  // and then judges what the shared-memory observer saw, so every case is observed without
+  // edits to it.
+  CaseFn body = nullptr;
 };
 
 // All registered cases, in registration order.
@@ -116,6 +121,9 @@ class CaseContext {
   // caller includes --key). Throws CaseUnsupported when the manifest offers no such adapter.
   Process& StartPublisher(const std::vector<std::string>& args);
   Process& StartSubscriber(const std::vector<std::string>& args);
+  // Starts the subscriber adapter as another uid/gid through setpriv (a setresuid child; the
+  // harness itself never forks). Needs root.
+  Process& StartSubscriberAs(uint32_t uid, uint32_t gid, const std::vector<std::string>& args);
   // Waits for the publisher's "ready" event. Ends the case (UNSUPPORTED for exit 77, else a
   // failure of `req`) when the adapter exits or stays silent for `timeout_ms`.
   void WaitReady(Process& p, const std::string& req, int timeout_ms = 5000);
@@ -132,6 +140,15 @@ class CaseContext {
   }
   [[noreturn]] void Unsupported(const std::string& reason);
 
+  // The shared-memory observer of this case (BRIEF principle 10). Starting an IUT publisher
+  // watches its key; a scripted publisher watches its own key for the IUT subscriber's writes.
+  // A case about to write hostile bytes scopes the checks they would trip with
+  // observer().Disable(kObs...) (or an ObserverPause).
+  Observer& observer();
+  // Runs after the case's body: lets the adapters go while the observer still watches (their
+  // shut-down is judged too), stops it and fails the case with its first violation, if any.
+  void FinishObserved();
+
   // Terminates every adapter still running and removes this case's files. Safe to call twice.
   void Cleanup();
   // Returns the adapters' command lines, statuses and output tails for evidence.
@@ -141,14 +158,33 @@ class CaseContext {
 
  private:
   Process& Start(const std::vector<std::string>& tmpl, const char* what,
-                 const std::vector<std::string>& args);
+                 const std::vector<std::string>& args, const std::vector<std::string>& prefix = {});
+
+  [[noreturn]] void FailObserved(const ObsViolation& v, const std::string& then);
 
   const RunEnv& env_;
   const CaseDef& def_;
+  std::unique_ptr<Observer> observer_;
+  int64_t t0_ns_ = 0;
   std::string key_;
   std::vector<std::string> keys_;
   std::vector<std::unique_ptr<Process>> procs_;
   std::vector<std::string> log_;
+};
+
+// Switches observer checks off for its scope (a hostile script writing what they would flag).
+class ObserverPause {
+ public:
+  ObserverPause(CaseContext& ctx, uint32_t mask) : obs_(ctx.observer()), mask_(mask) {
+    obs_.Disable(mask_);
+  }
+  ~ObserverPause() { obs_.Enable(mask_); }
+  ObserverPause(const ObserverPause&) = delete;
+  ObserverPause& operator=(const ObserverPause&) = delete;
+
+ private:
+  Observer& obs_;
+  uint32_t mask_;
 };
 
 }  // namespace cuframes::conform

@@ -34,14 +34,21 @@ bool FillAddr(const std::string& path, sockaddr_un* addr) {
 
 }  // namespace
 
-Conn::Conn(int fd) : fd_(fd) {}
+Conn::Conn(int fd) : fd_(fd) {
+  probe_->fd = fd;
+}
 Conn::~Conn() {
   Close();
 }
 
 void Conn::Close() {
-  if (fd_ >= 0) close(fd_);
+  std::lock_guard<std::mutex> lock(probe_->mu);
+  if (fd_ >= 0) {
+    probe_->closed_ns.store(Clock::now().time_since_epoch().count());
+    close(fd_);
+  }
   fd_ = -1;
+  probe_->fd = -1;
 }
 
 void Conn::ShutdownWrite() {
@@ -114,6 +121,10 @@ Conn::Rx Conn::Recv(TlvMsg* out, Deadline deadline) {
     const ParseResult r = ParseTlv(rx_, kRecvCap, out, &consumed);
     if (r == ParseResult::kOk) {
       rx_.erase(rx_.begin(), rx_.begin() + static_cast<ptrdiff_t>(consumed));
+      if (probe_->detach_type != 0 && out->type == probe_->detach_type &&
+          probe_->detach_ns.load() == 0) {
+        probe_->detach_ns.store(Clock::now().time_since_epoch().count());
+      }
       return Rx::kMsg;
     }
     if (r == ParseResult::kTooLarge) return Rx::kTooLarge;
@@ -127,10 +138,14 @@ Conn::Rx Conn::Recv(TlvMsg* out, Deadline deadline) {
     uint8_t buf[8192];
     const ssize_t n = recv(fd_, buf, sizeof buf, 0);
     if (n > 0) {
+      if (probe_->first_rx_ns.load() == 0) {
+        probe_->first_rx_ns.store(Clock::now().time_since_epoch().count());
+      }
       rx_.insert(rx_.end(), buf, buf + n);
       received_.insert(received_.end(), buf, buf + n);
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
       eof_ = true;
+      if (probe_->eof_ns.load() == 0) probe_->eof_ns.store(Clock::now().time_since_epoch().count());
     }
   }
 }
@@ -290,9 +305,12 @@ void FutexWakeAll(void* word) {
   syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
 }
 
-void FutexWait(void* word, uint32_t expected, int timeout_ms) {
+WaitEnd FutexWait(void* word, uint32_t expected, int timeout_ms) {
   timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
-  syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0);
+  if (syscall(SYS_futex, word, FUTEX_WAIT, expected, &ts, nullptr, 0) == 0) return WaitEnd::kWoken;
+  if (errno == EAGAIN) return WaitEnd::kChanged;
+  if (errno == ETIMEDOUT) return WaitEnd::kTimeout;
+  return WaitEnd::kWoken;  // EINTR: the harness sends itself no signals
 }
 
 uint32_t AtomicIncrement32(void* word) {

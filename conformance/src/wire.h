@@ -6,9 +6,11 @@
 #ifndef CUFRAMES_CONFORMANCE_SRC_WIRE_H_
 #define CUFRAMES_CONFORMANCE_SRC_WIRE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +19,16 @@
 #include "tlv.h"
 
 namespace cuframes::conform {
+
+// What the harness's reads on one connection saw, shared with the observer thread so that it can
+// tell when DETACH or end-of-file became readable (RES-CLOSE-01 is judged against segment samples
+// on the same monotonic clock). Times are steady_clock nanoseconds, 0 = not yet.
+struct ConnProbe {
+  std::mutex mu;  // guards fd against Conn::Close() while the observer polls it
+  int fd = -1;
+  uint16_t detach_type = 0;  // the DETACH message type (set by whoever registers the probe)
+  std::atomic<int64_t> first_rx_ns{0}, detach_ns{0}, eof_ns{0}, closed_ns{0};
+};
 
 class Conn {
  public:
@@ -50,11 +62,13 @@ class Conn {
   // Half-closes: the peer sees EOF, and the harness can still read what the peer sends back.
   void ShutdownWrite();
   int fd() const { return fd_; }
+  const std::shared_ptr<ConnProbe>& probe() const { return probe_; }
   const std::vector<uint8_t>& sent() const { return sent_; }
   const std::vector<uint8_t>& received() const { return received_; }
 
  private:
   int fd_;
+  std::shared_ptr<ConnProbe> probe_ = std::make_shared<ConnProbe>();
   bool eof_ = false;
   std::vector<uint8_t> rx_;
   std::vector<uint8_t> sent_;
@@ -106,9 +120,14 @@ class ShmFile {
 
 // FUTEX_WAKE (shared) on the 32-bit word at `word`, waking all waiters.
 void FutexWakeAll(void* word);
-// FUTEX_WAIT (shared) while *word == expected, at most `timeout_ms`. Returns when woken, when
-// the value differs, or on timeout.
-void FutexWait(void* word, uint32_t expected, int timeout_ms);
+// How a FUTEX_WAIT ended.
+enum class WaitEnd {
+  kWoken,    // a FUTEX_WAKE woke us (or a signal: EINTR, which the harness does not send)
+  kChanged,  // EAGAIN: the word already differed from `expected` (the legit race)
+  kTimeout,  // ETIMEDOUT: nobody woke us
+};
+// FUTEX_WAIT (shared) while *word == expected, at most `timeout_ms`. Returns how it ended.
+WaitEnd FutexWait(void* word, uint32_t expected, int timeout_ms);
 // Atomically adds 1 to the 32-bit word at `word` (release order) and returns the new value.
 uint32_t AtomicIncrement32(void* word);
 

@@ -1,0 +1,387 @@
+// multiparty.cc: scenarios with several parties at once against an IUT publisher: a slow and a
+// fast subscriber, a subscriber slot reused by a newcomer while frames flow, a version 1
+// subscriber beside a packet ring, a subscriber of another uid, frames of a nominal format, and
+// wake-ups that must arrive (a waiter that times out while the event is there saw a missing
+// FUTEX_WAKE).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "common.h"
+
+namespace cuframes::conform {
+namespace {
+
+constexpr Role kPub = Role::kPublisher;
+const Needs kV2{2, "host", "packets"};
+
+std::string N(uint64_t v) {
+  return std::to_string(v);
+}
+
+// Waits (bounded) until the publisher blocks for ACKs (ack_waiting = 1) or write_seq passes
+// `seq`; returns write_seq.
+uint64_t WaitBlockedOrPast(ScriptedSub& s, uint64_t seq, int timeout_ms) {
+  StructView h = s.Header();
+  const Deadline d = In(timeout_ms);
+  while (h.Get("ack_waiting") != 1 && h.Get("write_seq") <= seq && Clock::now() < d) {
+    FutexWait(h.Bytes("ack_futex").data(), static_cast<uint32_t>(h.Get("ack_futex")), 5);
+  }
+  return h.Get("write_seq");
+}
+
+CF_CASE(SlowAndFast, "5.1/slow-and-fast-subscribers",
+        "with two subscribers the slot of frame n is reused only after the slower one releases "
+        "n, although the faster one released it long before",
+        (std::vector<std::string>{"ACK-REUSE-01", "ACK-HOST-01", "ACK-EVICT-03", "ACK-READ-03"}),
+        kPub, {}) {
+  const uint64_t frames = 8;
+  Process& pub = StartPub(ctx, PubArgs(ctx, frames, 2, 2));
+  ScriptedSub fast(ctx), slow(ctx);
+  fast.Handshake();
+  slow.Handshake();
+  fast.ReadFrame(1);
+  fast.Ack(1);
+  for (uint64_t n = 1; n <= frames; ++n) {
+    const uint64_t sum = slow.ReadFrame(n);
+    if (n + 1 <= frames) {
+      fast.ReadFrame(n + 1);
+      fast.Ack(n + 1);
+    }
+    if (n + 2 <= frames) {
+      // Frame n + 2 goes into frame n's slot; the fast subscriber released n, the slow one holds
+      // it: the publisher must wait.
+      const uint64_t ws = WaitBlockedOrPast(slow, n + 1, 2000);
+      ctx.Expect(ws == n + 1, "ACK-REUSE-01",
+                 "write_seq stays " + N(n + 1) + " while the slow subscriber holds frame " + N(n),
+                 "write_seq " + N(ws), slow.Header().All());
+      const uint32_t slot = static_cast<uint32_t>((n - 1) % 2);
+      ctx.Expect(
+          Fnv1a64(slow.Buffer(slot, 8192)) == sum, "ACK-REUSE-01",
+          "slot " + N(slot) + " still holds frame " + N(n) + " (checksum " + Hex64(sum) + ")",
+          "its bytes changed before the slow subscriber's ACK");
+    }
+    slow.Ack(n);
+  }
+  (void)pub;
+}
+
+CF_CASE(SlotReusedWhileFlowing, "4.2/slot-reused-while-frames-flow",
+        "a subscriber slot freed by DETACH mid-stream is reserved again by a newcomer with a new "
+        "generation, zeroed fields and start_seq = write_seq + 1, while the other subscriber "
+        "keeps receiving every frame",
+        (std::vector<std::string>{"ACK-EVICT-04", "SHM-SUB-02", "MSG-ARESP-01", "ACK-REL-04",
+                                  "ACK-EVICT-03"}),
+        kPub, {}) {
+  const uint64_t frames = 12;
+  std::vector<std::string> args = PubArgs(ctx, frames, 2, 2);
+  args.insert(args.end(), {"--max-subscribers", "2"});
+  Process& pub = StartPub(ctx, args);
+  auto leaving = std::make_unique<ScriptedSub>(ctx);
+  ScriptedSub steady(ctx);
+  leaving->Handshake();
+  steady.Handshake();
+  const uint32_t idx = static_cast<uint32_t>(leaving->hello().index);
+  const uint64_t gen = leaving->hello().generation;
+  for (uint64_t n = 1; n <= 3; ++n) {
+    leaving->ReadFrame(n);
+    leaving->Ack(n);
+    steady.ReadFrame(n);
+    steady.Ack(n);
+  }
+  MessageBuilder d(ctx.spec(), "DETACH");
+  leaving->Send(d.Encode());
+  leaving->conn().Close();
+  // Wait (bounded) until the publisher has freed the slot, then take it.
+  StructView old = steady.SubSlot(idx);
+  const Deadline dl = In(2000);
+  while (old.Get("state") != ctx.spec().Enum("subscriber_slot_state", "FREE") &&
+         Clock::now() < dl) {
+    FutexWait(steady.Header().Bytes("ack_futex").data(),
+              static_cast<uint32_t>(steady.Header().Get("ack_futex")), 5);
+  }
+  ctx.Expect(old.Get("state") == ctx.spec().Enum("subscriber_slot_state", "FREE"), "ACK-EVICT-04",
+             "the detached subscriber's slot FREE", "state " + N(old.Get("state")), old.All(),
+             old.base());
+  ScriptedSub newcomer(ctx);
+  newcomer.Hello();
+  ctx.Expect(newcomer.hello().index == idx, "SM-PUB-04",
+             "the only free slot (" + N(idx) + ") is given to the newcomer",
+             "index " + N(newcomer.hello().index), newcomer.hello().msg.raw);
+  ctx.Expect(newcomer.hello().generation != gen, "ACK-EVICT-04",
+             "a new generation for the reserved-again slot (was " + N(gen) + ")",
+             "generation " + N(newcomer.hello().generation), newcomer.hello().msg.raw);
+  newcomer.MapAndValidate();  // SHM-SUB-02: ack_seq, start_seq, flags zeroed
+  const uint64_t start = newcomer.Attach();
+  for (uint64_t n = 4; n <= frames; ++n) {
+    steady.ReadFrame(n);
+    steady.Ack(n);
+    if (n >= start) {
+      newcomer.ReadFrame(n);
+      newcomer.Ack(n);
+    }
+  }
+  ctx.Expect(start <= frames, "MSG-ARESP-01",
+             "the newcomer joins before the last frame (start_seq <= " + N(frames) + ")",
+             "start_seq " + N(start));
+  (void)pub;
+}
+
+CF_CASE(V1BesideRing, "6.2/v1-subscriber-beside-ring",
+        "a version 1 subscriber of a publisher with a packet ring gets version 1, caps 0 and no "
+        "initial packet position, and receives every frame while packets flow beside it",
+        (std::vector<std::string>{"VER-NEG-01", "PKT-RING-02", "MSG-HRESP-03", "PKT-HELLO-01",
+                                  "ACK-READ-03"}),
+        kPub, kV2) {
+  const uint64_t frames = 6, packets = 20;
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", N(frames), "--packets", N(packets),
+                                "--packet-bytes", "500", "--slots", "2", "--wait-subscribers", "2",
+                                "--bytes", "8192", "--linger-ms", "3000"});
+  ScriptedSub v1(ctx), v2(ctx);
+  HelloParams h1;
+  h1.max_proto = 1;
+  h1.caps = 0;
+  const HelloInfo i1 = v1.Hello(h1);  // checks caps/initial_* zero for version 1
+  ctx.Expect(i1.proto_version == 1, "VER-NEG-01", "version 1 for a version 1 subscriber",
+             N(i1.proto_version), i1.msg.raw);
+  v1.MapAndValidate();
+  v1.Attach();
+  HelloParams h2;
+  h2.max_proto = 2;
+  h2.caps = 1;
+  const HelloInfo i2 = v2.Hello(h2);
+  ctx.Expect(i2.proto_version == 2 && (i2.caps & 1), "PKT-HELLO-01",
+             "version 2 with PACKET_RING_PRESENT for the version 2 subscriber",
+             Describe(ctx.spec(), i2.msg), i2.msg.raw);
+  v2.MapAndValidate();
+  v2.Attach();
+  for (uint64_t n = 1; n <= frames; ++n) {
+    v1.ReadFrame(n);
+    v1.Ack(n);
+    v2.ReadFrame(n);
+    v2.Ack(n);
+  }
+  std::string err;
+  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
+  if (!ring) ctx.Fail("PKT-RING-01", "the ring exists", err);
+  StructView r(ctx.spec(), "PacketRingHeader", ring->span());
+  const Deadline d = In(5000);
+  while (r.Get("head_seq") < packets && Clock::now() < d) {
+    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
+  }
+  ctx.Expect(r.Get("head_seq") == packets, "CONF-V2-01",
+             "all " + N(packets) + " packets published with a version 1 subscriber attached",
+             "head_seq " + N(r.Get("head_seq")));
+  (void)pub;
+}
+
+CF_CASE(FrameFormat, "2.3/frame-format",
+        "with --width/--height the header names NV12 W x H and every frame's FrameMeta carries "
+        "the same width, height, pixel_format and pitch",
+        (std::vector<std::string>{"SHM-HDR-02", "SHM-FMETA-01", "CONF-PUB-01"}), kPub, {}) {
+  const uint64_t w = 64, hgt = 48, frames = 3;
+  Process& pub =
+      StartPub(ctx, {"--key", ctx.key(), "--frames", N(frames), "--width", N(w), "--height", N(hgt),
+                     "--slots", "2", "--wait-subscribers", "1", "--linger-ms", "3000"});
+  ScriptedSub sub(ctx);
+  sub.Handshake();
+  StructView h = sub.Header();
+  const Spec& s = ctx.spec();
+  const uint64_t pitch = h.Get("pitch");
+  ctx.Expect(h.Get("width") == w && h.Get("height") == hgt &&
+                 h.Get("pixel_format") == s.Enum("pixel_format", "NV12") && pitch >= w &&
+                 h.Get("slot_bytes") >= pitch * hgt * 3 / 2,
+             "SHM-HDR-02",
+             "header width " + N(w) + ", height " + N(hgt) +
+                 ", pixel_format NV12, pitch >= width, slot_bytes >= pitch * height * 3 / 2",
+             "width " + N(h.Get("width")) + ", height " + N(h.Get("height")) + ", pixel_format " +
+                 N(h.Get("pixel_format")) + ", pitch " + N(pitch) + ", slot_bytes " +
+                 N(h.Get("slot_bytes")),
+             h.All());
+  for (uint64_t n = 1; n <= frames; ++n) {
+    sub.ReadFrame(n);
+    StructView meta(s, "FrameMeta", sub.segment()->span(),
+                    sub.SlotDesc(static_cast<uint32_t>((n - 1) % 2)).base());
+    for (const char* f : {"width", "height", "pixel_format", "pitch"}) {
+      ctx.Expect(
+          meta.Get(f) == h.Get(f), "SHM-FMETA-01",
+          std::string("frame ") + N(n) + " FrameMeta." + f + " = the header's " + N(h.Get(f)),
+          N(meta.Get(f)), meta.All(), meta.base());
+    }
+    sub.Ack(n);
+  }
+  (void)pub;
+}
+
+// Releases frames for `sub_slot` from a helper thread, each only once a subscriber is blocked
+// waiting for a frame (frame_waiters != 0), so that the next commit happens while the reader
+// sleeps in FUTEX_WAIT: a publisher that skips FUTEX_WAKE then leaves it to time out.
+class Releaser {
+ public:
+  Releaser(StructView hdr, StructView slot, uint64_t first, uint64_t last)
+      : hdr_(hdr), slot_(slot), first_(first), last_(last), t_([this] { Run(); }) {}
+  ~Releaser() {
+    stop_.store(true);
+    t_.join();
+  }
+
+ private:
+  void Run() {
+    for (uint64_t n = first_; n <= last_ && !stop_.load(); ++n) {
+      const Deadline d = In(5000);
+      while (hdr_.Get("frame_waiters") == 0 && !stop_.load() && Clock::now() < d) {
+        std::this_thread::yield();
+      }
+      slot_.Set("ack_seq", n);
+      AtomicIncrement32(hdr_.Bytes("ack_futex").data());
+      FutexWakeAll(hdr_.Bytes("ack_futex").data());
+      // Wait until the reader has moved on to the next frame (its waiter count drops).
+      while (hdr_.Get("write_seq") < n + 2 && !stop_.load() && Clock::now() < d) {
+        std::this_thread::yield();
+      }
+    }
+  }
+  StructView hdr_, slot_;
+  uint64_t first_, last_;
+  std::atomic<bool> stop_{false};
+  std::thread t_;
+};
+
+CF_CASE(WakeUps, "2.7/wake-ups-observed",
+        "a subscriber blocked in FUTEX_WAIT on frame_futex (counted in frame_waiters) is woken "
+        "by every commit and by the shut-down, never left to its timeout",
+        (std::vector<std::string>{"SHM-ORDER-02", "ACK-COMMIT-01", "RES-CLOSE-01"}), kPub, {}) {
+  const uint64_t frames = 10;
+  std::vector<std::string> args = PubArgs(ctx, frames, 2, 1);
+  args[args.size() - 1] = "300";  // --linger-ms: shut down soon after the last frame
+  Process& pub = StartPub(ctx, args);
+  ScriptedSub sub(ctx);
+  sub.Handshake();
+  sub.ReadFrame(1);
+  sub.ReadFrame(2);
+  {
+    // Frames 3..10 are committed only after a release the helper makes while we wait.
+    Releaser rel(sub.Header(), sub.SubSlot(static_cast<uint32_t>(sub.hello().index)), 1,
+                 frames - 2);
+    for (uint64_t n = 3; n <= frames; ++n)
+      sub.ReadFrame(n, 5000);
+  }
+  sub.Ack(frames);
+  // Now wait for a frame that never comes: the shut-down (CLOSED, frame_futex + 1, wake) must
+  // end the wait, well before our long timeout.
+  StructView h = sub.Header();
+  std::atomic_ref<uint32_t> waiters(*reinterpret_cast<uint32_t*>(h.Bytes("frame_waiters").data()));
+  const uint32_t closed = ctx.spec().Enum("segment_state", "CLOSED");
+  const Deadline d = In(8000);
+  WaitEnd end = WaitEnd::kChanged;
+  for (;;) {
+    const uint32_t f = static_cast<uint32_t>(h.Get("frame_futex"));
+    if (h.Get("state") == closed || Clock::now() >= d) break;
+    waiters.fetch_add(1);
+    if (h.Get("state") != closed) end = FutexWait(h.Bytes("frame_futex").data(), f, MsLeft(d));
+    waiters.fetch_sub(1);
+    if (end == WaitEnd::kTimeout) break;
+  }
+  ctx.Expect(h.Get("state") == closed, "RES-CLOSE-01",
+             "the publisher stores state = CLOSED when it shuts down after --linger-ms",
+             "state " + N(h.Get("state")), h.All());
+  ctx.Expect(end != WaitEnd::kTimeout, "RES-CLOSE-01",
+             "CLOSED announced by incrementing frame_futex and waking its waiters",
+             "our FUTEX_WAIT on frame_futex ended by timeout", h.All());
+  ExpectCleanExit(ctx, pub);
+}
+
+CF_CASE(PacketWake, "10.4/packet-wake",
+        "a subscriber blocked in FUTEX_WAIT on packet_futex (counted in packet_waiters) is woken "
+        "by the first packet",
+        (std::vector<std::string>{"SHM-ORDER-02", "PKT-WRITE-04", "PKT-READ-01"}), kPub, kV2) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "4",
+                                "--wait-subscribers", "1", "--linger-ms", "2000"});
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  hp.caps = 1;
+  sub.Hello(hp);
+  sub.MapAndValidate();
+  std::string err;
+  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
+  if (!ring) ctx.Fail("PKT-RING-01", "the ring exists", err);
+  StructView r(ctx.spec(), "PacketRingHeader", ring->span());
+  StructView h = sub.Header();
+  std::atomic_ref<uint32_t> waiters(*reinterpret_cast<uint32_t*>(h.Bytes("packet_waiters").data()));
+  // Announce ourselves before attaching: the first packet cannot come before ATTACH_RESP.
+  const uint32_t f = static_cast<uint32_t>(r.Get("packet_futex"));
+  waiters.fetch_add(1);
+  sub.Attach();
+  const Deadline d = In(5000);
+  WaitEnd end = WaitEnd::kChanged;
+  if (r.Get("head_seq") == 0) end = FutexWait(r.Bytes("packet_futex").data(), f, MsLeft(d));
+  waiters.fetch_sub(1);
+  ctx.Expect(end != WaitEnd::kTimeout || r.Get("head_seq") == 0, "SHM-ORDER-02",
+             "packet 1 announced by incrementing packet_futex and a FUTEX_WAKE (packet_waiters "
+             "was 1)",
+             "head_seq " + N(r.Get("head_seq")) + " but our FUTEX_WAIT ended by timeout",
+             r.All().subspan(0, 128));
+  ctx.Expect(r.Get("head_seq") >= 1, "PKT-WRITE-04", "packet 1 published after attach",
+             "head_seq 0 after 5000 ms");
+  (void)pub;
+}
+
+CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
+        "a subscriber running as another uid (root harness: a setresuid child via setpriv) is "
+        "answered HELLO_RESP PERMISSION; the publisher keeps serving its own uid",
+        (std::vector<std::string>{"RES-PERM-02"}), kPub, {}) {
+  if (geteuid() != 0) {
+    ctx.Unsupported(
+        "needs root to start a subscriber as a second uid (setresuid); running as uid " +
+        N(geteuid()));
+  }
+  if (access("/usr/bin/setpriv", X_OK) != 0) {
+    ctx.Unsupported("setpriv (util-linux) not installed: no way to start a setresuid child");
+  }
+  const std::vector<std::string>& tmpl = ctx.manifest().subscriber;
+  if (tmpl.empty()) ctx.Unsupported("the manifest offers no subscriber adapter");
+  // The other uid joins the harness's group (gid 0) so that a 0660 socket lets it connect: the
+  // publisher, not the file mode, must refuse it (RES-PERM-02).
+  std::vector<std::string> args = PubArgs(ctx, 1);
+  args.insert(args.end(), {"--file-mode", "0660"});
+  Process& pub = ctx.StartPublisher(args);
+  size_t from = 0;
+  if (!pub.WaitEvent("ready", In(5000), &from)) {
+    ctx.CheckUnsupported(pub);
+    ctx.Unsupported(
+        "the publisher adapter does not take --file-mode 0660 (needed so another uid "
+        "can reach the socket): " +
+        pub.StatusText());
+  }
+  const std::string dir = ctx.SocketPath().substr(0, ctx.SocketPath().rfind('/'));
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || chmod(dir.c_str(), (st.st_mode & 0777) | 0011) != 0) {
+    ctx.Unsupported("cannot open the socket directory " + dir + " to other users");
+  }
+  const uid_t other = 65534;
+  Process& sub = ctx.StartSubscriberAs(
+      other, 0, {"--key", ctx.key(), "--frames", "1", "--timeout-ms", "3000"});
+  if (!sub.WaitExit(In(6000)))
+    ctx.Fail("RES-PERM-02", "the other uid's subscriber finishes", "still running");
+  chmod(dir.c_str(), st.st_mode & 0777);
+  if (sub.exit_code() == 126 || sub.exit_code() == 127) {
+    ctx.Unsupported("the subscriber adapter is not executable by uid " + N(other) + ": " +
+                    sub.StderrTail(300));
+  }
+  const nlohmann::json* e = FindError(sub);
+  ctx.Expect(
+      e != nullptr && e->contains("code") && (*e)["code"].is_number_unsigned() &&
+          (*e)["code"].get<uint64_t>() == ctx.spec().Err("PERMISSION"),
+      "RES-PERM-02",
+      "the other uid's subscriber refused with PERMISSION (code " +
+          N(ctx.spec().Err("PERMISSION")) + ")",
+      e ? e->dump() : "no error event; adapter " + sub.StatusText() + "; " + sub.StdoutTail(4));
+  GoodSubscriber(ctx, pub, 1);
+}
+
+}  // namespace
+}  // namespace cuframes::conform
