@@ -67,6 +67,9 @@ struct SegSample {
   std::vector<uint8_t> descs;     // slot_count SlotDescriptors
   std::vector<uint8_t> bufheads;  // first kBufHead bytes of each HOST buffer (empty otherwise)
   std::vector<uint8_t> subs;      // max_subscribers SubscriberSlots
+  // Each slot's first word (state, generation) read again after the copy; a slot whose word
+  // changed meanwhile is skipped in this sample (its copy may mix two reservations).
+  std::vector<uint64_t> sub_word0_after;
   std::vector<uint8_t> hdr_after;
   int seg_mode = -1, ring_mode = -1, sock_mode = -1;  // -1: file absent
   // The same files stat()ed before the parts were copied: a file already gone while the copy
@@ -133,6 +136,11 @@ class ShmChecker {
   struct SubPrev {
     uint32_t state = 0, generation = 0;
     uint64_t start_seq = 0, ack_seq = 0, pid = 0;
+    // The generation of the slot's last reservation seen in use, and whether it was freed since
+    // (the publisher stores the new generation before the new state, so a sample can show the
+    // new generation still FREE: compare reservations, not neighbouring samples).
+    bool used = false, freed = false;
+    uint32_t used_gen = 0;
   };
   std::vector<SubPrev> sub_prev_;
   bool have_prev_ = false;
@@ -186,6 +194,7 @@ class Observer {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> samples_{0};
   std::atomic<uint64_t> passes_{0};
+  int inotify_fd_ = -1;  // wakes the loop at once when a socket or /dev/shm file is unlinked
   std::thread thread_;
 };
 

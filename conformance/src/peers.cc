@@ -539,6 +539,7 @@ void ScriptedPub::Create() {
     r.Set("codec", 0);
     r.Set("segment_size", ring_size);
     r.Set("state", s.Enum("segment_state", "READY"));
+    ring_shadow_.assign(ring_->data(), ring_->data() + ring_->size());
   }
   h.Set("state", s.Enum("segment_state", "READY"));
   listener_ = Listener::Bind(ctx_.SocketPath(), &error);
@@ -762,6 +763,20 @@ void ScriptedPub::SetCodecParams(std::span<const uint8_t> data, uint32_t codec) 
   cp.Set("codec", codec);
   std::copy(data.begin(), data.end(), cp.Bytes("data").begin());
   cp.Set("lock", lock + 2);
+  Shadow(cp.base(), 64 + data.size());
+}
+
+void ScriptedPub::Shadow(size_t off, size_t len) {
+  if (!ring_ || off + len > ring_shadow_.size()) return;
+  std::copy(ring_->data() + off, ring_->data() + off + len, ring_shadow_.begin() + off);
+}
+
+long long ScriptedPub::RingDiff() const {
+  if (!ring_) return -1;
+  for (size_t i = 0; i < ring_shadow_.size(); ++i) {
+    if (ring_->data()[i] != ring_shadow_[i]) return static_cast<long long>(i);
+  }
+  return -1;
 }
 
 uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint8_t>* payload,
@@ -783,6 +798,7 @@ uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint
   while (p + total - tail > cap) {
     StructView t = rec(tail);
     t.Set("lock", t.Get("lock") | 1);
+    Shadow(t.base(), 8);
     tail += RoundUp(32 + t.Get("size"), 32);
   }
   r.Set("tail_pos", tail);
@@ -795,6 +811,7 @@ uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint
     pad.Set("pts", 0);
     pad.Set("params_generation", 0);
     pad.Set("lock", 2 * seq);
+    Shadow(pad.base(), 32);
     p += left;
   }
   StructView h = rec(p);
@@ -813,6 +830,8 @@ uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint
   r.Set("head_pos", p + span);
   r.Set("head_seq", seq);
   AtomicIncrement32(r.Bytes("packet_futex").data());
+  Shadow(h.base(), span);
+  Shadow(64, 48);  // head_seq .. packet_futex
   FutexWakeAll(r.Bytes("packet_futex").data());
   return p;
 }

@@ -159,6 +159,11 @@ class ScriptedPub {
                        uint32_t params_generation = 1);
   uint64_t head_seq();
   uint64_t head_pos();
+  // Returns the offset of the first ring byte that differs from what this scripted publisher
+  // wrote there (its shadow copy), or -1 when none does: a reader never writes the ring
+  // (PKT-READ-07). Only meaningful when the case writes the ring through Create, SetCodecParams
+  // and WritePacket alone.
+  long long RingDiff() const;
 
   StructView Header();
   StructView SubSlot(uint32_t i);
@@ -179,7 +184,10 @@ class ScriptedPub {
   std::unique_ptr<ShmFile> ring_;
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<Conn> conn_;
+  void Shadow(size_t off, size_t len);
+
   uint64_t sub_slot_offset_ = 0, data_offset_ = 0, data_stride_ = 0;
+  std::vector<uint8_t> ring_shadow_;
   uint32_t generation_ = 0;
 };
 

@@ -231,17 +231,16 @@ class Releaser {
  private:
   void Run() {
     for (uint64_t n = first_; n <= last_ && !stop_.load(); ++n) {
+      // The reader reads in order and waits only for a frame not yet there: while it waits with
+      // write_seq = n + 1 it has read n and n + 1 and waits for n + 2, which needs our ACK of n.
       const Deadline d = In(5000);
-      while (hdr_.Get("frame_waiters") == 0 && !stop_.load() && Clock::now() < d) {
+      while ((hdr_.Get("frame_waiters") == 0 || hdr_.Get("write_seq") != n + 1) && !stop_.load() &&
+             Clock::now() < d) {
         std::this_thread::yield();
       }
       slot_.Set("ack_seq", n);
       AtomicIncrement32(hdr_.Bytes("ack_futex").data());
       FutexWakeAll(hdr_.Bytes("ack_futex").data());
-      // Wait until the reader has moved on to the next frame (its waiter count drops).
-      while (hdr_.Get("write_seq") < n + 2 && !stop_.load() && Clock::now() < d) {
-        std::this_thread::yield();
-      }
     }
   }
   StructView hdr_, slot_;
