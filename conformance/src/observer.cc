@@ -308,23 +308,28 @@ void ShmChecker::Feed(const SegSample& s, uint32_t en, std::vector<ObsViolation>
   // Futex words count events: one frame_futex increment per commit (ACK-COMMIT-01), one
   // ack_futex increment per release (ACK-REL-01). Each counter may lag its value by the one event
   // in flight (the word is read after the value it announces).
-  const uint64_t fnow = H(s.hdr_after.size() >= hsz ? s.hdr_after : s.hdr, "frame_futex");
-  const uint64_t anow = H(s.hdr_after.size() >= hsz ? s.hdr_after : s.hdr, "ack_futex");
+  // Sound bounds despite the reads not being simultaneous: frame_futex - C lies in
+  // [write_seq - 1, write_seq] at every instant for some constant C (CLOSED only raises C).
+  // A futex word read before a write_seq gives a lower bound of C; a futex word read after a
+  // write_seq that falls short of it by more than one (against that bound) is a missed increment.
+  const bool two = s.hdr_after.size() >= hsz;
+  const int64_t f_first = static_cast<uint32_t>(H(s.hdr, "frame_futex"));
+  const int64_t f_last = static_cast<uint32_t>(H(two ? s.hdr_after : s.hdr, "frame_futex"));
+  const int64_t w_last = static_cast<int64_t>(w_after);
+  const int64_t a_first = static_cast<uint32_t>(H(s.hdr, "ack_futex"));
+  const int64_t a_last = static_cast<uint32_t>(H(two ? s.hdr_after : s.hdr, "ack_futex"));
+  if (pub && (en & kObsFrames) && counted_ && f_last - fc_lo_ < static_cast<int64_t>(w) - 1) {
+    Add(out, "ACK-COMMIT-01", "frame_futex incremented once per commit (SHM-ORDER-02)",
+        "write_seq " + N(w) + " but frame_futex " + N(static_cast<uint64_t>(f_last)) +
+            " (at most " + N(static_cast<uint64_t>(f_last - fc_lo_)) + " increments)",
+        s.hdr, 0, t, 128, 64);
+    fc_lo_ = f_last - static_cast<int64_t>(w);  // report once
+  }
   if (!counted_) {
     counted_ = true;
-    w0_ = w;
-    f0_ = fnow;
-    ackf0_ = anow;
-  } else if (pub && (en & kObsFrames) && w > w0_ &&
-             static_cast<uint32_t>(fnow - f0_) + 1 < w - w0_) {
-    Add(out, "ACK-COMMIT-01", "frame_futex incremented once per commit (SHM-ORDER-02)",
-        "write_seq advanced " + N(w - w0_) + " but frame_futex only " +
-            N(static_cast<uint32_t>(fnow - f0_)),
-        s.hdr, 0, t, 128, 64);
-    f0_ = fnow;
-    w0_ = w;
+    fc_lo_ = f_first - w_last;
   }
-
+  fc_lo_ = std::max(fc_lo_, f_first - w_last);
   // ---- subscriber slots
   for (uint32_t j = 0; j < subs_; ++j) {
     const size_t sb = sub_sz * j;
@@ -405,13 +410,6 @@ void ShmChecker::Feed(const SegSample& s, uint32_t en, std::vector<ObsViolation>
       if (now.state == kActive && have_prev_ && was.state == kActive &&
           was.generation == now.generation && now.ack_seq > was.ack_seq) {
         releases_ += now.ack_seq - std::max(was.ack_seq, now.start_seq - 1);
-        if (static_cast<uint32_t>(anow - ackf0_) + 1 < releases_) {
-          slot_fail("ACK-REL-01", "ack_futex incremented once per release (SHM-ORDER-02)",
-                    N(releases_) + " releases seen but ack_futex advanced " +
-                        N(static_cast<uint32_t>(anow - ackf0_)));
-          releases_ = 0;
-          ackf0_ = anow;
-        }
       }
       if (now.state == kActive && now.ack_seq > w_after) {
         slot_fail("ACK-REL-03",
@@ -425,6 +423,22 @@ void ShmChecker::Feed(const SegSample& s, uint32_t en, std::vector<ObsViolation>
       now.freed = false;
     }
     sub_prev_[j] = now;
+  }
+
+  if (!pub && (en & kObsIutSub)) {
+    const int64_t r = static_cast<int64_t>(releases_);
+    if (ack_counted_ && a_last - ac_lo_ < r - 1) {
+      Add(out, "ACK-REL-01", "ack_futex incremented once per release (SHM-ORDER-02)",
+          N(releases_) + " releases seen but at most " + N(static_cast<uint64_t>(a_last - ac_lo_)) +
+              " ack_futex increments",
+          s.hdr, 0, t, 192, 64);
+      ac_lo_ = a_last - r;
+    }
+    if (!ack_counted_) {
+      ack_counted_ = true;
+      ac_lo_ = a_first - r;
+    }
+    ac_lo_ = std::max(ac_lo_, a_first - r);
   }
 
   // ---- file modes
@@ -505,18 +519,21 @@ void ShmChecker::FeedRing(const RingSample& r, uint32_t en, std::vector<ObsViola
              "tail_pos " + N(tp) + ", head_pos " + N(hp));
   }
   if (hp % 32 != 0) hdr_fail("PKT-REC-01", "head_pos a multiple of 32", N(hp));
-  const uint64_t pf = R(r.hdr_after, "packet_futex");
+  // packet_futex counts packets as frame_futex counts frames (see Feed).
+  const int64_t pf_first = static_cast<uint32_t>(R(r.hdr, "packet_futex"));
+  const int64_t pf_last = static_cast<uint32_t>(R(r.hdr_after, "packet_futex"));
+  const int64_t hs_last = static_cast<int64_t>(R(r.hdr_after, "head_seq"));
+  if (ring_counted_ && pf_last - pc_lo_ < static_cast<int64_t>(hs) - 1) {
+    hdr_fail("PKT-WRITE-04", "packet_futex incremented once per packet (SHM-ORDER-02)",
+             "head_seq " + N(hs) + " but at most " + N(static_cast<uint64_t>(pf_last - pc_lo_)) +
+                 " packet_futex increments");
+    pc_lo_ = pf_last - static_cast<int64_t>(hs);
+  }
   if (!ring_counted_) {
     ring_counted_ = true;
-    hs0_ = hs;
-    pf0_ = pf;
-  } else if (hs > hs0_ && static_cast<uint32_t>(pf - pf0_) + 1 < hs - hs0_) {
-    hdr_fail("PKT-WRITE-04", "packet_futex incremented once per packet (SHM-ORDER-02)",
-             "head_seq advanced " + N(hs - hs0_) + " but packet_futex only " +
-                 N(static_cast<uint32_t>(pf - pf0_)));
-    hs0_ = hs;
-    pf0_ = pf;
+    pc_lo_ = pf_first - hs_last;
   }
+  pc_lo_ = std::max(pc_lo_, pf_first - hs_last);
   head_seq_ = std::max(head_seq_, hs);
   head_pos_ = std::max(head_pos_, hp);
   tail_pos_ = std::max(tail_pos_, tp);

@@ -125,11 +125,12 @@ class ShmChecker {
   std::vector<uint8_t> const_hdr_;  // bytes 0..127 at READY (state masked)
   std::vector<uint8_t> const_handles_;
   uint64_t write_seq_ = 0;
-  bool counted_ = false;  // the futex counters' baselines below are set
-  uint64_t w0_ = 0, f0_ = 0, ackf0_ = 0, releases_ = 0;
+  bool counted_ = false, ack_counted_ = false;  // the lower bounds below are set
+  int64_t fc_lo_ = 0, ac_lo_ = 0;               // lower bounds of (futex word - events counted)
+  uint64_t releases_ = 0;
   bool ring_seen_ = false, seg_seen_ = false;
   std::string unlinked_early_;  // what was unlinked while READY (judged at CLOSED)
-  uint64_t hs0_ = 0, pf0_ = 0;
+  int64_t pc_lo_ = 0;
   bool ring_counted_ = false;
   std::vector<uint64_t> meta_seq_;
   std::vector<std::vector<uint8_t>> slot_fp_;

@@ -221,8 +221,12 @@ CF_CASE(FrameFormat, "2.3/frame-format",
 // sleeps in FUTEX_WAIT: a publisher that skips FUTEX_WAKE then leaves it to time out.
 class Releaser {
  public:
-  Releaser(StructView hdr, StructView slot, uint64_t first, uint64_t last)
-      : hdr_(hdr), slot_(slot), first_(first), last_(last), t_([this] { Run(); }) {}
+  // `read_upto`: the last frame the reader has read (it sets it after each read).
+  Releaser(StructView hdr, StructView slot, uint64_t first, uint64_t last,
+           const std::atomic<uint64_t>& read_upto)
+      : hdr_(hdr), slot_(slot), first_(first), last_(last), read_upto_(read_upto), t_([this] {
+          Run();
+        }) {}
   ~Releaser() {
     stop_.store(true);
     t_.join();
@@ -231,10 +235,10 @@ class Releaser {
  private:
   void Run() {
     for (uint64_t n = first_; n <= last_ && !stop_.load(); ++n) {
-      // The reader reads in order and waits only for a frame not yet there: while it waits with
-      // write_seq = n + 1 it has read n and n + 1 and waits for n + 2, which needs our ACK of n.
+      // Once the reader has read n + 1 and counts itself in frame_waiters again, it waits for
+      // n + 2, which needs our ACK of n. (Its count from the previous wait is gone by then.)
       const Deadline d = In(5000);
-      while ((hdr_.Get("frame_waiters") == 0 || hdr_.Get("write_seq") != n + 1) && !stop_.load() &&
+      while ((read_upto_.load() != n + 1 || hdr_.Get("frame_waiters") == 0) && !stop_.load() &&
              Clock::now() < d) {
         std::this_thread::yield();
       }
@@ -245,6 +249,7 @@ class Releaser {
   }
   StructView hdr_, slot_;
   uint64_t first_, last_;
+  const std::atomic<uint64_t>& read_upto_;
   std::atomic<bool> stop_{false};
   std::thread t_;
 };
@@ -263,10 +268,13 @@ CF_CASE(WakeUps, "2.7/wake-ups-observed",
   sub.ReadFrame(2);
   {
     // Frames 3..10 are committed only after a release the helper makes while we wait.
-    Releaser rel(sub.Header(), sub.SubSlot(static_cast<uint32_t>(sub.hello().index)), 1,
-                 frames - 2);
-    for (uint64_t n = 3; n <= frames; ++n)
+    std::atomic<uint64_t> read_upto{2};
+    Releaser rel(sub.Header(), sub.SubSlot(static_cast<uint32_t>(sub.hello().index)), 1, frames - 2,
+                 read_upto);
+    for (uint64_t n = 3; n <= frames; ++n) {
       sub.ReadFrame(n, 5000);
+      read_upto.store(n);
+    }
   }
   sub.Ack(frames);
   // Now wait for a frame that never comes: the shut-down (CLOSED, frame_futex + 1, wake) must
@@ -295,37 +303,70 @@ CF_CASE(WakeUps, "2.7/wake-ups-observed",
 
 CF_CASE(PacketWake, "10.4/packet-wake",
         "a subscriber blocked in FUTEX_WAIT on packet_futex (counted in packet_waiters) is woken "
-        "by the first packet",
+        "by every packet, never left to its timeout",
         (std::vector<std::string>{"SHM-ORDER-02", "PKT-WRITE-04", "PKT-READ-01"}), kPub, kV2) {
-  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "4",
-                                "--wait-subscribers", "1", "--linger-ms", "2000"});
+  // The adapter publishes frame i, then packet i; frame i > 2 waits for our ACK of i - 2, so a
+  // helper releasing frames only while we wait makes every later packet arrive during our wait.
+  const uint64_t count = 6;
+  Process& pub = StartPub(
+      ctx, {"--key", ctx.key(), "--frames", N(count), "--slots", "2", "--packets", N(count),
+            "--bytes", "8192", "--wait-subscribers", "1", "--linger-ms", "2000"});
   ScriptedSub sub(ctx);
   HelloParams hp;
   hp.max_proto = 2;
   hp.caps = 1;
   sub.Hello(hp);
   sub.MapAndValidate();
+  sub.Attach();
   std::string err;
   auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
   if (!ring) ctx.Fail("PKT-RING-01", "the ring exists", err);
   StructView r(ctx.spec(), "PacketRingHeader", ring->span());
   StructView h = sub.Header();
+  StructView me = sub.SubSlot(static_cast<uint32_t>(sub.hello().index));
   std::atomic_ref<uint32_t> waiters(*reinterpret_cast<uint32_t*>(h.Bytes("packet_waiters").data()));
-  // Announce ourselves before attaching: the first packet cannot come before ATTACH_RESP.
-  const uint32_t f = static_cast<uint32_t>(r.Get("packet_futex"));
-  waiters.fetch_add(1);
-  sub.Attach();
-  const Deadline d = In(5000);
-  WaitEnd end = WaitEnd::kChanged;
-  if (r.Get("head_seq") == 0) end = FutexWait(r.Bytes("packet_futex").data(), f, MsLeft(d));
-  waiters.fetch_sub(1);
-  ctx.Expect(end != WaitEnd::kTimeout || r.Get("head_seq") == 0, "SHM-ORDER-02",
-             "packet 1 announced by incrementing packet_futex and a FUTEX_WAKE (packet_waiters "
-             "was 1)",
-             "head_seq " + N(r.Get("head_seq")) + " but our FUTEX_WAIT ended by timeout",
-             r.All().subspan(0, 128));
-  ctx.Expect(r.Get("head_seq") >= 1, "PKT-WRITE-04", "packet 1 published after attach",
-             "head_seq 0 after 5000 ms");
+  std::atomic<bool> stop{false};
+  std::thread helper([&] {
+    for (uint64_t m = 1; m + 2 <= count && !stop.load(); ++m) {
+      const Deadline d = In(5000);
+      while ((h.Get("packet_waiters") == 0 || r.Get("head_seq") != m + 1) && !stop.load() &&
+             Clock::now() < d) {
+        std::this_thread::yield();
+      }
+      me.Set("ack_seq", m);
+      AtomicIncrement32(h.Bytes("ack_futex").data());
+      FutexWakeAll(h.Bytes("ack_futex").data());
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop.store(true);
+      t.join();
+    }
+  } join{stop, helper};
+  const Deadline d = In(8000);
+  for (uint64_t k = 1; k <= count; ++k) {
+    for (;;) {
+      const uint32_t f = static_cast<uint32_t>(r.Get("packet_futex"));
+      if (r.Get("head_seq") >= k) break;
+      if (Clock::now() >= d) {
+        ctx.Fail("PKT-WRITE-04", "packet " + N(k) + " published",
+                 "head_seq " + N(r.Get("head_seq")) + " after 8000 ms", r.All().subspan(0, 128));
+      }
+      waiters.fetch_add(1);
+      WaitEnd end = WaitEnd::kChanged;
+      if (r.Get("head_seq") < k) end = FutexWait(r.Bytes("packet_futex").data(), f, MsLeft(d));
+      waiters.fetch_sub(1);
+      ctx.Expect(end != WaitEnd::kTimeout || r.Get("head_seq") < k, "SHM-ORDER-02",
+                 "packet " + N(k) +
+                     " announced by incrementing packet_futex and a FUTEX_WAKE "
+                     "(packet_waiters was nonzero)",
+                 "head_seq " + N(r.Get("head_seq")) + " but our FUTEX_WAIT ended by timeout",
+                 r.All().subspan(0, 128));
+    }
+  }
   (void)pub;
 }
 
