@@ -759,6 +759,32 @@ struct Observer::Target {
   uint64_t sig = 0;
 };
 
+UnlinkLog::UnlinkLog(const std::vector<std::string>& dirs) {
+  fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  for (const std::string& d : dirs) {
+    if (fd_ >= 0 && inotify_add_watch(fd_, d.c_str(), IN_DELETE) < 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+}
+
+UnlinkLog::~UnlinkLog() {
+  if (fd_ >= 0) close(fd_);
+}
+
+const std::vector<std::string>& UnlinkLog::Names() {
+  alignas(inotify_event) char buf[8192];
+  for (ssize_t n; fd_ >= 0 && (n = read(fd_, buf, sizeof buf)) > 0;) {
+    for (ssize_t off = 0; off < n;) {
+      const auto* e = reinterpret_cast<const inotify_event*>(buf + off);
+      if (e->len > 0) names_.emplace_back(e->name);
+      off += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+    }
+  }
+  return names_;
+}
+
 Observer::Observer(const Spec& spec, std::string socket_dir)
     : spec_(spec), socket_dir_(std::move(socket_dir)) {
   // A publisher's shut-down starts by unlinking files; an event wakes the loop at once, so the

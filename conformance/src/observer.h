@@ -199,6 +199,23 @@ class Observer {
   std::thread thread_;
 };
 
+// Records, in order, the names of files unlinked from some directories (inotify IN_DELETE: one
+// queue for all of them, so the order across directories is the order the kernel saw).
+class UnlinkLog {
+ public:
+  explicit UnlinkLog(const std::vector<std::string>& dirs);
+  ~UnlinkLog();
+  UnlinkLog(const UnlinkLog&) = delete;
+  UnlinkLog& operator=(const UnlinkLog&) = delete;
+  bool ok() const { return fd_ >= 0; }
+  // Returns every name unlinked so far (reading what is queued), oldest first.
+  const std::vector<std::string>& Names();
+
+ private:
+  int fd_ = -1;
+  std::vector<std::string> names_;
+};
+
 // Monotonic nanoseconds (the clock of observer samples and of the harness's socket reads).
 int64_t MonoNs();
 

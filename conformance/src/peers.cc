@@ -49,6 +49,11 @@ std::string Num(uint64_t v) {
   return std::to_string(v);
 }
 
+// How long a scripted peer blocks in one FUTEX_WAIT: far beyond any wake-up latency, so that a
+// wait ending by timeout while its event is there is a missing FUTEX_WAKE; yet shorter than the
+// default ACK timeout and linger, whose evictions and shut-down wakes would mask one.
+constexpr int kWakeWaitMs = 1000;
+
 }  // namespace
 
 // ---- shared helpers ----
@@ -418,7 +423,7 @@ uint64_t ScriptedSub::ReadFrame(uint64_t n, int timeout_ms) {
     }
     count.fetch_add(1);
     WaitEnd end = WaitEnd::kChanged;
-    if (h.Get("write_seq") < n) end = FutexWait(futex, f, MsLeft(d));
+    if (h.Get("write_seq") < n) end = FutexWait(futex, f, MsLeft(d, kWakeWaitMs));
     count.fetch_sub(1);
     if (end == WaitEnd::kTimeout && h.Get("write_seq") >= n) {
       ctx_.Fail("SHM-ORDER-02",
@@ -706,7 +711,7 @@ uint64_t ScriptedPub::Publish(std::optional<uint64_t> payload_bytes) {
                       ") so the publisher can reuse its slot",
                   "ack_seq " + Num(me.Get("ack_seq")) + " after 5000 ms", me.All(), me.base());
       }
-      const WaitEnd end = FutexWait(futex, f, MsLeft(d));
+      const WaitEnd end = FutexWait(futex, f, MsLeft(d, kWakeWaitMs));
       if (end == WaitEnd::kTimeout && ack_ok(m)) {
         ctx_.Fail("ACK-REL-01",
                   "the subscriber increments ack_futex and FUTEX_WAKEs the publisher "

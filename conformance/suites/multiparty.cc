@@ -357,7 +357,12 @@ CF_CASE(PacketWake, "10.4/packet-wake",
       }
       waiters.fetch_add(1);
       WaitEnd end = WaitEnd::kChanged;
-      if (r.Get("head_seq") < k) end = FutexWait(r.Bytes("packet_futex").data(), f, MsLeft(d));
+      // 1000 ms: far beyond any wake-up latency, yet short of the ACK timeout and the linger,
+      // whose eviction or shut-down (ring CLOSED wakes everyone) would otherwise mask a missing
+      // wake.
+      if (r.Get("head_seq") < k) {
+        end = FutexWait(r.Bytes("packet_futex").data(), f, MsLeft(d, 1000));
+      }
       waiters.fetch_sub(1);
       ctx.Expect(end != WaitEnd::kTimeout || r.Get("head_seq") < k, "SHM-ORDER-02",
                  "packet " + N(k) +

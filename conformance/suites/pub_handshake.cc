@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common.h"
+#include "observer.h"
 
 namespace cuframes::conform {
 namespace {
@@ -379,7 +380,31 @@ CF_CASE(StaleReclaim, "1.3/stale-reclaim",
   auto stale_sock = Listener::Bind(ctx.SocketPath(), &err);
   if (!stale_sock) ctx.Fail("HARNESS", "a stale socket file", err);
   stale_sock.release();  // leave the file and a dead listening fd's path behind, like a crash
+  // RES-CREATE-03 is an order: the stale ring and socket go before the stale segment path, which
+  // goes last. Judge the order the kernel saw the unlinks in, not the end state.
+  const std::string dir = ctx.SocketPath().substr(0, ctx.SocketPath().rfind('/'));
+  UnlinkLog unlinks({"/dev/shm", dir});
   Process& pub = StartPub(ctx, PubArgs(ctx, 1));
+  if (unlinks.ok()) {
+    const std::string seg = "cuframes-" + ctx.key(), ring = seg + "-packets", sock = seg + ".sock";
+    std::string seen;
+    int seg_at = -1, ring_at = -1, sock_at = -1, i = 0;
+    for (const std::string& n : unlinks.Names()) {
+      if (n != seg && n != ring && n != sock) continue;
+      seen += (seen.empty() ? "" : ", ") + n;
+      if (n == seg && seg_at < 0) seg_at = i;
+      if (n == ring && ring_at < 0) ring_at = i;
+      if (n == sock && sock_at < 0) sock_at = i;
+      ++i;
+    }
+    ctx.Note("unlinks in order: " + seen);
+    ctx.Expect(
+        seg_at >= 0 && ring_at >= 0 && ring_at < seg_at && (sock_at < 0 || sock_at < seg_at),
+        "RES-CREATE-03",
+        "the stale packet ring and socket file unlinked before the stale segment, which goes "
+        "last",
+        "unlinks in order: " + (seen.empty() ? std::string("none") : seen));
+  }
   ctx.Expect(access(ctx.RingPath().c_str(), F_OK) != 0, "RES-CREATE-03",
              "the stale packet ring unlinked by the reclaiming publisher", "still there");
   GoodSubscriber(ctx, pub, 1);
