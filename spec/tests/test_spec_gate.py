@@ -518,3 +518,17 @@ def test_release_cut_and_git_ref(scratch_repo):
     r = _scratch_gate(repo, "--against", "HEAD~1", "--no-behaviour", "--reports",
                       str(repo / "reports"))
     assert r.returncode == 1 and "FIELD_MOVED" in r.stdout and "HEAD~1" in r.stdout
+
+
+def test_pair_driver_against_the_built_adapters():
+    build = Path(os.environ.get("CUFRAMES_BUILD_DIR", ROOT / "build" / "default"))
+    pub, sub = build / "reference" / "cuframes-pub", build / "reference" / "cuframes-sub"
+    if not (pub.exists() and sub.exists()):
+        pytest.skip(f"the reference adapters are not built under {build}")
+    scen = {name: (pa, sa) for name, pa, sa, _ in sb.SCENARIOS}
+    key = f"gatetest{os.getpid()}"
+    ok = sb.run_pair(pub, sub, *scen["frames, subscriber capped at v1"], key + "a")
+    assert sb.signature(ok) == "ok", ok
+    refused = sb.run_pair(pub, sub, *scen["packets, subscriber capped at v1"], key + "b")
+    assert refused["sub_rc"] == 2 and "NO_PACKET_RING" in refused["errors"], refused
+    assert not list(Path("/dev/shm").glob(f"cuframes-{key}*"))

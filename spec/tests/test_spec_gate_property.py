@@ -90,7 +90,7 @@ def _bytes_moved(old, new, sname) -> bool:
     return any(b is not None and b[1] != "reserved" and b != a for b, a in zip(before, after))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(layout_edit(), st.booleans())
 def test_layout_edits_never_compatible(edit, with_segment_bump):
     old = _TWIN

@@ -191,9 +191,8 @@ SCENARIOS = [
      ["--frames", "10", "--packets", "20"], ["CONF-V2-01", "PKT-READ-01", "ACK-READ-03"]),
     ("packets, subscriber capped at v1", ["--packets", "20", "--packet-bytes", "256"],
      ["--packets", "20", "--max-proto", "1"], ["PKT-RING-02", "VER-NEG-03", "MSG-HRESP-03"]),
-    ("packets, publisher capped at v1", ["--packets", "20", "--packet-bytes", "256",
-                                         "--max-proto", "1"],
-     ["--packets", "20"], ["PKT-HELLO-01", "PKT-RING-02", "VER-NEG-03"]),
+    ("frames, both capped at v1", ["--frames", "20", "--slots", "4", "--max-proto", "1"],
+     ["--frames", "20", "--max-proto", "1"], ["VER-NEG-01", "CONF-PUB-01", "CONF-SUB-01"]),
 ]
 
 
