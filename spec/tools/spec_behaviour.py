@@ -74,6 +74,10 @@ def _tail(log: Path, n: int = 15) -> str:
 def ensure_worktree(root: Path, commit: str, log: Path) -> Path:
     """build/spec-gate/ref-<sha12> checked out at `commit`; reused when it already is."""
     wt = root / "build" / "spec-gate" / f"ref-{commit[:12]}"
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=root,
+                      capture_output=True).returncode != 0:
+        raise BehaviourError(f"commit {commit[:12]} is not in this clone (a shallow checkout? "
+                             "fetch the full history: fetch-depth 0)")
     if (wt / ".git").exists():
         r = subprocess.run(["git", "-C", str(wt), "rev-parse", "HEAD"], capture_output=True,
                            text=True)
@@ -411,6 +415,18 @@ def run(root: Path, ref_commit: str, new_build: Path, out: Path, jobs: int = 2,
     return res
 
 
+PAIR_LABELS = ["NEW x NEW", "REF x REF", "REF x NEW", "NEW x REF"]
+
+
+def _pair_table(rows: list[dict]) -> dict[str, dict[str, str]]:
+    """scenario -> {"PUB x SUB": outcome}, in PAIR_LABELS order."""
+    out: dict[str, dict[str, str]] = {}
+    for r in rows:
+        label = f"{r['publisher'].upper()} x {r['subscriber'].upper()}"
+        out.setdefault(r["scenario"], {})[label] = r["outcome"]
+    return out
+
+
 def _render(res: dict) -> tuple[list[str], list[str]]:
     s = res["seconds"]
     if res["status"] == "error":
@@ -425,10 +441,13 @@ def _render(res: dict) -> tuple[list[str], list[str]]:
     for name, r in res["runs"].items():
         con.append(f"  {name}: {r['cases']} cases, {r['pass']} pass, {r['fail']} fail, "
                    f"{r['unsupported']} unsupported")
-    npairs = len(res["pairs"])
-    bad_pairs = sum(1 for p in res["pairs"] if p["outcome"] != "ok")
-    con.append(f"  adapter pairs: {npairs} runs ({len(SCENARIOS)} scenarios x 4 pairings), "
-               f"{bad_pairs} not ok")
+    con.append(f"  adapter pairs: {len(res['pairs'])} runs ({len(SCENARIOS)} scenarios x 4 "
+               "pairings: NEW/REF publisher x NEW/REF subscriber)")
+    for name, outcomes in _pair_table(res["pairs"]).items():
+        if len(set(outcomes.values())) == 1:
+            con.append(f"    {name}: {next(iter(outcomes.values()))} (all 4 pairings)")
+        else:
+            con.append(f"    {name}: " + "; ".join(f"{k}: {v}" for k, v in outcomes.items()))
     if not res["flips"]:
         con.append("  no requirement verdict flips")
     for f in res["flips"]:
@@ -437,11 +456,16 @@ def _render(res: dict) -> tuple[list[str], list[str]]:
         note = "" if c.get("confirmed", True) else " (not reproduced on rerun: flaky)"
         con.append(f"  changed {c['requirement']}: {c['check']}: {c['baseline']} -> "
                    f"{c['cross']}{note}")
+    md_pairs = ["| scenario | " + " | ".join(PAIR_LABELS) + " |",
+                "|---|" + "---|" * len(PAIR_LABELS)]
+    for name, outcomes in _pair_table(res["pairs"]).items():
+        md_pairs.append(f"| {name} | " + " | ".join(outcomes.get(k, "-") for k in PAIR_LABELS)
+                        + " |")
     md = [f"**Behaviour** (REF `{res['ref_commit'][:12]}`, {timing}):", ""]
     md += ["| run | cases | pass | fail | unsupported |", "|---|---:|---:|---:|---:|"]
     md += [f"| {n} | {r['cases']} | {r['pass']} | {r['fail']} | {r['unsupported']} |"
            for n, r in res["runs"].items()]
-    md.append("")
+    md += [""] + md_pairs + [""]
     if res["flips"]:
         md += ["| requirement | where | same tree | across trees | excused |",
                "|---|---|---|---|---|"]
