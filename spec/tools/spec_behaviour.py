@@ -170,7 +170,8 @@ def compare(baseline: dict, cross: dict) -> list[dict]:
         b, x = baseline[rid]["verdict"], cross[rid]["verdict"]
         if b != x:
             out.append({"requirement": rid, "baseline": b, "cross": x,
-                        "cases": sorted(set(cross[rid]["cases"]) | set(baseline[rid]["cases"]))})
+                        "cases": sorted(cross[rid]["cases"]),
+                        "baseline_cases": sorted(baseline[rid]["cases"])})
     return out
 
 
@@ -375,9 +376,12 @@ def run(root: Path, ref_commit: str, new_build: Path, out: Path, jobs: int = 2,
                 d["breaks"] = d["baseline"] == "pass" and d["cross"] == "fail"
                 d["confirmed"] = True
                 if d["breaks"]:
-                    # Rerun each case involved once, cross and baseline, before believing it.
+                    # The cases that failed across trees, rerun once each (cross and baseline):
+                    # the flip counts when one of them fails again across trees while it passes
+                    # within the tree.
+                    d["confirmed"] = reruns >= MAX_RERUNS   # no budget left: believe it
                     for cid in d["cases"]:
-                        if reruns >= MAX_RERUNS:
+                        if reruns >= MAX_RERUNS or d["confirmed"]:
                             break
                         reruns += 1
                         rx = verdicts(run_harness(harness[h], manifest[cross_a],
@@ -385,9 +389,8 @@ def run(root: Path, ref_commit: str, new_build: Path, out: Path, jobs: int = 2,
                         rb = verdicts(run_harness(harness[h], manifest[base_a],
                                                   adapters[base_a], out / "rerun", log, cid))
                         vx = rx.get(d["requirement"], {}).get("verdict")
-                        vb = rb.get(d["requirement"], {}).get("verdict")
-                        if vx is not None and not (vx == "fail" and vb == "pass"):
-                            d["confirmed"] = False
+                        vb = rb.get(d["requirement"], {}).get("verdict", "pass")
+                        d["confirmed"] = vx == "fail" and vb != "fail"
                 if d["breaks"] and d["confirmed"]:
                     res["flips"].append(d)
                 else:
