@@ -532,3 +532,32 @@ def test_pair_driver_against_the_built_adapters():
     refused = sb.run_pair(pub, sub, *scen["packets, subscriber capped at v1"], key + "b")
     assert refused["sub_rc"] == 2 and "NO_PACKET_RING" in refused["errors"], refused
     assert not list(Path("/dev/shm").glob(f"cuframes-{key}*"))
+
+
+def test_full_requirement_text_beats_the_cut_twin_text():
+    md = (SPEC / "releases" / "0.2" / "PROTOCOL.md").read_text(encoding="utf-8")
+    full = sg.full_requirement_text(md)
+    twin = {r["id"]: r["text"] for r in release()["requirements"]}
+    assert set(full) == set(twin)
+    cut = [rid for rid, t in twin.items() if len(t) >= 239]
+    assert cut, "the v0.2 twin cuts long requirement texts"
+    for rid in cut:
+        assert len(full[rid]) > len(twin[rid]) and full[rid].startswith(twin[rid][:200]), rid
+    # A change past the twin's 240 characters is still seen, through the text.
+    rid = cut[0]
+    changed = dict(full, **{rid: full[rid] + " Unless the peer is closed."})
+    changes = sd.diff_twins(release(), release(), full, changed)
+    assert [(c.rule, c.clar_id) for c in changes] == [("REQUIREMENT_TEXT_CHANGED", rid)]
+    assert sg.full_requirement_text(None) == {} and sg.full_requirement_text("") == {}
+
+
+def test_protocol_text_outside_tags_is_reported(tmp_path):
+    md = (SPEC / "releases" / "0.2" / "PROTOCOL.md").read_text(encoding="utf-8")
+    new_md = tmp_path / "PROTOCOL.md"
+    new_md.write_text(md.replace("\n## ", "\nAn added explanatory line.\n\n## ", 1),
+                      encoding="utf-8")
+    assert sg.untagged_text_delta(md, new_md.read_text(encoding="utf-8")) == 1
+    r = _gate("--old-spec", str(RELEASE_TWIN), "--old-text", str(SPEC / "releases" / "0.2" /
+              "PROTOCOL.md"), "--spec", str(RELEASE_TWIN), "--text", str(new_md),
+              "--no-behaviour", "--reports", str(tmp_path / "r"))
+    assert r.returncode == 0 and "PROTOCOL_TEXT_CHANGED" in r.stdout, r.stdout

@@ -231,7 +231,7 @@ def untagged_text_delta(old_md: str | None, new_md: str | None) -> int:
                                      lineterm=""):
         if line.startswith(("---", "+++", "@@")):
             continue
-        if line[:1] in "+-" and not tag.search(line):
+        if line[:1] in "+-" and line[1:].strip() and not tag.search(line):
             n += 1
     return n
 
