@@ -17,7 +17,7 @@ use_apt=1
 [[ "${1:-}" == --no-apt ]] && use_apt=0
 
 PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
-          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest ccache)
+          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest ccache pkgconf)
 
 # cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
 cmake_package() {
@@ -47,6 +47,7 @@ provided() {
     nlohmann-json3-dev) cmake_package nlohmann_json ;;
     python3-pytest) [[ -n "$PYTHON" ]] && "$PYTHON" -m pytest --version ;;
     ccache) command -v ccache ;;
+    pkgconf) command -v pkg-config ;;
     *) return 1 ;;
   esac
 }
