@@ -73,8 +73,11 @@ else
   fi
   log "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  if ! "${SUDO[@]}" apt-get update -q ||
-     ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  # An unreachable mirror must fail in seconds, not after apt's default retries and timeouts
+  # (GPU runners without internet): no retries, a short connect timeout.
+  apt_fast=(-o Acquire::Retries=0 -o Acquire::http::Timeout=15 -o Acquire::https::Timeout=15)
+  if ! "${SUDO[@]}" apt-get "${apt_fast[@]}" update -q ||
+     ! "${SUDO[@]}" apt-get "${apt_fast[@]}" install -y -q --no-install-recommends "${missing[@]}"; then
     note "setup: apt-get failed (offline, or a package this distribution lacks); continuing"
     note "with what is installed; still missing: ${missing[*]}"
   fi
