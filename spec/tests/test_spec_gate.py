@@ -561,3 +561,35 @@ def test_protocol_text_outside_tags_is_reported(tmp_path):
               "PROTOCOL.md"), "--spec", str(RELEASE_TWIN), "--text", str(new_md),
               "--no-behaviour", "--reports", str(tmp_path / "r"))
     assert r.returncode == 0 and "PROTOCOL_TEXT_CHANGED" in r.stdout, r.stdout
+
+
+def test_cli_clarified_new_must_needs_a_case(tmp_path):
+    """A new MUST acknowledged as a clarification passes the diff, and then needs a case: with
+    no harness the gate cannot tell (exit 2), with one naming it it passes, and an exemption
+    would do too."""
+    twin = apply_edits(release(), [
+        {"add": "requirements", "value": {"id": "MSG-PING-03", "level": "MUST", "section": "3.9",
+                                          "text": "A peer answers at most one PING per ms."}},
+        {"add": "release", "value": "0.3"},
+        {"add": "clarifications", "value": [{"id": "MSG-PING-03", "reason": "was open"},
+                                            {"id": "SM-SUB-02", "reason": "nothing changed"}]}])
+    path = tmp_path / "cuframes.json"
+    path.write_text(json.dumps(twin, indent=1))
+    ex = tmp_path / "ex.txt"
+    ex.write_text("")
+    base = ["--old-spec", str(RELEASE_TWIN), "--spec", str(path), "--no-behaviour",
+            "--exemptions", str(ex), "--reports", str(tmp_path / "r")]
+    r = _gate(*base, "--harness", str(tmp_path / "missing"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "clarification" in r.stdout and "MUST coverage: could not be determined" in r.stdout
+    assert "CLARIFICATION_STALE" in r.stdout and "SM-SUB-02" in r.stdout
+    assert "clarifications: 1 of 2 listed" in r.stdout
+    h = _fake_harness(tmp_path, [{"id": "3.9/ping-rate", "requirements": ["MSG-PING-03"]}])
+    r = _gate(*base, "--harness", str(h))
+    assert r.returncode == 0, r.stdout + r.stderr
+    h = _fake_harness(tmp_path, [{"id": "3.9/other", "requirements": ["MSG-PING-01"]}])
+    r = _gate(*base, "--harness", str(h))
+    assert r.returncode == 1 and "UNTESTED_MUST" in (tmp_path / "r" /
+                                                     "spec-gate.annotations").read_text()
+    ex.write_text("MSG-PING-03   verified by a reference unit test\n")
+    assert _gate(*base, "--harness", str(h)).returncode == 0

@@ -344,6 +344,7 @@ class Verdict:
     changes: list
     bumps: set
     clar_used: dict            # id -> reason
+    clar_live: dict            # every clarification of the new twin not inherited from REF
     clar_inherited: list       # ids listed identically in REF (from its release)
     findings: list             # {"check", "severity", "message", "loc"}
 
@@ -390,7 +391,7 @@ def classify(changes: list, old: dict, new: dict) -> Verdict:
         findings.append({"check": "BUMP_WITHOUT_BREAK", "severity": "notice",
                          "message": "version bump (" + ", ".join(sorted(bumps)) + ") with no "
                                     "breaking change", "loc": ("top", "proto_versions")})
-    return Verdict(changes, bumps, used, inherited, findings)
+    return Verdict(changes, bumps, used, live, inherited, findings)
 
 
 def _clar_loc(cid: str) -> tuple:
@@ -559,6 +560,11 @@ def console_report(g: dict) -> str:
         o.append(f"  {f['severity']:<18} {f['check']:<34} {f['message']}")
     if g["bumps"]:
         o.append("version bumps: " + ", ".join(g["bumps"]))
+    cl = g["clarifications"]
+    if cl["listed"] or cl["inherited"]:
+        o.append(f"clarifications: {len(cl['used'])} of {len(cl['listed'])} listed acknowledge a "
+                 f"breaking change" + (f"; {len(cl['inherited'])} inherited from REF, ignored"
+                                       if cl["inherited"] else ""))
     rd = g["requirement_delta"]
     if any(rd.values()):
         o.append("requirement delta: " + "; ".join(
@@ -733,7 +739,7 @@ def run_gate(args) -> int:
             import spec_behaviour as sb
             behaviour = sb.run(ROOT, ref.commit, build_dir, reports / "spec-gate",
                                jobs=int(os.environ.get("CUFRAMES_JOBS", "2")),
-                               excused_ids=set(verdict.clar_used),
+                               excused_ids=set(verdict.clar_live),
                                bumped=bool(verdict.bumps))
             if behaviour.get("new_build_dir"):
                 build_dir = Path(behaviour["new_build_dir"])
@@ -759,7 +765,8 @@ def run_gate(args) -> int:
         "changes": cdicts,
         "findings": verdict.findings,
         "bumps": sorted(verdict.bumps),
-        "clarifications": {"used": verdict.clar_used, "inherited": verdict.clar_inherited},
+        "clarifications": {"used": verdict.clar_used, "listed": verdict.clar_live,
+                           "inherited": verdict.clar_inherited},
         "requirement_delta": requirement_delta(changes),
         "musts": musts,
         "musts_lines": req_lines,
