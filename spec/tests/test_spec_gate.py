@@ -584,6 +584,7 @@ def test_cli_clarified_new_must_needs_a_case(tmp_path):
     assert "clarification" in r.stdout and "MUST coverage: could not be determined" in r.stdout
     assert "CLARIFICATION_STALE" in r.stdout and "SM-SUB-02" in r.stdout
     assert "clarifications: 1 of 2 listed" in r.stdout
+    assert "title=COVERAGE_UNKNOWN" in (tmp_path / "r" / "spec-gate.annotations").read_text()
     h = _fake_harness(tmp_path, [{"id": "3.9/ping-rate", "requirements": ["MSG-PING-03"]}])
     r = _gate(*base, "--harness", str(h))
     assert r.returncode == 0, r.stdout + r.stderr

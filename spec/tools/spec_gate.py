@@ -664,6 +664,11 @@ def annotations(g: dict) -> list[str]:
     for rid in g["musts"]["untested"]:
         out.append(f"::error file={path},line={g['musts_lines'].get(rid, 1)},title=UNTESTED_MUST::"
                    f"{rid} is a new or changed MUST with no conformance case and no exemption")
+    if g["musts"]["status"] == "unknown":
+        first = g["musts"]["targets"][0]
+        out.append(f"::error file={path},line={g['musts_lines'].get(first, 1)},"
+                   f"title=COVERAGE_UNKNOWN::{_annot_escape(g['musts']['reason'])} (new or "
+                   f"changed MUSTs: {', '.join(g['musts']['targets'])})")
     b = g.get("behaviour") or {}
     for f in b.get("flips", []):
         lvl = "warning" if f.get("excused") else "error"
