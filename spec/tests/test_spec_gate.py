@@ -594,3 +594,18 @@ def test_cli_clarified_new_must_needs_a_case(tmp_path):
                                                      "spec-gate.annotations").read_text()
     ex.write_text("MSG-PING-03   verified by a reference unit test\n")
     assert _gate(*base, "--harness", str(h)).returncode == 0
+
+
+def test_ref_worktree_is_made_once_and_reused(scratch_repo, tmp_path):
+    repo, git = scratch_repo
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                          text=True).stdout.strip()
+    log = tmp_path / "log"
+    wt = sb.ensure_worktree(repo, head, log)
+    assert wt == repo / "build" / "spec-gate" / f"ref-{head[:12]}"
+    assert (wt / "spec" / "cuframes.json").exists()
+    marker = wt / "build-marker"
+    marker.write_text("kept")          # a build dir inside it survives the next run
+    assert sb.ensure_worktree(repo, head, log) == wt and marker.exists()
+    with pytest.raises(sb.BehaviourError, match="not in this clone"):
+        sb.ensure_worktree(repo, "0" * 40, log)
