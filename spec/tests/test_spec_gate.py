@@ -609,3 +609,15 @@ def test_ref_worktree_is_made_once_and_reused(scratch_repo, tmp_path):
     assert sb.ensure_worktree(repo, head, log) == wt and marker.exists()
     with pytest.raises(sb.BehaviourError, match="not in this clone"):
         sb.ensure_worktree(repo, "0" * 40, log)
+
+
+def test_a_twin_that_stops_cutting_text_is_not_a_change():
+    old = release()
+    full = sg.full_requirement_text((SPEC / "releases" / "0.2" / "PROTOCOL.md")
+                                    .read_text(encoding="utf-8"))
+    new = copy.deepcopy(old)
+    for r in new["requirements"]:
+        r["text"] = full[r["id"]]
+    assert sd.diff_twins(old, new) == []
+    new["requirements"][0]["text"] = "Unless closed, " + new["requirements"][0]["text"]
+    assert [c.rule for c in sd.diff_twins(old, new)] == ["REQUIREMENT_TEXT_CHANGED"]

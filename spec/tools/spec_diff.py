@@ -861,6 +861,7 @@ def diff_state_machines(ctx: _Ctx) -> None:
 
 
 LEVEL_RANK = {"MAY": 0, "SHOULD": 1, "MUST": 2}
+CUT_TEXT_LEN = 230   # v0.2's twin cut requirement text at 240 characters (then right-stripped)
 
 
 def diff_requirements(ctx: _Ctx, old_full: dict | None = None,
@@ -894,6 +895,10 @@ def diff_requirements(ctx: _Ctx, old_full: dict | None = None,
         otext, ntext = o.get("text") or "", n.get("text") or ""
         if old_full and new_full and rid in old_full and rid in new_full:
             otext, ntext = old_full[rid], new_full[rid]
+        elif len(otext) >= CUT_TEXT_LEN and ntext.startswith(otext.rstrip()):
+            # The old twin cut the statement (v0.2 kept 240 characters) and the new one carries
+            # it whole: the visible part is unchanged and the rest was never in the old twin.
+            otext = ntext
         if otext != ntext:
             meaning, diff, toks = text_change(otext, ntext, ctx.names)
             if meaning:
