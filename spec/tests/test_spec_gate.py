@@ -449,6 +449,10 @@ def test_pair_signature():
     assert sb.signature(ok) == "ok"
     bad = dict(ok, sub_rc=2, done=False, errors=["NO_PACKET_RING"])
     assert sb.signature(bad) == "publisher exit 0, subscriber exit 2, errors NO_PACKET_RING"
+    # the publisher timing out waiting for a subscriber that already left is the same outcome
+    raced = dict(bad, pub_rc=3, errors=["NO_PACKET_RING", "pub:TIMEOUT"])
+    assert sb.signature(raced) == sb.signature(bad)
+    assert sb.signature(dict(ok, pub_rc=3)) != "ok"
 
 
 # ---------------------------------------------------------------------------------------------
