@@ -461,6 +461,8 @@ def test_pair_signature():
 
 @pytest.fixture
 def scratch_repo(tmp_path):
+    """A git repository holding this tree's spec/ (tools, releases, and the current spec files
+    without a "release" key, so that check_spec passes on them)."""
     if not shutil.which("git"):
         pytest.skip("git is not installed")
     repo = tmp_path / "repo"
@@ -469,13 +471,17 @@ def scratch_repo(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(SPEC / "releases", repo / "spec" / "releases")
     for name in sg.SPEC_FILES:
-        shutil.copy(SPEC / "releases" / "0.2" / name, repo / "spec" / name)
+        shutil.copy(SPEC / name, repo / "spec" / name)
+    twin = json.loads((SPEC / "cuframes.json").read_text(encoding="utf-8"))
+    twin.pop("release", None)
+    (repo / "spec" / "cuframes.json").write_text(json.dumps(twin, indent=1), encoding="utf-8")
 
     def git(*a):
-        subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a], cwd=repo,
+                       check=True, capture_output=True)
     git("init", "-q")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "base")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
     return repo, git
 
 
@@ -487,41 +493,41 @@ def _scratch_gate(repo, *args):
 def test_release_cut_and_git_ref(scratch_repo):
     repo, git = scratch_repo
     twin_path = repo / "spec" / "cuframes.json"
-    r = _scratch_gate(repo, "release", "0.3")
+    r = _scratch_gate(repo, "release", "9.1")
     assert r.returncode == 1 and 'no top-level "release"' in r.stderr
     twin = json.loads(twin_path.read_text())
-    twin["release"] = "0.4"
+    twin["release"] = "9.2"
     twin_path.write_text(json.dumps(twin, indent=1))
-    r = _scratch_gate(repo, "release", "0.3")
+    r = _scratch_gate(repo, "release", "9.1")
     assert r.returncode == 1 and "uncommitted" in r.stderr
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "0.4 key")
-    r = _scratch_gate(repo, "--release", "0.3")
-    assert r.returncode == 1 and "not '0.3'" in r.stderr
-    twin["release"] = "0.3"
+    git("commit", "-qam", "9.2 key")
+    r = _scratch_gate(repo, "--release", "9.1")
+    assert r.returncode == 1 and "not '9.1'" in r.stderr
+    twin["release"] = "9.1"
     twin_path.write_text(json.dumps(twin, indent=1))
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "0.3 key")
-    r = _scratch_gate(repo, "release", "0.3")
+    git("commit", "-qam", "9.1 key")
+    r = _scratch_gate(repo, "release", "9.1")
     assert r.returncode == 0, r.stderr
     index = json.loads((repo / "spec" / "releases" / "index.json").read_text())
-    assert [x["version"] for x in index["releases"]] == ["0.2", "0.3"]
+    assert [x["version"] for x in index["releases"]][-1] == "9.1"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                           text=True).stdout.strip()
-    assert index["releases"][1]["commit"] == head
-    assert _scratch_gate(repo, "release", "0.3").returncode == 1          # exists
-    assert _scratch_gate(repo, "release", "0.2.5").returncode == 1        # not newer
-    # The default REF is now 0.3: no changes.
+    assert index["releases"][-1]["commit"] == head
+    assert json.loads((repo / "spec" / "releases" / "9.1" / "cuframes.json").read_text()) == twin
+    assert _scratch_gate(repo, "release", "9.1").returncode == 1          # exists
+    assert _scratch_gate(repo, "release", "0.1").returncode == 1          # not newer
+    # The default REF is now 9.1: no changes.
     r = _scratch_gate(repo, "--no-behaviour", "--reports", str(repo / "reports"))
-    assert r.returncode == 0 and "no changes" in r.stdout and "release 0.3" in r.stdout
-    # Against 0.2 the "release" key is metadata, not a change.
-    r = _scratch_gate(repo, "--against", "0.2", "--no-behaviour", "--reports",
-                      str(repo / "reports"))
-    assert r.returncode == 0 and "no changes" in r.stdout, r.stdout
-    # A git ref: the commit before "0.3 key" had release 0.4, and the tree after it moves a
-    # field.
-    _write_twin_like_release(twin_path, MOVE_FLAGS)
+    assert r.returncode == 0 and "no changes" in r.stdout and "release 9.1" in r.stdout, r.stdout
+    # A git ref: the commit before "9.1 key" (release 9.2, the same spec otherwise) against a
+    # tree that moves a field. The "release" key itself is metadata, not a change.
+    fm = next(f for f in twin["structs"]["FrameMeta"]["fields"] if f["name"] == "flags")
+    fm["offset"] += 4
+    twin_path.write_text(json.dumps(twin, indent=1))
     r = _scratch_gate(repo, "--against", "HEAD~1", "--no-behaviour", "--reports",
                       str(repo / "reports"))
-    assert r.returncode == 1 and "FIELD_MOVED" in r.stdout and "HEAD~1" in r.stdout
+    assert r.returncode == 1 and "HEAD~1" in r.stdout, r.stdout
+    assert "FIELD_MOVED" in r.stdout and "changes: 1 BREAKING" in r.stdout, r.stdout
 
 
 def test_pair_driver_against_the_built_adapters():

@@ -856,8 +856,12 @@ def cut_release(version: str, commit_ref: str | None, accept_missing_key: bool) 
         print(f'release: the twin says "release": {key!r}, not {version!r}; refusing',
               file=sys.stderr)
         return EXIT_FAIL
+    import inspect
     import check_spec as cs
-    problems = cs.check_all(twin, files["PROTOCOL.md"])
+    kw = {}
+    if "adapter_markdown" in inspect.signature(cs.check_all).parameters:
+        kw["adapter_markdown"] = files["ADAPTER.md"]   # a checker that also syncs ADAPTER.md
+    problems = cs.check_all(twin, files["PROTOCOL.md"], **kw)
     if problems:
         print(f"release: check_spec finds {len(problems)} problem(s); a release must pass it:",
               file=sys.stderr)
