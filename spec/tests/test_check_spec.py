@@ -729,7 +729,9 @@ def cli(*args):
 
 def test_cli_ok_summary(tmp_path):
     sp, tp = write_pair(tmp_path)
-    r = cli("--spec", sp, "--text", tp)
+    ap = tmp_path / "ADAPTER.md"
+    ap.write_text("# Adapter\n")
+    r = cli("--spec", sp, "--text", tp, "--adapter", ap)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == ("spec check: 5 structs, 8 messages, 6 errors, 3 requirements "
                                 "(1 MUST, 1 SHOULD, 1 MAY): OK")
@@ -782,7 +784,8 @@ def test_extract_write_replaces_only_the_requirements(tmp_path):
     sp.write_text(raw)
     tp.write_text(TEXT)
     r = subprocess.run([sys.executable, str(TOOLS / "extract_requirements.py"), "--write",
-                        "--spec", str(sp), "--text", str(tp)], capture_output=True, text=True)
+                        "--spec", str(sp), "--text", str(tp), "--adapter",
+                        str(tmp_path / "none.md")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = sp.read_text()
     assert '"byte_order":    "little"' in out
@@ -794,7 +797,8 @@ def test_extract_write_replaces_only_the_requirements(tmp_path):
     assert cs.check_all(json.loads(out), TEXT) == []
     before = sp.read_text()
     subprocess.run([sys.executable, str(TOOLS / "extract_requirements.py"), "--write",
-                    "--spec", str(sp), "--text", str(tp)], check=True, capture_output=True)
+                    "--spec", str(sp), "--text", str(tp), "--adapter", str(tmp_path / "none.md")],
+                   check=True, capture_output=True)
     assert sp.read_text() == before
 
 
