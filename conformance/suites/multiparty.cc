@@ -378,7 +378,7 @@ CF_CASE(PacketWake, "10.4/packet-wake",
 CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
         "a subscriber running as another uid (root harness: a setresuid child via setpriv) is "
         "answered HELLO_RESP PERMISSION; the publisher keeps serving its own uid",
-        (std::vector<std::string>{"RES-PERM-02"}), kPub, {}) {
+        (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
   if (geteuid() != 0) {
     ctx.Unsupported(
         "needs root to start a subscriber as a second uid (setresuid); running as uid " +
