@@ -785,7 +785,7 @@ long long ScriptedPub::RingDiff() const {
 }
 
 uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint8_t>* payload,
-                                  uint32_t params_generation) {
+                                  uint32_t params_generation, bool announce) {
   const Spec& s = ctx_.spec();
   StructView r = Ring();
   const std::vector<uint8_t> own = PacketPayload(seq, p_.max_packet_bytes);
@@ -834,10 +834,10 @@ uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint
   }
   r.Set("head_pos", p + span);
   r.Set("head_seq", seq);
-  AtomicIncrement32(r.Bytes("packet_futex").data());
+  if (announce) AtomicIncrement32(r.Bytes("packet_futex").data());
   Shadow(h.base(), span);
   Shadow(64, 48);  // head_seq .. packet_futex
-  FutexWakeAll(r.Bytes("packet_futex").data());
+  if (announce) FutexWakeAll(r.Bytes("packet_futex").data());
   return p;
 }
 

@@ -155,8 +155,10 @@ class ScriptedPub {
   // Packet ring writers (section 10.4), for v2 cases.
   void SetCodecParams(std::span<const uint8_t> data, uint32_t codec = 0);
   // Appends packet `seq` (contract payload unless `payload` given). Returns its position.
+  // `announce` false: no packet_futex increment and no FUTEX_WAKE (a hostile or crashed writer;
+  // a reader's bounded wait must still find the packet, SHM-ORDER-04).
   uint64_t WritePacket(uint64_t seq, bool key, const std::vector<uint8_t>* payload = nullptr,
-                       uint32_t params_generation = 1);
+                       uint32_t params_generation = 1, bool announce = true);
   uint64_t head_seq();
   uint64_t head_pos();
   // Returns the offset of the first ring byte that differs from what this scripted publisher

@@ -568,5 +568,42 @@ CF_CASE(StaleParamsKeyframe, "10.6/skip-keyframe-of-old-params",
   ExpectPackets(ctx, sub, 3, 6, pub.params().max_packet_bytes, "PKT-READ-08");
 }
 
+CF_CASE(PacketNoWakeup, "10.6/bounded-packet-wait-without-wakeup",
+        "packets appended without a packet_futex increment or FUTEX_WAKE (a writer that died or "
+        "lies) still reach a subscriber blocked with a long timeout within PEER_DEATH_DETECT_MS",
+        (std::vector<std::string>{"SHM-ORDER-04", "PKT-READ-01"}), Role::kSubscriber, kV2) {
+  const int bound = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
+  ScriptedPub pub(ctx, RingParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub({"--packets", "3", "--timeout-ms", "10000", "--kind", "host"});
+  pub.Handshake();
+  StructView h = pub.Header();
+  for (uint64_t n = 1; n <= 3; ++n) {
+    // Let the subscriber block first (a polling subscriber never counts itself: then just go).
+    const Deadline ready = In(500);
+    while (h.Get("packet_waiters") == 0 && Clock::now() < ready) {
+      FutexWait(h.Bytes("packet_waiters").data(), 0, 5);
+    }
+    const auto t0 = Clock::now();
+    pub.WritePacket(n, n == 1, nullptr, 1, false);
+    size_t from = 0;
+    const nlohmann::json* e = sub.WaitFor(
+        [n](const nlohmann::json& j) {
+          return j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) == n;
+        },
+        In(bound + 3000), &from);
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    ctx.Expect(e != nullptr, "SHM-ORDER-04",
+               "packet " + std::to_string(n) + " delivered without a wake-up",
+               "not delivered; " + sub.StatusText());
+    // Adapter output and scheduling on a loaded 2-core machine: 250 ms of slack.
+    ctx.Expect(took <= bound + 250, "SHM-ORDER-04",
+               "delivered within PEER_DEATH_DETECT_MS (" + std::to_string(bound) + " ms, +250)",
+               std::to_string(took) + " ms");
+  }
+}
+
 }  // namespace
 }  // namespace cuframes::conform
