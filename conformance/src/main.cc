@@ -1,10 +1,11 @@
 // cuframes-conform: the wire-level conformance harness for cuframes implementations.
 //
 //   cuframes-conform --manifest M [--reports DIR] [--build-dir DIR] [--only ID-or-glob]
-//                    [--strict] [--xfail FILE] [--spec cuframes.json] [--list]
+//                    [--strict] [--xfail FILE] [--spec cuframes.json] [--list] [--jobs N]
 //
 // Exit status: 0 when every MUST passes and every MUST is covered, 1 otherwise, 2 for a usage or
 // setup error.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -16,7 +17,9 @@ namespace {
 void Usage() {
   std::cerr << "usage: cuframes-conform --manifest M [--reports DIR] [--build-dir DIR]\n"
                "                        [--only CASE-GLOB|REQ-ID] [--strict] [--xfail FILE]\n"
-               "                        [--spec cuframes.json] [--exemptions FILE] [--list]\n";
+               "                        [--spec cuframes.json] [--exemptions FILE] [--list]\n"
+               "                        [--transition-exemptions FILE] [--field-exemptions FILE]\n"
+               "                        [--jobs N]  (cases run N at a time, default 4)\n";
 }
 
 }  // namespace
@@ -47,7 +50,19 @@ int main(int argc, char** argv) {
       value(&o.spec_path);
     else if (a == "--exemptions")
       value(&o.exemptions_path);
-    else if (a == "--strict")
+    else if (a == "--transition-exemptions")
+      value(&o.row_exemptions_path);
+    else if (a == "--field-exemptions")
+      value(&o.field_exemptions_path);
+    else if (a == "--jobs" || a == "-j") {
+      std::string n;
+      value(&n);
+      o.jobs = std::atoi(n.c_str());
+      if (o.jobs < 1) {
+        std::cerr << "cuframes-conform: --jobs needs a number >= 1\n";
+        return 2;
+      }
+    } else if (a == "--strict")
       o.strict = true;
     else if (a == "--list")
       o.list = true;

@@ -18,8 +18,13 @@ struct RunOptions {
   std::string xfail_path;
   std::string spec_path = CUFRAMES_CONFORM_SPEC_JSON;
   std::string exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/coverage_exemptions.txt";
+  std::string row_exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/transition_exemptions.txt";
+  std::string field_exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/field_exemptions.txt";
   bool strict = false;
   bool list = false;
+  // Cases run this many at a time. Every case has its own key and its own adapters, and results
+  // are printed and reported in registration order whatever order they finish in.
+  int jobs = 4;
 };
 
 // Returns true when `def` is selected by `only` (empty selects all): a glob over the case ID
