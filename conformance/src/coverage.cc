@@ -78,8 +78,13 @@ DerivedCoverage CheckDerivedCoverage(const Spec& spec, const std::vector<std::st
   std::map<std::string, const Exemption*> rex, fex;
   for (const Exemption& e : row_exemptions)
     rex[e.id] = &e;
-  for (const Exemption& e : field_exemptions)
-    fex[e.id] = &e;
+  for (const Exemption& e : field_exemptions) {
+    if (e.id.find('=') == std::string::npos) {
+      fex[e.id] = &e;
+    } else if (!ids.count(e.id)) {
+      d.holes.push_back("field exemption " + e.id + " names no boundary case");
+    }
+  }
   std::set<std::string> known_rows;
   for (const char* machine : {"subscriber", "publisher"}) {
     const Role iut = *RoleOfMachine(machine);
@@ -118,7 +123,34 @@ DerivedCoverage CheckDerivedCoverage(const Spec& spec, const std::vector<std::st
       d.holes.push_back("transition exemption " + e.id + " names no row of the twin");
     }
   }
-  // Field coverage (suites/fields.cc) joins the gate with the field boundary cases.
+  std::set<std::string> known_fields;
+  for (const ConstrainedField& cf : ConstrainedFields(spec)) {
+    FieldCoverage fc;
+    fc.field = cf.name;
+    fc.values = cf.field.values;
+    known_fields.insert(cf.name);
+    const std::string prefix = FieldCasePrefix(spec, cf.st, cf.field.name);
+    for (const std::string& id : case_ids) {
+      if (id.rfind(prefix, 0) == 0) ++fc.cases;
+    }
+    auto e = fex.find(cf.name);
+    if (e != fex.end()) {
+      fc.exempt = true;
+      fc.reason = e->second->reason;
+      if (fc.cases) {
+        d.holes.push_back("field " + cf.name + " is exempt but also has boundary cases: drop one");
+      }
+    } else if (fc.cases == 0) {
+      d.holes.push_back("field " + cf.name + " (values " + cf.field.values +
+                        ") has no boundary case and no exemption");
+    }
+    d.fields.push_back(std::move(fc));
+  }
+  for (const Exemption& e : field_exemptions) {
+    if (e.id.find('=') == std::string::npos && !known_fields.count(e.id)) {
+      d.holes.push_back("field exemption " + e.id + " names no constrained field of the twin");
+    }
+  }
   return d;
 }
 

@@ -70,7 +70,8 @@ struct DerivedCoverage {
 
 // Computes which rows and fields `case_ids` (every registered case, exempt or not) cover.
 // A row is tested when its case ID is registered and not exempt; a field when at least one case
-// ID starts with "<section>/<Struct.field>=" (suites/fields.cc) and it is not exempt.
+// ID starts with "<section>/<Struct.field>=" (suites/fields.cc) and it is not exempt. A field
+// exemption whose ID contains '=' exempts one boundary case and must name a registered one.
 DerivedCoverage CheckDerivedCoverage(const Spec& spec, const std::vector<std::string>& case_ids,
                                      const std::vector<Exemption>& row_exemptions,
                                      const std::vector<Exemption>& field_exemptions);
