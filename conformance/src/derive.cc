@@ -69,6 +69,7 @@ std::string ResolveCode(const std::string& expr, const Stimulus& stim, std::stri
   }
   if (e.rfind("status = ", 0) == 0) e = e.substr(9);
   if (e == "reason 0" || e == "OK") return "OK";
+  if (e.rfind("reason ", 0) == 0 && IsCodeName(e.substr(7))) return e.substr(7);
   if (e == "reason = the validation error" || e == "HELLO_RESP.status" ||
       e == "ATTACH_RESP.status" || e == "ERROR.code") {
     if (stim.code.empty()) *error = "the row takes its code from the stimulus, which names none";
