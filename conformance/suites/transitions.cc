@@ -472,6 +472,28 @@ class PubRowDriver {
         Num(me.Get("generation")), me.All(), me.base());
     ctx_.Expect(me.Get("ack_seq") == 0, "SHM-SUB-02", "ack_seq zeroed on reservation",
                 Num(me.Get("ack_seq")), me.All(), me.base());
+    // Reserved means taken: a second subscriber's HELLO_REQ, before this one attaches, gets
+    // another slot (a publisher that marked the slot ATTACHING only in shared memory, not in
+    // its own bookkeeping, hands out the same slot twice).
+    ScriptedSub other(ctx_);
+    other.Connect();
+    other.Send(FindStimulus(Role::kPublisher, "HELLO_REQ_OK")->bytes(s_, params_));
+    TlvMsg o = RecvOrFail(ctx_, other.conn(), "SHM-SUB-02", "HELLO_RESP for a second subscriber",
+                          kReplyMs);
+    const uint64_t other_index = PayloadField(s_, "HelloResp", o, "subscriber_index");
+    ctx_.Expect(
+        s_.MsgName(o.type) != "HELLO_RESP" || PayloadField(s_, "HelloResp", o, "status") != 0 ||
+            other_index != index_,
+        "SHM-SUB-02",
+        "a second subscriber's HELLO_RESP names a slot other than the reserved " + Num(index_),
+        Describe(s_, o), o.raw);
+    ctx_.Expect(me.Get("state") == s_.Enum("subscriber_slot_state", "ATTACHING") &&
+                    me.Get("generation") == params_.generation,
+                "SHM-SUB-02",
+                "slot " + Num(index_) + " still ours (ATTACHING, generation " +
+                    Num(params_.generation) + ") after a second HELLO_REQ",
+                "state " + Num(me.Get("state")) + " generation " + Num(me.Get("generation")),
+                me.All(), me.base());
   }
 
   void CheckActive(const TlvMsg& m) {
