@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -140,6 +141,27 @@ bool LoadExemptions(const std::string& path, std::vector<Exemption>* out) {
 }
 
 }  // namespace
+
+bool RunnableCases(const RunOptions& opts, std::vector<CaseDef>* out, std::string* error) {
+  Spec spec;
+  if (!spec.Load(opts.spec_path, error)) return false;
+  std::vector<Exemption> rows, fields;
+  if (!LoadExemptions(opts.row_exemptions_path, &rows) ||
+      !LoadExemptions(opts.field_exemptions_path, &fields)) {
+    *error = "unreadable exemption file";
+    return false;
+  }
+  std::set<std::string> exempt;
+  for (const Exemption& e : rows)
+    exempt.insert(e.id);
+  for (const Exemption& e : fields)
+    exempt.insert(e.id);
+  out->clear();
+  for (CaseDef& c : AllCases(spec)) {
+    if (!exempt.count(c.id)) out->push_back(std::move(c));
+  }
+  return true;
+}
 
 int RunConformance(const RunOptions& opts) {
   signal(SIGPIPE, SIG_IGN);

@@ -35,6 +35,11 @@ bool Selected(const CaseDef& def, const std::string& only);
 // unclaimed proto version, memory kind or feature (KIND-05, CONF-CLAIM-01).
 std::string MissingCapability(const CaseDef& def, const Manifest& m);
 
+// Returns the cases a run would consider: the hand-written ones and those derived from the twin
+// at opts.spec_path, less the ones an exemption file lists. Returns false and sets *error when
+// the twin or an exemption file cannot be read.
+bool RunnableCases(const RunOptions& opts, std::vector<CaseDef>* out, std::string* error);
+
 // Runs everything. Returns the process exit status (0 pass, 1 fail, 2 usage/setup error).
 int RunConformance(const RunOptions& opts);
 
