@@ -336,7 +336,7 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.3f", r.seconds);
   o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  o << "<testsuites name=\"cuframes-conformance\" tests=\"" << r.results.size() + 1
+  o << "<testsuites name=\"cuframes-conformance\" tests=\"" << r.results.size() + 2
     << "\" failures=\"" << t.fail + t.xpass << "\" skipped=\"" << t.unsupported + t.xfail
     << "\" time=\"" << secs << "\">\n";
   std::map<std::string, std::vector<const CaseResult*>, SectionCmp> by;
@@ -367,7 +367,7 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
     }
     o << "  </testsuite>\n";
   }
-  o << "  <testsuite name=\"coverage\" tests=\"1\">\n    <testcase classname=\"cuframes."
+  o << "  <testsuite name=\"coverage\" tests=\"2\">\n    <testcase classname=\"cuframes."
        "conformance\" name=\"requirement-coverage\">\n";
   if (r.coverage_checked && !r.coverage.uncovered_must.empty()) {
     std::string ids;
@@ -375,6 +375,17 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
       ids += id + " ";
     o << "      <failure message=\"uncovered MUST requirements\">" << XmlEscape(ids)
       << "</failure>\n";
+  } else if (!r.coverage_checked) {
+    o << "      <skipped message=\"a subset of cases was run\"/>\n";
+  }
+  o << "    </testcase>\n    <testcase classname=\"cuframes.conformance\" "
+       "name=\"transition-and-field-coverage\">\n";
+  if (r.coverage_checked && !r.derived.holes.empty()) {
+    std::string holes;
+    for (const std::string& h : r.derived.holes)
+      holes += h + "\n";
+    o << "      <failure message=\"rows or constrained fields neither tested nor exempt\">"
+      << XmlEscape(holes) << "</failure>\n";
   } else if (!r.coverage_checked) {
     o << "      <skipped message=\"a subset of cases was run\"/>\n";
   }

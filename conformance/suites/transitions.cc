@@ -125,11 +125,8 @@ class SubRowDriver {
         // The scripted publisher does what the row's sender does before it sends: it reserves
         // slot 0 before HELLO_RESP(OK) (SHM-SUB-02) and stores start_seq and ACTIVE before
         // ATTACH_RESP(OK) (MSG-ARESP-01), each only where the slot's state allows it.
-        if (st.message == "HELLO_RESP" && st.code.empty() &&
-            slot.Get("state") == s_.Enum("subscriber_slot_state", "FREE")) {
-          pub_->HelloResp();
-        }
-        if (st.message == "HELLO_RESP" && st.kind == StimKind::kBadSegment &&
+        const bool ok_resp = st.code.empty() || st.kind == StimKind::kBadSegment;
+        if (st.message == "HELLO_RESP" && ok_resp &&
             slot.Get("state") == s_.Enum("subscriber_slot_state", "FREE")) {
           pub_->HelloResp();
         }

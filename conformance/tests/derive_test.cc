@@ -15,6 +15,7 @@
 
 #include "bytes.h"
 #include "coverage.h"
+#include "report.h"
 #include "stimulus.h"
 #include "tlv.h"
 
@@ -336,6 +337,55 @@ TEST_F(DeriveTest, ASpecChangeReachesTheHarnessByItself) {
   EXPECT_NE(all.find("event CUDA_FAILURE has no stimulus"), std::string::npos) << all;
   EXPECT_NE(all.find("4.1/HELLO_SENT/CUDA_FAILURE"), std::string::npos) << all;
   EXPECT_NE(all.find("SegmentHeader.width"), std::string::npos) << all;
+}
+
+}  // namespace
+}  // namespace cuframes::conform
+
+namespace cuframes::conform {
+namespace {
+
+TEST_F(DeriveTest, MatrixShowsEachRowsOutcomeAndHolesFailTheRun) {
+  std::vector<std::string> ids;
+  for (const CaseDef& c : AllCases(spec_))
+    ids.push_back(c.id);
+  RunReport r;
+  r.coverage_checked = true;
+  r.derived = CheckDerivedCoverage(spec_, ids, LoadEx("transition_exemptions.txt"),
+                                   LoadEx("field_exemptions.txt"));
+  CaseResult pass, fail;
+  pass.id = "4.1/HELLO_SENT/PING";
+  pass.outcome = Outcome::kPass;
+  fail.id = "4.1/HELLO_SENT/PONG";
+  fail.outcome = Outcome::kFail;
+  fail.failure.req = "SM-SUB-01";
+  r.results = {pass, fail};
+  const std::string m = TransitionMatrix(spec_, r, "subscriber", false);
+  // HELLO_SENT row: events 1..14 in twin order; PING is 8, PONG 9, LOCAL_CLOSE 14 (exempt).
+  std::string row;
+  std::istringstream in(m);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("HELLO_SENT") != std::string::npos) row = line;
+  }
+  ASSERT_FALSE(row.empty()) << m;
+  std::string cells;
+  for (size_t i = row.find("HELLO_SENT") + 10; i < row.size(); ++i) {
+    if (row[i] != ' ') cells += row[i];
+  }
+  EXPECT_EQ(cells, "-------PF----E") << m;
+  Decide(spec_, &r);
+  EXPECT_EQ(r.exit_code, 1);
+  r.results = {pass};
+  r.derived.holes = {"row 4.1/X/Y is neither tested nor exempt"};
+  Decide(spec_, &r);
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_FALSE(r.exit_reasons.empty());
+  EXPECT_NE(r.exit_reasons.back().find("COVERAGE HOLE"), std::string::npos);
+  r.derived.holes.clear();
+  Decide(spec_, &r);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(JunitReport(spec_, r).find("transition-and-field-coverage"), std::string::npos);
+  EXPECT_NE(MarkdownReport(spec_, r).find("transition coverage: 120 rows"), std::string::npos);
 }
 
 }  // namespace
