@@ -23,18 +23,20 @@ namespace cuframes::conform {
 
 // The observable outcome of one row, resolved against the stimulus that raises its event.
 struct RowOutcome {
-  bool ignore = false;        // nothing happens: no message, connection kept, state kept
-  std::string send;           // the message the IUT sends ("" none)
-  std::string send_code;      // its code/reason/status by error name ("" where it has none)
-  bool close = false;         // the IUT closes the connection
-  bool reserve_slot = false;  // publisher: slot ATTACHING, generation + 1
-  bool slot_active = false;   // publisher: slot ACTIVE with start_seq = write_seq + 1
-  bool slot_evicted = false;  // publisher: slot EVICTED before it is freed
-  bool free_slot = false;     // publisher: the slot ends FREE
-  std::string report;         // the code reported to the local caller ("" = none / OK)
+  bool ignore = false;                // nothing happens: no message, connection kept, state kept
+  std::string send;                   // the message the IUT sends ("" none)
+  std::string send_code;              // its code/reason/status by error name ("" where it has none)
+  bool close = false;                 // the IUT closes the connection
+  bool reserve_slot = false;          // publisher: slot ATTACHING, generation + 1
+  bool slot_active = false;           // publisher: slot ACTIVE with start_seq = write_seq + 1
+  bool slot_evicted = false;          // publisher: slot EVICTED before it is freed
+  bool free_slot = false;             // publisher: the slot ends FREE
+  std::string report;                 // the code reported to the local caller ("" = none / OK)
+  std::vector<std::string> internal;  // clauses about the IUT's inside, not observable
 };
 
-// Parses `row`'s action and error columns. Codes the row leaves open ("as 3.2 says",
+// Parses `row`'s action and error columns. Clauses that name nothing observable ("map and
+// validate the segment") are kept in `internal`. Codes the row leaves open ("as 3.2 says",
 // "HELLO_RESP.status", "ERROR.code", "A|B") are taken from `stim`, which must name one of the
 // allowed codes. Returns false and sets *error (quoting the clause) for anything not understood.
 bool ParseOutcome(const TransitionDef& row, const Stimulus& stim, RowOutcome* out,

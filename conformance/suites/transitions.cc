@@ -572,6 +572,8 @@ void RunRow(CaseContext& ctx, Driver& drv, Role iut, const StateMachineDef& m,
   if (!ParseOutcome(row, st, &o, &err)) {
     ctx.Fail("HARNESS", "an action and error column the harness can check", err);
   }
+  for (const std::string& c : o.internal)
+    ctx.Note("not observable at the wire, checked through what follows it: " + c);
   drv.Apply(row, st);
   drv.Check(row, st, o);
   if (row.to != m.states.back()) drv.Probe(row.to);

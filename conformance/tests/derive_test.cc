@@ -157,9 +157,17 @@ TEST_F(DeriveTest, OutcomeParserResolvesCodesAndRefusesUnknownClauses) {
   ASSERT_TRUE(ParseOutcome(row, malformed, &o, &err)) << err;
   EXPECT_EQ(o.send_code, "STATE");
   EXPECT_TRUE(o.free_slot);
-  row.action = "dance, close";
+  row.action = "send a postcard, close";
   EXPECT_FALSE(ParseOutcome(row, malformed, &o, &err));
-  EXPECT_NE(err.find("dance"), std::string::npos);
+  EXPECT_NE(err.find("postcard"), std::string::npos);
+  row.action = "map and validate the segment, its slot (2.8, PKT-HDR-03), send ERROR(STATE), close";
+  ASSERT_TRUE(ParseOutcome(row, malformed, &o, &err)) << err;
+  EXPECT_EQ(o.internal.size(), 2u);
+  row.action =
+      "send HELLO_RESP(status = VERSION_MISMATCH or PROTOCOL: the first that fails), close";
+  row.error = "HELLO_RESP.status";
+  ASSERT_TRUE(ParseOutcome(row, malformed, &o, &err)) << err;
+  EXPECT_EQ(o.send_code, "PROTOCOL");
   row.action = "send ERROR(TIMEOUT or STATE), close";
   EXPECT_FALSE(ParseOutcome(row, malformed, &o, &err)) << "PROTOCOL is not an allowed code";
 }
