@@ -434,6 +434,29 @@ class PubRowDriver {
                       RowText(row) + ")",
                   "ACTIVE", me.All(), me.base());
     }
+    if (row.from == "ACTIVE" && row.to == m_.states.back() && st.kind != StimKind::kLocalShutdown) {
+      // The publisher's local report (the error column) for a subscriber that was ACTIVE: the
+      // adapter's "evicted" or "detached" event for its index, with that reason (ADAPTER.md 3).
+      const std::string want = o.report.empty() ? "OK" : o.report;
+      size_t from = 0;
+      const uint32_t idx = index_;
+      const nlohmann::json* e = pub_->WaitFor(
+          [idx](const nlohmann::json& j) {
+            const std::string ev = j.value("event", "");
+            return (ev == "evicted" || ev == "detached") && j.value("index", ~0u) == idx;
+          },
+          In(kReplyMs), &from);
+      bool match = false;
+      if (e && e->contains("reason")) {
+        const nlohmann::json& r = (*e)["reason"];
+        match = (r.is_string() && r.get<std::string>() == want) ||
+                (r.is_number_unsigned() && r.get<uint64_t>() == s_.Err(want));
+      }
+      ctx_.Expect(match, req,
+                  "the adapter reports subscriber " + Num(idx) + " left with reason " + want +
+                      " (row " + RowText(row) + ")",
+                  e ? e->dump() : "no evicted/detached event; adapter " + pub_->StatusText());
+    }
     if (o.free_slot && has_slot_) {
       StructView me = Slot(index_);
       const Deadline d = In(2000);
