@@ -659,9 +659,11 @@ void Generate(const Spec& spec, std::vector<CaseDef>* out) {
       const std::string code = rule.code(spec, b);
       CaseDef d;
       d.id = FieldCasePrefix(spec, rule.st, rule.field) + ValueText(b.value);
-      d.title = rule.st + "." + rule.field + " = " + ValueText(b.value) + " (" + b.label +
-                "): " + (code.empty() ? "accepted" : "refused: " + code) + " by the IUT " +
-                RoleName(rule.role);
+      d.title = rule.st + "." + rule.field + " = " + ValueText(b.value) + " (" + b.label + "): " +
+                (code.empty()      ? "accepted"
+                 : code == "CLOSE" ? "closed without a reply"
+                                   : "refused: " + code) +
+                " by the IUT " + RoleName(rule.role);
       d.reqs = rule.reqs;
       d.role = rule.role;
       d.needs = rule.needs;
