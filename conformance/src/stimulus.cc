@@ -160,7 +160,8 @@ std::vector<Stimulus> Build() {
   add(kSub, "WRONG_DIRECTION", StimKind::kMessage, "HELLO_REQ", "",
       "HELLO_REQ, a message only subscribers send", {}, {}, WrongDirToSub);
   add(kSub, "MALFORMED", StimKind::kMessage, "PING", "PROTOCOL",
-      "a PING with nonzero reserved header bytes (TLV-ERR-03)", {}, {"TLV-ERR-03"}, MalformedPing);
+      "a PING with nonzero reserved header bytes (TLV-ERR-03)", {}, {"TLV-ERR-03", "TLV-ERR-08"},
+      MalformedPing);
   add(kSub, "EOF", StimKind::kEof, "", "", "end-of-file on the socket", {}, {}, nullptr);
   add(kSub, "HANDSHAKE_TIMEOUT", StimKind::kHandshakeWait, "", "",
       "HANDSHAKE_TIMEOUT_MS pass since connect", {}, {"SM-SUB-02"}, nullptr);

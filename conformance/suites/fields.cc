@@ -505,8 +505,8 @@ std::vector<FieldRule> Rules() {
                },
                SlotState});
   // 3.4 / 3.6 / 3.7 / 3.8: codes in what the publisher sends.
-  r.push_back({"HelloResp", "status", kSub, v1, V{"SM-SUB-01", "ERR-02", "ERR-03"}, nullptr,
-               [](const Spec& s, const Boundary& b) { return StatusCode(s, b.value); },
+  r.push_back({"HelloResp", "status", kSub, v1, V{"SM-SUB-01", "ERR-02", "ERR-03", "ERR-04"},
+               nullptr, [](const Spec& s, const Boundary& b) { return StatusCode(s, b.value); },
                HelloRespStatus});
   r.push_back({"HelloResp", "memory_kind", kSub, v1, V{"MSG-HRESP-05"}, nullptr,
                [](const Spec& s, const Boundary& b) -> std::string {
@@ -517,17 +517,48 @@ std::vector<FieldRule> Rules() {
                [](const Spec&) { return Around(1, "the subscriber's [1, 1]"); },
                [](const Spec&, const Boundary& b) { return b.legal ? "" : "VERSION_MISMATCH"; },
                HelloRespVersion});
-  r.push_back({"AttachResp", "status", kSub, v1, V{"SM-SUB-01", "ERR-02"}, nullptr,
+  // SHM-VALID-04: the slot HELLO_RESP names must be the one reserved: index below
+  // max_subscribers (4 here), state ATTACHING (only slot 0 is), generation equal.
+  r.push_back({"HelloResp", "subscriber_index", kSub, v1, V{"SHM-VALID-04"},
+               [](const Spec&) {
+                 return std::vector<Boundary>{{0, true, "the reserved slot"},
+                                              {1, false, "a FREE slot"},
+                                              {3, false, "max_subscribers-1, FREE"},
+                                              {4, false, "max_subscribers"},
+                                              {5, false, "max_subscribers+1"}};
+               },
+               corrupt,
+               [](CaseContext& ctx, const Boundary& b, const std::string& code) {
+                 ScriptedPub pub(ctx, PubParams{});
+                 pub.Create();
+                 Process& sub = pub.StartSub(SubArgs());
+                 pub.ReadHello();
+                 pub.conn().Send(pub.HelloResp().Set("subscriber_index", b.value).Encode());
+                 ExpectAcceptOrDetach(ctx, pub, sub, code, "SHM-VALID-04", b);
+               }});
+  r.push_back({"HelloResp", "generation", kSub, v1, V{"SHM-VALID-04"},
+               [](const Spec&) { return Around(1, "the slot's generation"); }, corrupt,
+               [](CaseContext& ctx, const Boundary& b, const std::string& code) {
+                 ScriptedPub pub(ctx, PubParams{});
+                 pub.Create();
+                 Process& sub = pub.StartSub(SubArgs());
+                 pub.ReadHello();
+                 // The first reservation makes the slot's generation 1.
+                 pub.conn().Send(pub.HelloResp().Set("generation", b.value).Encode());
+                 ExpectAcceptOrDetach(ctx, pub, sub, code, "SHM-VALID-04", b);
+               }});
+  r.push_back({"AttachResp", "status", kSub, v1, V{"SM-SUB-01", "ERR-02", "ERR-04"}, nullptr,
                [](const Spec& s, const Boundary& b) { return StatusCode(s, b.value); },
                AttachRespStatus});
-  r.push_back({"ErrorMsg", "code", kSub, v1, V{"SM-SUB-01", "ERR-02", "MSG-ERROR-01"}, nullptr,
+  r.push_back({"ErrorMsg", "code", kSub, v1, V{"SM-SUB-01", "ERR-02", "ERR-04", "MSG-ERROR-01"},
+               nullptr,
                // ERROR(OK) breaks MSG-ERROR-01 and is no code a receiver can report: PROTOCOL.
                [](const Spec& s, const Boundary& b) -> std::string {
                  const std::string c = StatusCode(s, b.value);
                  return c.empty() ? "PROTOCOL" : c;
                },
                Closing("ERROR")});
-  r.push_back({"Detach", "reason", kSub, v1, V{"SM-SUB-01", "MSG-DETACH-01"}, nullptr,
+  r.push_back({"Detach", "reason", kSub, v1, V{"SM-SUB-01", "MSG-DETACH-01", "ERR-04"}, nullptr,
                // Whatever the reason, DETACH is the peer's goodbye (4.1 DETACH row).
                [](const Spec&, const Boundary&) { return "PEER_CLOSED"; }, Closing("DETACH")});
   // 3.1 / 3.3 / 3.8: what the publisher validates in what a subscriber sends.
