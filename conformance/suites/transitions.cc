@@ -436,7 +436,8 @@ class PubRowDriver {
     }
     if (row.from == "ACTIVE" && row.to == m_.states.back() && st.kind != StimKind::kLocalShutdown) {
       // The publisher's local report (the error column) for a subscriber that was ACTIVE: the
-      // adapter's "evicted" or "detached" event for its index, with that reason (ADAPTER.md 3).
+      // adapter's "evicted" or "detached" event for its index, whose reason is the code's name
+      // (ADAPTER.md ADP-FMT-01).
       const std::string want = o.report.empty() ? "OK" : o.report;
       size_t from = 0;
       const uint32_t idx = index_;
@@ -446,16 +447,13 @@ class PubRowDriver {
             return (ev == "evicted" || ev == "detached") && j.value("index", ~0u) == idx;
           },
           In(kReplyMs), &from);
-      bool match = false;
-      if (e && e->contains("reason")) {
-        const nlohmann::json& r = (*e)["reason"];
-        match = (r.is_string() && r.get<std::string>() == want) ||
-                (r.is_number_unsigned() && r.get<uint64_t>() == s_.Err(want));
-      }
-      ctx_.Expect(match, req,
-                  "the adapter reports subscriber " + Num(idx) + " left with reason " + want +
-                      " (row " + RowText(row) + ")",
-                  e ? e->dump() : "no evicted/detached event; adapter " + pub_->StatusText());
+      const std::string expected = "the adapter reports subscriber " + Num(idx) +
+                                   " left with reason \"" + want + "\" (row " + RowText(row) + ")";
+      const std::string actual =
+          e ? e->dump() : "no evicted/detached event; adapter " + pub_->StatusText();
+      ctx_.Expect(e && e->contains("reason") && (*e)["reason"].is_string(), "ADP-FMT-01", expected,
+                  actual);
+      ctx_.Expect((*e)["reason"].get<std::string>() == want, req, expected, actual);
     }
     if (o.free_slot && has_slot_) {
       StructView me = Slot(index_);
