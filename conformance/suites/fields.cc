@@ -9,6 +9,8 @@
 // The table below says only who validates a field, how the value is injected and which code a
 // refusal carries; the values themselves come from the twin. A constrained field with no rule
 // here needs an entry in conformance/field_exemptions.txt, or the coverage gate fails.
+#include <unistd.h>
+
 #include <functional>
 
 #include "common.h"
@@ -709,6 +711,84 @@ void Generate(const Spec& spec, std::vector<CaseDef>* out) {
 }
 
 const GeneratorRegistrar kFields(&Generate);
+
+// RES-KEY-01 at its edges, for both adapters: key lengths around 1 and MAX_KEY_LENGTH, a leading
+// '.', a character outside [A-Za-z0-9_.-]. A refused key is INVALID_ARGUMENT with nothing created;
+// an accepted one gets past the check (a publisher becomes ready; a subscriber with no publisher
+// on the key reports NOT_FOUND, not INVALID_ARGUMENT).
+void GenerateKeys(const Spec& spec, std::vector<CaseDef>* out) {
+  const uint64_t max = spec.Const("MAX_KEY_LENGTH");
+  struct KeyCase {
+    std::string label;
+    size_t length;  // length cases: the case's own key cut or padded with 'k' to this length
+    std::string prefix, middle;  // character cases: the case's key with these around it
+    bool legal;
+  };
+  const std::vector<KeyCase> keys = {{"length=0", 0, "", "", false},
+                                     {"length=1", 1, "", "", true},
+                                     {"length=" + Num(max - 1), max - 1, "", "", true},
+                                     {"length=" + Num(max), max, "", "", true},
+                                     {"length=" + Num(max + 1), max + 1, "", "", false},
+                                     {"leading-dot", 12, ".", "", false},
+                                     {"inner-dot", 12, "", ".", true},
+                                     {"slash", 12, "", "/", false},
+                                     {"space", 12, "", " ", false}};
+  for (Role role : {Role::kPublisher, Role::kSubscriber}) {
+    for (const KeyCase& k : keys) {
+      CaseDef d;
+      d.id = std::string("0/key-") + (role == Role::kPublisher ? "pub-" : "sub-") + k.label;
+      d.title = std::string("the ") + RoleName(role) + " adapter given a key (" + k.label +
+                "): " + (k.legal ? "accepted" : "INVALID_ARGUMENT, nothing created");
+      d.reqs = {"RES-KEY-01"};
+      d.role = role;
+      d.needs = Needs{1, "host", ""};
+      d.fn = [role, k](CaseContext& ctx) {
+        // A key of its own per case: the case's key, cut or padded to the length.
+        std::string key = ctx.key();
+        if (k.prefix.empty() && k.middle.empty()) {
+          key.resize(k.length, 'k');
+        } else {
+          key = k.prefix + key + k.middle + "k";  // the character under test always kept
+        }
+        ctx.Note("key \"" + key + "\"");
+        const std::string seg = "/dev/shm/cuframes-" + key;
+        if (role == Role::kPublisher) {
+          Process& p = ctx.StartPublisher({"--key", key, "--frames", "0", "--linger-ms", "0"});
+          if (k.legal) {
+            // A one-character key may be live in another run on this host: KEY_IN_USE also
+            // shows the key got past RES-KEY-01's check.
+            size_t from = 0;
+            const nlohmann::json* e = p.WaitFor(
+                [](const nlohmann::json& j) {
+                  const std::string ev = j.value("event", "");
+                  return ev == "ready" || ev == "error";
+                },
+                In(5000), &from);
+            const bool ok = e && ((*e)["event"] == "ready" ||
+                                  e->value("code", uint64_t{0}) == ctx.spec().Err("KEY_IN_USE"));
+            ctx.Expect(ok, "RES-KEY-01", "the publisher accepts the key (ready)",
+                       e ? e->dump() : "nothing; adapter " + p.StatusText());
+            p.Terminate(3000);
+            return;
+          }
+          ExpectAdapterError(ctx, p, "INVALID_ARGUMENT", "RES-KEY-01", 5000);
+        } else {
+          Process& p = ctx.StartSubscriber(
+              {"--key", key, "--frames", "1", "--timeout-ms", "500", "--kind", "host"});
+          ExpectAdapterError(ctx, p, k.legal ? "NOT_FOUND" : "INVALID_ARGUMENT", "RES-KEY-01",
+                             5000);
+        }
+        if (!k.legal && !key.empty() && key.find('/') == std::string::npos) {
+          ctx.Expect(access(seg.c_str(), F_OK) != 0, "RES-KEY-01",
+                     "nothing created for the refused key", seg + " exists");
+        }
+      };
+      out->push_back(std::move(d));
+    }
+  }
+}
+
+const GeneratorRegistrar kKeys(&GenerateKeys);
 
 }  // namespace
 }  // namespace cuframes::conform
