@@ -279,9 +279,9 @@ CF_CASE(SubBadValue, "A2/subscriber-invalid-option-value",
              sub.StatusText());
 }
 
-CF_CASE(WaitEver, "A2/wait-subscribers-counts-every-attach",
-        "--wait-subscribers 2: a subscriber that attaches and detaches, then a second one, "
-        "start the publication (subscribers that became ACTIVE, not ACTIVE at once)",
+CF_CASE(WaitTogether, "A2/wait-subscribers-counts-active-together",
+        "--wait-subscribers 2: a subscriber that attached and detached does not count; the "
+        "publication starts once two subscribers are ACTIVE together, so both get start_seq 1",
         (std::vector<std::string>{"ADP-PUB-01"}), kPub, {}) {
   Process& pub = StartPub(ctx, PubArgs(ctx, 2, 2, 2));
   {
@@ -291,11 +291,18 @@ CF_CASE(WaitEver, "A2/wait-subscribers-counts-every-attach",
     first.Send(d.Encode());
   }
   ScriptedSub second(ctx);
-  second.Handshake();
-  second.ReadFrame(1, 4000);
-  second.Ack(1);
-  second.ReadFrame(2, 4000);
-  second.Ack(2);
+  const uint64_t s2 = second.Handshake();
+  ScriptedSub third(ctx);
+  const uint64_t s3 = third.Handshake();
+  ctx.Expect(s2 == 1 && s3 == 1, "ADP-PUB-01",
+             "start_seq 1 for both: nothing published before two were ACTIVE together",
+             "start_seq " + std::to_string(s2) + " and " + std::to_string(s3));
+  for (uint64_t n = 1; n <= 2; ++n) {
+    second.ReadFrame(n, 4000);
+    third.ReadFrame(n, 4000);
+    second.Ack(n);
+    third.Ack(n);
+  }
   (void)pub;
 }
 
