@@ -1,6 +1,10 @@
 #include "coverage.h"
 
+#include <algorithm>
 #include <set>
+
+#include "derive.h"
+#include "stimulus.h"
 
 namespace cuframes::conform {
 
@@ -60,6 +64,94 @@ Coverage CheckCoverage(const Spec& spec,
   }
   c.unknown_reqs.assign(unknown.begin(), unknown.end());
   return c;
+}
+
+std::string FieldCasePrefix(const Spec& spec, const std::string& st, const std::string& field) {
+  return spec.Struct(st).section + "/" + st + "." + field + "=";
+}
+
+DerivedCoverage CheckDerivedCoverage(const Spec& spec, const std::vector<std::string>& case_ids,
+                                     const std::vector<Exemption>& row_exemptions,
+                                     const std::vector<Exemption>& field_exemptions) {
+  DerivedCoverage d;
+  const std::set<std::string> ids(case_ids.begin(), case_ids.end());
+  std::map<std::string, const Exemption*> rex, fex;
+  for (const Exemption& e : row_exemptions)
+    rex[e.id] = &e;
+  for (const Exemption& e : field_exemptions) {
+    if (e.id.find('=') == std::string::npos) {
+      fex[e.id] = &e;
+    } else if (!ids.count(e.id)) {
+      d.holes.push_back("field exemption " + e.id + " names no boundary case");
+    }
+  }
+  std::set<std::string> known_rows;
+  for (const char* machine : {"subscriber", "publisher"}) {
+    const Role iut = *RoleOfMachine(machine);
+    const StateMachineDef& m = spec.Machine(machine);
+    for (const std::string& ev : m.events) {
+      if (!FindStimulus(iut, ev)) {
+        d.holes.push_back(std::string(machine) + " event " + ev +
+                          " has no stimulus (conformance/src/stimulus.cc)");
+      }
+    }
+    for (const TransitionDef& row : m.transitions) {
+      RowCoverage rc;
+      rc.machine = machine;
+      rc.row = row;
+      rc.case_id = RowCaseId(iut, row);
+      known_rows.insert(rc.case_id);
+      const Stimulus* st = FindStimulus(iut, row.event);
+      auto e = rex.find(rc.case_id);
+      if (e != rex.end()) {
+        rc.mark = RowMark::kExempt;
+        rc.reason = e->second->reason;
+      } else if (!st) {
+        rc.mark = RowMark::kNoStimulus;
+      } else if (!st->CausableIn(row.from) || !ids.count(rc.case_id)) {
+        rc.mark = RowMark::kNotCausable;
+      }
+      if (rc.mark == RowMark::kNoStimulus || rc.mark == RowMark::kNotCausable) {
+        d.holes.push_back("row " + rc.case_id + " is neither tested nor exempt" +
+                          (st ? " (its event cannot be caused in " + row.from + ")" : ""));
+      }
+      d.rows.push_back(std::move(rc));
+    }
+  }
+  for (const Exemption& e : row_exemptions) {
+    if (!known_rows.count(e.id)) {
+      d.holes.push_back("transition exemption " + e.id + " names no row of the twin");
+    }
+  }
+  std::set<std::string> known_fields;
+  for (const ConstrainedField& cf : ConstrainedFields(spec)) {
+    FieldCoverage fc;
+    fc.field = cf.name;
+    fc.values = cf.field.values;
+    known_fields.insert(cf.name);
+    const std::string prefix = FieldCasePrefix(spec, cf.st, cf.field.name);
+    for (const std::string& id : case_ids) {
+      if (id.rfind(prefix, 0) == 0) ++fc.cases;
+    }
+    auto e = fex.find(cf.name);
+    if (e != fex.end()) {
+      fc.exempt = true;
+      fc.reason = e->second->reason;
+      if (fc.cases) {
+        d.holes.push_back("field " + cf.name + " is exempt but also has boundary cases: drop one");
+      }
+    } else if (fc.cases == 0) {
+      d.holes.push_back("field " + cf.name + " (values " + cf.field.values +
+                        ") has no boundary case and no exemption");
+    }
+    d.fields.push_back(std::move(fc));
+  }
+  for (const Exemption& e : field_exemptions) {
+    if (e.id.find('=') == std::string::npos && !known_fields.count(e.id)) {
+      d.holes.push_back("field exemption " + e.id + " names no constrained field of the twin");
+    }
+  }
+  return d;
 }
 
 }  // namespace cuframes::conform

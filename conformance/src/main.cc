@@ -2,9 +2,11 @@
 //
 //   cuframes-conform --manifest M [--reports DIR] [--build-dir DIR] [--only ID-or-glob]
 //                    [--strict] [--xfail FILE] [--spec cuframes.json] [--list [--json]]
+//                    [--transition-exemptions FILE] [--field-exemptions FILE] [--jobs N]
 //
 // Exit status: 0 when every MUST passes and every MUST is covered, 1 otherwise, 2 for a usage or
 // setup error.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -15,10 +17,17 @@
 namespace {
 
 // --list --json: the selected cases as one JSON array, so that tools (the spec gate's MUST
-// coverage check) read which case verifies which requirement without parsing the text list.
+// coverage check) read which case verifies which requirement without parsing the text list. The
+// cases derived from the twin are included; exempt ones (never run) are not.
 int ListJson(const cuframes::conform::RunOptions& o) {
+  std::string error;
+  std::vector<cuframes::conform::CaseDef> cases;
+  if (!cuframes::conform::RunnableCases(o, &cases, &error)) {
+    std::cerr << "cuframes-conform: " << error << "\n";
+    return 2;
+  }
   nlohmann::json out = nlohmann::json::array();
-  for (const cuframes::conform::CaseDef& c : cuframes::conform::Registry()) {
+  for (const cuframes::conform::CaseDef& c : cases) {
     if (!cuframes::conform::Selected(c, o.only)) continue;
     out.push_back({{"id", c.id},
                    {"title", c.title},
@@ -36,7 +45,9 @@ void Usage() {
   std::cerr << "usage: cuframes-conform --manifest M [--reports DIR] [--build-dir DIR]\n"
                "                        [--only CASE-GLOB|REQ-ID] [--strict] [--xfail FILE]\n"
                "                        [--spec cuframes.json] [--exemptions FILE]\n"
-               "                        [--list [--json]]\n";
+               "                        [--list [--json]]\n"
+               "                        [--transition-exemptions FILE] [--field-exemptions FILE]\n"
+               "                        [--jobs N]  (cases run N at a time, default 4)\n";
 }
 
 }  // namespace
@@ -68,7 +79,19 @@ int main(int argc, char** argv) {
       value(&o.spec_path);
     else if (a == "--exemptions")
       value(&o.exemptions_path);
-    else if (a == "--strict")
+    else if (a == "--transition-exemptions")
+      value(&o.row_exemptions_path);
+    else if (a == "--field-exemptions")
+      value(&o.field_exemptions_path);
+    else if (a == "--jobs" || a == "-j") {
+      std::string n;
+      value(&n);
+      o.jobs = std::atoi(n.c_str());
+      if (o.jobs < 1) {
+        std::cerr << "cuframes-conform: --jobs needs a number >= 1\n";
+        return 2;
+      }
+    } else if (a == "--strict")
       o.strict = true;
     else if (a == "--list")
       o.list = true;

@@ -53,6 +53,22 @@ Registrar::Registrar(CaseDef def) {
   Registry().push_back(std::move(def));
 }
 
+std::vector<CaseGenerator>& Generators() {
+  static std::vector<CaseGenerator> gens;
+  return gens;
+}
+
+GeneratorRegistrar::GeneratorRegistrar(CaseGenerator g) {
+  Generators().push_back(g);
+}
+
+std::vector<CaseDef> AllCases(const Spec& spec) {
+  std::vector<CaseDef> out = Registry();
+  for (CaseGenerator g : Generators())
+    g(spec, &out);
+  return out;
+}
+
 namespace {
 
 std::string UniqueKey() {

@@ -8,6 +8,7 @@
 #define CUFRAMES_CONFORMANCE_SRC_REGISTRY_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -31,7 +32,8 @@ struct Needs {
 };
 
 class CaseContext;
-using CaseFn = void (*)(CaseContext&);
+// A std::function so that cases derived from the twin can carry their row or field.
+using CaseFn = std::function<void(CaseContext&)>;
 
 struct CaseDef {
   std::string id;
@@ -52,6 +54,16 @@ std::vector<CaseDef>& Registry();
 struct Registrar {
   explicit Registrar(CaseDef def);
 };
+
+// Derived cases (transition rows, field boundaries) are generated once the twin is loaded, so a
+// spec change that adds a row or a constrained field yields a case without a hand edit.
+using CaseGenerator = void (*)(const Spec& spec, std::vector<CaseDef>* out);
+std::vector<CaseGenerator>& Generators();
+struct GeneratorRegistrar {
+  explicit GeneratorRegistrar(CaseGenerator g);
+};
+// Returns the hand-written cases followed by every generator's cases for `spec`.
+std::vector<CaseDef> AllCases(const Spec& spec);
 
 // Defines and registers a case:
 //   CF_CASE(Fn, "3.2/oversized-length", "title", {"TLV-ERR-01"}, Role::kPublisher, {}) { ... }

@@ -81,7 +81,120 @@ std::string OneLine(std::string s) {
   return s;
 }
 
+// Transition-row and field figures for the coverage summaries.
+struct DerivedCounts {
+  size_t rows = 0, rows_case = 0, rows_exempt = 0, rows_hole = 0;
+  size_t fields = 0, fields_tested = 0, fields_exempt = 0, fields_hole = 0, field_cases = 0;
+};
+
+DerivedCounts CountDerived(const DerivedCoverage& d) {
+  DerivedCounts k;
+  for (const RowCoverage& r : d.rows) {
+    ++k.rows;
+    if (r.mark == RowMark::kCase) ++k.rows_case;
+    if (r.mark == RowMark::kExempt) ++k.rows_exempt;
+    if (r.mark == RowMark::kNoStimulus || r.mark == RowMark::kNotCausable) ++k.rows_hole;
+  }
+  for (const FieldCoverage& f : d.fields) {
+    ++k.fields;
+    k.field_cases += f.cases;
+    if (f.exempt) {
+      ++k.fields_exempt;
+    } else if (f.cases) {
+      ++k.fields_tested;
+    } else {
+      ++k.fields_hole;
+    }
+  }
+  return k;
+}
+
+char Cell(const RunReport& r, const RowCoverage* rc) {
+  if (!rc) return ' ';
+  if (rc->mark == RowMark::kExempt) return 'E';
+  if (rc->mark != RowMark::kCase) return '!';
+  for (const CaseResult& c : r.results) {
+    if (c.id != rc->case_id) continue;
+    switch (c.outcome) {
+      case Outcome::kPass:
+        return 'P';
+      case Outcome::kFail:
+        return 'F';
+      case Outcome::kUnsupported:
+        return 'U';
+      case Outcome::kXfail:
+        return 'X';
+      case Outcome::kXpass:
+        return 'F';
+    }
+  }
+  return '-';
+}
+
+std::string DerivedSummary(const RunReport& r) {
+  const DerivedCounts k = CountDerived(r.derived);
+  std::ostringstream o;
+  o << "transition coverage: " << k.rows << " rows, " << k.rows_case << " tested by a case, "
+    << k.rows_exempt << " exempt, " << k.rows_hole << " holes\n";
+  o << "field coverage: " << k.fields << " constrained fields, " << k.fields_tested
+    << " with boundary cases (" << k.field_cases << " cases), " << k.fields_exempt << " exempt, "
+    << k.fields_hole << " holes\n";
+  return o.str();
+}
+
 }  // namespace
+
+std::string TransitionMatrix(const Spec& spec, const RunReport& r, const std::string& machine,
+                             bool markdown) {
+  const StateMachineDef& m = spec.Machine(machine);
+  std::map<std::pair<std::string, std::string>, const RowCoverage*> cell;
+  for (const RowCoverage& rc : r.derived.rows) {
+    if (rc.machine == machine) cell[{rc.row.from, rc.row.event}] = &rc;
+  }
+  std::ostringstream o;
+  // Columns are numbered events (a legend follows): names are too long for a table 80 wide.
+  if (markdown) {
+    o << "| " << machine << " |";
+    for (size_t i = 0; i < m.events.size(); ++i)
+      o << " " << i + 1 << " |";
+    o << "\n|---|";
+    for (size_t i = 0; i < m.events.size(); ++i)
+      o << ":-:|";
+    o << "\n";
+    for (const std::string& st : m.states) {
+      o << "| " << st << " |";
+      for (const std::string& ev : m.events) {
+        auto it = cell.find({st, ev});
+        const char c = Cell(r, it == cell.end() ? nullptr : it->second);
+        o << " " << (c == ' ' ? std::string("&nbsp;") : std::string(1, c)) << " |";
+      }
+      o << "\n";
+    }
+  } else {
+    char line[64];
+    std::snprintf(line, sizeof line, "  %-13s", machine.c_str());
+    o << line;
+    for (size_t i = 0; i < m.events.size(); ++i) {
+      std::snprintf(line, sizeof line, "%3zu", i + 1);
+      o << line;
+    }
+    o << "\n";
+    for (const std::string& st : m.states) {
+      std::snprintf(line, sizeof line, "  %-13s", st.c_str());
+      o << line;
+      for (const std::string& ev : m.events) {
+        auto it = cell.find({st, ev});
+        o << "  " << Cell(r, it == cell.end() ? nullptr : it->second);
+      }
+      o << "\n";
+    }
+  }
+  o << (markdown ? "\n" : "  ") << "events:";
+  for (size_t i = 0; i < m.events.size(); ++i)
+    o << " " << i + 1 << "=" << m.events[i];
+  o << "\n";
+  return o.str();
+}
 
 std::string SectionOf(const std::string& case_id) {
   const size_t slash = case_id.find('/');
@@ -116,6 +229,9 @@ void Decide(const Spec& spec, RunReport* report) {
     }
     for (const std::string& id : report->coverage.unknown_reqs) {
       report->exit_reasons.push_back("UNKNOWN requirement ID " + id + " (not in the twin)");
+    }
+    for (const std::string& hole : report->derived.holes) {
+      report->exit_reasons.push_back("COVERAGE HOLE " + hole);
     }
   }
   report->exit_code = report->exit_reasons.empty() ? 0 : 1;
@@ -162,6 +278,20 @@ std::string ConsoleReport(const Spec& spec, const RunReport& r) {
     for (const std::string& id : r.coverage.tested_and_exempt) {
       o << "  note: " << id << " is tested and also exempt; drop the exemption\n";
     }
+    o << "\n" << DerivedSummary(r);
+    o << "transition matrix (P pass, F fail, U unsupported, X xfail, E exempt, ! hole, "
+         "- not run, blank: no row):\n";
+    for (const char* m : {"subscriber", "publisher"})
+      o << TransitionMatrix(spec, r, m, false);
+    for (const RowCoverage& rc : r.derived.rows) {
+      if (rc.mark == RowMark::kExempt)
+        o << "  exempt row " << rc.case_id << ": " << rc.reason << "\n";
+    }
+    for (const FieldCoverage& f : r.derived.fields) {
+      if (f.exempt) o << "  exempt field " << f.field << ": " << f.reason << "\n";
+    }
+    for (const std::string& h : r.derived.holes)
+      o << "  HOLE " << h << "\n";
   } else {
     o << "\ncoverage: not checked (a subset of cases was run)\n";
   }
@@ -206,7 +336,7 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.3f", r.seconds);
   o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  o << "<testsuites name=\"cuframes-conformance\" tests=\"" << r.results.size() + 1
+  o << "<testsuites name=\"cuframes-conformance\" tests=\"" << r.results.size() + 2
     << "\" failures=\"" << t.fail + t.xpass << "\" skipped=\"" << t.unsupported + t.xfail
     << "\" time=\"" << secs << "\">\n";
   std::map<std::string, std::vector<const CaseResult*>, SectionCmp> by;
@@ -237,7 +367,7 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
     }
     o << "  </testsuite>\n";
   }
-  o << "  <testsuite name=\"coverage\" tests=\"1\">\n    <testcase classname=\"cuframes."
+  o << "  <testsuite name=\"coverage\" tests=\"2\">\n    <testcase classname=\"cuframes."
        "conformance\" name=\"requirement-coverage\">\n";
   if (r.coverage_checked && !r.coverage.uncovered_must.empty()) {
     std::string ids;
@@ -245,6 +375,17 @@ std::string JunitReport(const Spec& spec, const RunReport& r) {
       ids += id + " ";
     o << "      <failure message=\"uncovered MUST requirements\">" << XmlEscape(ids)
       << "</failure>\n";
+  } else if (!r.coverage_checked) {
+    o << "      <skipped message=\"a subset of cases was run\"/>\n";
+  }
+  o << "    </testcase>\n    <testcase classname=\"cuframes.conformance\" "
+       "name=\"transition-and-field-coverage\">\n";
+  if (r.coverage_checked && !r.derived.holes.empty()) {
+    std::string holes;
+    for (const std::string& h : r.derived.holes)
+      holes += h + "\n";
+    o << "      <failure message=\"rows or constrained fields neither tested nor exempt\">"
+      << XmlEscape(holes) << "</failure>\n";
   } else if (!r.coverage_checked) {
     o << "      <skipped message=\"a subset of cases was run\"/>\n";
   }
@@ -259,6 +400,7 @@ std::string JsonReport(const Spec& spec, const RunReport& r) {
   j["spec"] = r.spec_path;
   j["strict"] = r.strict;
   j["seconds"] = r.seconds;
+  j["jobs"] = r.jobs;
   j["exit_code"] = r.exit_code;
   j["exit_reasons"] = r.exit_reasons;
   const Counts t = Total(r);
@@ -302,6 +444,30 @@ std::string JsonReport(const Spec& spec, const RunReport& r) {
       by[id] = ids;
     cov["cases_by_requirement"] = by;
     j["coverage"] = cov;
+    json rows = json::array();
+    for (const RowCoverage& rc : r.derived.rows) {
+      json jr = {{"machine", rc.machine}, {"from", rc.row.from},
+                 {"event", rc.row.event}, {"to", rc.row.to},
+                 {"case", rc.case_id},    {"cell", std::string(1, Cell(r, &rc))}};
+      if (rc.mark == RowMark::kExempt) jr["exempt"] = rc.reason;
+      rows.push_back(jr);
+    }
+    json fields = json::array();
+    for (const FieldCoverage& f : r.derived.fields) {
+      json jf = {{"field", f.field}, {"values", json::parse(f.values)}, {"cases", f.cases}};
+      if (f.exempt) jf["exempt"] = f.reason;
+      fields.push_back(jf);
+    }
+    const DerivedCounts k = CountDerived(r.derived);
+    j["transition_coverage"] = {{"rows", rows},
+                                {"total", k.rows},
+                                {"tested", k.rows_case},
+                                {"exempt", k.rows_exempt},
+                                {"holes", k.rows_hole}};
+    j["field_coverage"] = {{"fields", fields},          {"total", k.fields},
+                           {"tested", k.fields_tested}, {"cases", k.field_cases},
+                           {"exempt", k.fields_exempt}, {"holes", k.fields_hole}};
+    j["coverage_holes"] = r.derived.holes;
   }
   return j.dump(2) + "\n";
 }
@@ -343,6 +509,11 @@ std::string MarkdownReport(const Spec& spec, const RunReport& r) {
       << " MUST uncovered.\n";
     for (const std::string& id : r.coverage.uncovered_must)
       o << "- uncovered MUST " << id << "\n";
+    o << "\n" << DerivedSummary(r) << "\n";
+    for (const char* m : {"subscriber", "publisher"})
+      o << TransitionMatrix(spec, r, m, true) << "\n";
+    for (const std::string& h : r.derived.holes)
+      o << "- coverage hole: " << h << "\n";
   }
   return o.str();
 }

@@ -22,6 +22,8 @@ struct RunReport {
   std::vector<CaseResult> results;
   bool coverage_checked = false;
   Coverage coverage;
+  DerivedCoverage derived;  // meaningful when coverage_checked
+  int jobs = 1;
   bool strict = false;
   double seconds = 0;
   int exit_code = 0;
@@ -40,6 +42,12 @@ std::string ConsoleReport(const Spec& spec, const RunReport& report);
 std::string JunitReport(const Spec& spec, const RunReport& report);
 std::string JsonReport(const Spec& spec, const RunReport& report);
 std::string MarkdownReport(const Spec& spec, const RunReport& report);
+
+// Returns the transition matrix of one state machine ("subscriber"/"publisher") as text: a row per
+// state, a column per event, each cell P pass, F fail, U unsupported, X xfail, E exempt, ! a hole
+// (no stimulus, not causable), - not run, ' ' no row in the twin.
+std::string TransitionMatrix(const Spec& spec, const RunReport& report, const std::string& machine,
+                             bool markdown);
 
 // Escapes &, <, >, " and ' and drops bytes XML 1.0 forbids.
 std::string XmlEscape(std::string_view s);

@@ -5,11 +5,19 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "coverage.h"
 #include "report.h"
@@ -69,6 +77,92 @@ std::string MissingCapability(const CaseDef& def, const Manifest& m) {
   return "";
 }
 
+namespace {
+
+// Runs one case into a result: capability check, the case body, cleanup, xfail.
+CaseResult RunOne(const CaseDef& def, const RunEnv& env, const Manifest& manifest,
+                  const std::vector<XfailEntry>& xfails, const std::string& rerun_base) {
+  CaseResult r;
+  r.id = def.id;
+  r.title = def.title;
+  r.reqs = def.reqs;
+  r.role = def.role;
+  r.rerun = rerun_base + " --only " + ShellQuote(def.id);
+  const auto c0 = Clock::now();
+  const std::string missing = MissingCapability(def, manifest);
+  if (!missing.empty()) {
+    r.outcome = Outcome::kUnsupported;
+    r.reason = missing;
+  } else {
+    CaseContext ctx(env, def);
+    try {
+      def.fn(ctx);
+      r.outcome = Outcome::kPass;
+    } catch (const CaseFailed& f) {
+      r.outcome = Outcome::kFail;
+      r.failure = f.failure;
+    } catch (const CaseUnsupported& u) {
+      r.outcome = Outcome::kUnsupported;
+      r.reason = u.reason;
+    } catch (const std::exception& e) {
+      r.outcome = Outcome::kFail;
+      r.failure.req = "HARNESS";
+      r.failure.expected = "the case runs to completion";
+      r.failure.actual = std::string("harness exception: ") + e.what();
+    }
+    ctx.Cleanup();
+    if (r.outcome == Outcome::kFail) r.failure.detail = ctx.ProcessDetail();
+    r.log = ctx.log();
+  }
+  ApplyXfail(FindXfail(xfails, def.id), &r);
+  r.seconds = std::chrono::duration<double>(Clock::now() - c0).count();
+  return r;
+}
+
+std::string ProgressLine(size_t n, size_t total, const CaseResult& r) {
+  char line[64];
+  std::snprintf(line, sizeof line, "[%3zu/%zu] %-11s ", n, total, OutcomeName(r.outcome));
+  std::string out = line + r.id;
+  std::snprintf(line, sizeof line, " (%.2f s)", r.seconds);
+  out += line;
+  if (r.outcome == Outcome::kUnsupported) out += ": " + r.reason;
+  if (r.outcome == Outcome::kFail) out += ": " + r.failure.req;
+  return out;
+}
+
+bool LoadExemptions(const std::string& path, std::vector<Exemption>* out) {
+  std::string text, error;
+  if (!ReadFile(path, &text)) return true;  // no file: nothing exempt
+  if (!ParseExemptions(text, out, &error)) {
+    std::cerr << "cuframes-conform: " << path << ": " << error << "\n";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool RunnableCases(const RunOptions& opts, std::vector<CaseDef>* out, std::string* error) {
+  Spec spec;
+  if (!spec.Load(opts.spec_path, error)) return false;
+  std::vector<Exemption> rows, fields;
+  if (!LoadExemptions(opts.row_exemptions_path, &rows) ||
+      !LoadExemptions(opts.field_exemptions_path, &fields)) {
+    *error = "unreadable exemption file";
+    return false;
+  }
+  std::set<std::string> exempt;
+  for (const Exemption& e : rows)
+    exempt.insert(e.id);
+  for (const Exemption& e : fields)
+    exempt.insert(e.id);
+  out->clear();
+  for (CaseDef& c : AllCases(spec)) {
+    if (!exempt.count(c.id)) out->push_back(std::move(c));
+  }
+  return true;
+}
+
 int RunConformance(const RunOptions& opts) {
   signal(SIGPIPE, SIG_IGN);
   Spec spec;
@@ -77,16 +171,52 @@ int RunConformance(const RunOptions& opts) {
     std::cerr << "cuframes-conform: " << error << "\n";
     return 2;
   }
-  std::vector<CaseDef> cases = Registry();
+  std::vector<Exemption> exemptions, row_exemptions, field_exemptions;
+  if (!LoadExemptions(opts.exemptions_path, &exemptions) ||
+      !LoadExemptions(opts.row_exemptions_path, &row_exemptions) ||
+      !LoadExemptions(opts.field_exemptions_path, &field_exemptions)) {
+    return 2;
+  }
+  // Hand-written cases plus the ones derived from the twin; a derived case for an exempt row is
+  // listed with its reason, never run.
+  const std::vector<CaseDef> all = AllCases(spec);
+  std::map<std::string, std::string> exempt_reason;
+  for (const Exemption& e : row_exemptions)
+    exempt_reason[e.id] = e.reason;
+  // A field exemption that names one boundary case ("<section>/<Struct.field>=<value>") exempts
+  // that case only, e.g. where two rules of the spec contradict each other for that value.
+  for (const Exemption& e : field_exemptions) {
+    if (e.id.find('=') != std::string::npos) exempt_reason[e.id] = e.reason;
+  }
+  std::vector<CaseDef> cases;
+  std::vector<std::string> all_ids;
+  for (const CaseDef& c : all) {
+    all_ids.push_back(c.id);
+    if (!exempt_reason.count(c.id)) cases.push_back(c);
+  }
   if (opts.list) {
-    for (const CaseDef& c : cases) {
+    for (const CaseDef& c : all) {
       if (!Selected(c, opts.only)) continue;
+      auto ex = exempt_reason.find(c.id);
       std::cout << c.id << "  [" << RoleName(c.role) << ", proto " << c.needs.proto
                 << (c.needs.kind.empty() ? "" : ", " + c.needs.kind)
                 << (c.needs.feature.empty() ? "" : ", " + c.needs.feature) << "]  ";
       for (size_t i = 0; i < c.reqs.size(); ++i)
         std::cout << (i ? "," : "") << c.reqs[i];
       std::cout << "\n    " << c.title << "\n";
+      if (ex != exempt_reason.end()) std::cout << "    EXEMPT: " << ex->second << "\n";
+    }
+    for (const Exemption& e : field_exemptions) {
+      if (e.id.find('=') != std::string::npos) continue;  // listed with its case above
+      if (opts.only.empty() || fnmatch(opts.only.c_str(), e.id.c_str(), 0) == 0) {
+        std::cout << e.id << "  [field]\n    EXEMPT: " << e.reason << "\n";
+      }
+    }
+    if (opts.only.empty()) {
+      const DerivedCoverage d =
+          CheckDerivedCoverage(spec, all_ids, row_exemptions, field_exemptions);
+      for (const std::string& h : d.holes)
+        std::cout << "COVERAGE HOLE: " << h << "\n";
     }
     return 0;
   }
@@ -95,12 +225,7 @@ int RunConformance(const RunOptions& opts) {
     std::cerr << "cuframes-conform: " << error << "\n";
     return 2;
   }
-  std::vector<Exemption> exemptions;
   std::string text;
-  if (ReadFile(opts.exemptions_path, &text) && !ParseExemptions(text, &exemptions, &error)) {
-    std::cerr << "cuframes-conform: " << opts.exemptions_path << ": " << error << "\n";
-    return 2;
-  }
   std::vector<XfailEntry> xfails;
   if (!opts.xfail_path.empty()) {
     if (!ReadFile(opts.xfail_path, &text) || !ParseXfail(text, &xfails, &error)) {
@@ -136,53 +261,36 @@ int RunConformance(const RunOptions& opts) {
   for (const CaseDef& c : cases) {
     if (Selected(c, opts.only)) selected.push_back(&c);
   }
-  size_t n = 0;
-  for (const CaseDef* def : selected) {
-    CaseResult r;
-    r.id = def->id;
-    r.title = def->title;
-    r.reqs = def->reqs;
-    r.role = def->role;
-    r.rerun = rerun_base + " --only " + ShellQuote(def->id);
-    const auto c0 = Clock::now();
-    const std::string missing = MissingCapability(*def, manifest);
-    if (!missing.empty()) {
-      r.outcome = Outcome::kUnsupported;
-      r.reason = missing;
-    } else {
-      CaseContext ctx(env, *def);
-      try {
-        def->fn(ctx);
-        r.outcome = Outcome::kPass;
-      } catch (const CaseFailed& f) {
-        r.outcome = Outcome::kFail;
-        r.failure = f.failure;
-      } catch (const CaseUnsupported& u) {
-        r.outcome = Outcome::kUnsupported;
-        r.reason = u.reason;
-      } catch (const std::exception& e) {
-        r.outcome = Outcome::kFail;
-        r.failure.req = "HARNESS";
-        r.failure.expected = "the case runs to completion";
-        r.failure.actual = std::string("harness exception: ") + e.what();
-      }
-      ctx.Cleanup();
-      if (r.outcome == Outcome::kFail) r.failure.detail = ctx.ProcessDetail();
-      r.log = ctx.log();
+  // Workers take the next case index; the main thread prints each result as soon as every
+  // earlier one is in, so the console and the reports keep registration order.
+  const size_t jobs = static_cast<size_t>(std::max(1, opts.jobs));
+  report.jobs = static_cast<int>(jobs);
+  std::vector<std::optional<CaseResult>> results(selected.size());
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (;;) {
+      const size_t i = next.fetch_add(1);
+      if (i >= selected.size()) return;
+      CaseResult r = RunOne(*selected[i], env, manifest, xfails, rerun_base);
+      std::lock_guard<std::mutex> lock(mu);
+      results[i] = std::move(r);
+      done_cv.notify_all();
     }
-    ApplyXfail(FindXfail(xfails, def->id), &r);
-    r.seconds = std::chrono::duration<double>(Clock::now() - c0).count();
-    char line[64];
-    std::snprintf(line, sizeof line, "[%3zu/%zu] %-11s ", ++n, selected.size(),
-                  OutcomeName(r.outcome));
-    std::cout << line << r.id;
-    std::snprintf(line, sizeof line, " (%.2f s)", r.seconds);
-    std::cout << line;
-    if (r.outcome == Outcome::kUnsupported) std::cout << ": " << r.reason;
-    if (r.outcome == Outcome::kFail) std::cout << ": " << r.failure.req;
-    std::cout << std::endl;
-    report.results.push_back(std::move(r));
+  };
+  std::vector<std::thread> pool;
+  for (size_t j = 0; j < std::min(jobs, selected.size()); ++j)
+    pool.emplace_back(worker);
+  for (size_t i = 0; i < selected.size(); ++i) {
+    std::unique_lock<std::mutex> lock(mu);
+    done_cv.wait(lock, [&] { return results[i].has_value(); });
+    std::cout << ProgressLine(i + 1, selected.size(), *results[i]) << std::endl;
   }
+  for (std::thread& t : pool)
+    t.join();
+  for (auto& r : results)
+    report.results.push_back(std::move(*r));
   rmdir(sock_tmpl);
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (opts.only.empty()) {
@@ -190,6 +298,7 @@ int RunConformance(const RunOptions& opts) {
     for (const CaseDef& c : cases)
       pairs.emplace_back(c.id, c.reqs);
     report.coverage = CheckCoverage(spec, pairs, exemptions);
+    report.derived = CheckDerivedCoverage(spec, all_ids, row_exemptions, field_exemptions);
     report.coverage_checked = true;
   }
   Decide(spec, &report);

@@ -18,8 +18,13 @@ struct RunOptions {
   std::string xfail_path;
   std::string spec_path = CUFRAMES_CONFORM_SPEC_JSON;
   std::string exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/coverage_exemptions.txt";
+  std::string row_exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/transition_exemptions.txt";
+  std::string field_exemptions_path = CUFRAMES_CONFORM_SOURCE_DIR "/field_exemptions.txt";
   bool strict = false;
   bool list = false;
+  // Cases run this many at a time. Every case has its own key and its own adapters, and results
+  // are printed and reported in registration order whatever order they finish in.
+  int jobs = 4;
 };
 
 // Returns true when `def` is selected by `only` (empty selects all): a glob over the case ID
@@ -29,6 +34,11 @@ bool Selected(const CaseDef& def, const std::string& only);
 // Returns the reason a case cannot run against `m` ("" when it can): a missing adapter role, an
 // unclaimed proto version, memory kind or feature (KIND-05, CONF-CLAIM-01).
 std::string MissingCapability(const CaseDef& def, const Manifest& m);
+
+// Returns the cases a run would consider: the hand-written ones and those derived from the twin
+// at opts.spec_path, less the ones an exemption file lists. Returns false and sets *error when
+// the twin or an exemption file cannot be read.
+bool RunnableCases(const RunOptions& opts, std::vector<CaseDef>* out, std::string* error);
 
 // Runs everything. Returns the process exit status (0 pass, 1 fail, 2 usage/setup error).
 int RunConformance(const RunOptions& opts);

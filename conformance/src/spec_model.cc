@@ -47,6 +47,7 @@ bool Spec::Load(const std::string& path, std::string* error) {
         fd.atomic = f.value("atomic", false);
         fd.writer = f.value("writer", "");
         fd.since = f.value("since", 1);
+        if (f.contains("values")) fd.values = f.at("values").dump();
         def.fields.push_back(fd);
       }
       structs_[name] = def;
@@ -61,6 +62,18 @@ bool Spec::Load(const std::string& path, std::string* error) {
       md.max_length = m.at("max_length").get<uint32_t>();
       messages_.push_back(md);
     }
+    for (auto& [role, m] : j.at("state_machines").items()) {
+      StateMachineDef sm;
+      sm.role = role;
+      sm.states = m.at("states").get<std::vector<std::string>>();
+      sm.events = m.at("events").get<std::vector<std::string>>();
+      for (auto& t : m.at("transitions")) {
+        sm.transitions.push_back({t.at("from").get<std::string>(), t.at("event").get<std::string>(),
+                                  t.at("to").get<std::string>(), t.at("action").get<std::string>(),
+                                  t.at("error").get<std::string>()});
+      }
+      machines_.push_back(std::move(sm));
+    }
     for (auto& r : j.at("requirements")) {
       requirements_.push_back({r.at("id").get<std::string>(), r.at("level").get<std::string>(),
                                r.at("section").get<std::string>(),
@@ -71,6 +84,19 @@ bool Spec::Load(const std::string& path, std::string* error) {
     return false;
   }
   return true;
+}
+
+const StateMachineDef& Spec::Machine(std::string_view role) const {
+  for (const StateMachineDef& m : machines_) {
+    if (m.role == role) return m;
+  }
+  throw std::out_of_range("twin has no state machine " + std::string(role));
+}
+
+const std::map<std::string, uint32_t, std::less<>>& Spec::EnumValues(std::string_view name) const {
+  auto it = enums_.find(name);
+  if (it == enums_.end()) throw std::out_of_range("twin has no enum " + std::string(name));
+  return it->second;
 }
 
 const StructDef& Spec::Struct(std::string_view name) const {

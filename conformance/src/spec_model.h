@@ -25,6 +25,21 @@ struct FieldDef {
   bool atomic = false;
   std::string writer;
   int since = 1;
+  // The twin's "values" constraint, verbatim as JSON text ("" when the field has none): a fixed
+  // list ([1], ["SEGMENT_MAGIC"]), a range ({"min": 2, "max": 256}), "enum:X" or "flags:X".
+  std::string values;
+};
+
+// One row of a state table (spec section 4; twin state_machines.<role>.transitions).
+struct TransitionDef {
+  std::string from, event, to, action, error;
+};
+
+struct StateMachineDef {
+  std::string role;  // "subscriber" or "publisher"
+  std::vector<std::string> states;
+  std::vector<std::string> events;
+  std::vector<TransitionDef> transitions;
 };
 
 struct StructDef {
@@ -76,6 +91,13 @@ class Spec {
   // Returns the requirement `id` or nullptr.
   const Requirement* Req(std::string_view id) const;
   const std::string& path() const { return path_; }
+  // Returns the state machine of `role` ("subscriber", "publisher"); throws std::out_of_range.
+  const StateMachineDef& Machine(std::string_view role) const;
+  // Returns the values of enum `name` (value name -> number); throws std::out_of_range.
+  const std::map<std::string, uint32_t, std::less<>>& EnumValues(std::string_view name) const;
+  const std::map<std::string, StructDef, std::less<>>& structs() const { return structs_; }
+  const std::vector<MessageDef>& messages() const { return messages_; }
+  const std::map<std::string, uint32_t, std::less<>>& errors() const { return errors_; }
 
  private:
   std::string path_;
@@ -86,6 +108,7 @@ class Spec {
   std::map<uint32_t, std::string> error_names_;
   std::vector<MessageDef> messages_;
   std::vector<Requirement> requirements_;
+  std::vector<StateMachineDef> machines_;
 };
 
 // Named-field access to one struct instance inside a byte span (a TLV payload or a mapping).

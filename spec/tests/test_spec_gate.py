@@ -631,3 +631,12 @@ def test_a_twin_that_stops_cutting_text_is_not_a_change():
     assert sd.diff_twins(old, new) == []
     new["requirements"][0]["text"] = "Unless closed, " + new["requirements"][0]["text"]
     assert [c.rule for c in sd.diff_twins(old, new)] == ["REQUIREMENT_TEXT_CHANGED"]
+
+
+def test_contract_cause_names_refused_arguments():
+    failed = {"failure": {"detail": "$ pub --ring-bytes 65536\n  status: exit 1\nunknown option: "
+                                    "--ring-bytes\nusage: ..."}}
+    other = {"failure": {"detail": "unknown option: --gop", "actual": "no connection"}}
+    cause = sb.contract_cause([failed, other, {"failure": {"detail": "fine"}}, {}])
+    assert "--ring-bytes, --gop" in cause and "adapter contract" in cause
+    assert sb.contract_cause([{"failure": {"actual": "DETACH(reason=2)"}}]) == ""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -131,6 +132,24 @@ def v1_manifest(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text(text + "\n", encoding="utf-8")
     return dst
+
+
+UNKNOWN_OPTION_RE = re.compile(r"unknown (?:option|argument)[: ]+(\S+)")
+
+
+def contract_cause(cases: list[dict]) -> str:
+    """Names the adapter-contract change behind failed cases whose adapter refused the harness's
+    arguments (ADAPTER.md: an unknown argument is a usage error, exit 1): "" when none did."""
+    opts = []
+    for c in cases:
+        f = c.get("failure") or {}
+        for m in UNKNOWN_OPTION_RE.finditer(f"{f.get('detail', '')}\n{f.get('actual', '')}"):
+            if m.group(1) not in opts:
+                opts.append(m.group(1))
+    if not opts:
+        return ""
+    return (f"the adapter refused the harness's argument{'s' if len(opts) > 1 else ''} "
+            f"{', '.join(opts)}: the adapter contract changed (ADAPTER.md), not the wire")
 
 
 def run_harness(harness: Path, manifest: Path, adapters: Path, out: Path, log: Path,
@@ -400,12 +419,14 @@ def run(root: Path, ref_commit: str, new_build: Path, out: Path, jobs: int = 2,
         for a, m in manifest.items():
             manifests[("v1", a)] = v1_manifest(m, out / "manifests" / f"{a}-v1-capped.json")
         runs = {}
+        raw = {}
         for cap in ("v2", "v1"):
             for h, a in (("new", "new"), ("new", "ref"), ("ref", "ref"), ("ref", "new")):
                 name = f"{h}-harness_{a}-adapters" + ("_v1-capped" if cap == "v1" else "")
                 cases = run_harness(harness[h], manifests[(cap, a)], adapters[a], out / name,
                                     log)
                 runs[(h, a, cap)] = verdicts(cases)
+                raw[(h, a, cap)] = {c.get("id"): c for c in cases}
                 res["runs"][name] = {
                     "cases": len(cases),
                     **{k.lower(): sum(1 for c in cases if c.get("outcome") == k)
@@ -422,6 +443,9 @@ def run(root: Path, ref_commit: str, new_build: Path, out: Path, jobs: int = 2,
             manifest = {a: manifests[(cap, a)] for a in ("new", "ref")}
             for d in compare(runs[(h, base_a, cap)], runs[(h, cross_a, cap)]):
                 d["check"] = label
+                cause = contract_cause([raw[(h, cross_a, cap)].get(c, {}) for c in d["cases"]])
+                if cause:
+                    d["cause"] = cause
                 d["breaks"] = d["baseline"] == "pass" and d["cross"] == "fail"
                 d["confirmed"] = True
                 if d["breaks"]:
@@ -462,7 +486,8 @@ def run(root: Path, ref_commit: str, new_build: Path, out: Path, jobs: int = 2,
                " (excused: listed clarification)" if f["requirement"] in excused_ids else "")
         f["message"] = (f"{f['requirement']}: {f['check']}: {f['baseline']} in the same-tree "
                         f"baseline, {f['cross']} across trees (cases: "
-                        f"{', '.join(f['cases'][:4])}){why}")
+                        f"{', '.join(f['cases'][:4])})"
+                        + (f"; {f['cause']}" if f.get("cause") else "") + why)
     res["console"], res["markdown"] = _render(res)
     return res
 
@@ -519,10 +544,11 @@ def _render(res: dict) -> tuple[list[str], list[str]]:
            for n, r in res["runs"].items()]
     md += [""] + md_pairs + [""]
     if res["flips"]:
-        md += ["| requirement | where | same tree | across trees | excused |",
-               "|---|---|---|---|---|"]
+        md += ["| requirement | where | same tree | across trees | excused | cause |",
+               "|---|---|---|---|---|---|"]
         md += [f"| {f['requirement']} | {f['check']} | {f['baseline']} | {f['cross']} | "
-               f"{'yes' if f['excused'] else 'no'} |" for f in res["flips"]]
+               f"{'yes' if f['excused'] else 'no'} | {f.get('cause', '')} |"
+               for f in res["flips"]]
     else:
         md.append("No requirement verdict flips.")
     if res["changes"]:
