@@ -484,19 +484,29 @@ def junit_results(path: Path) -> dict[str, str] | None:
     return res
 
 
-def run_ctest(tree: Tree, dirs: list[str], out: Path, timeout: float,
-              exclude: list[str]) -> tuple[str, dict[str, str] | None, float]:
+def _exact(names: list[str]) -> str:
+    return "|".join("^" + re.escape(t) + "$" for t in names)
+
+
+def run_ctest(tree: Tree, dirs: list[str], out: Path, timeout: float, exclude: list[str],
+              select: list[str] | None = None) -> tuple[str, dict[str, str] | None, float]:
+    """Runs the ctest tests of the build subdirectories `dirs` (all but `exclude`, or only
+    `select`); returns (status, test -> passed/failed/skipped or None, seconds)."""
     results: dict[str, str] = {}
     total = 0.0
     worst = "ok"
     for d in dirs:
-        junit = out / f"ctest-{d}.xml"
+        junit = out / f"ctest-{d}{'-again' if select else ''}.xml"
         junit.unlink(missing_ok=True)
         cmd = ["ctest", "--test-dir", str(tree.build / d), "--timeout", "120",
-               "--output-junit", str(junit), "-j", str(tree.jobs)]
+               "--output-junit", str(junit)]
+        if select:
+            cmd += ["-R", _exact(select)]
+        else:
+            cmd += ["-j", str(tree.jobs)]
         if exclude:
-            cmd += ["-E", "|".join("^" + re.escape(t) + "$" for t in exclude)]
-        st, _, dt = run_bounded(cmd, timeout, out / f"ctest-{d}.log")
+            cmd += ["-E", _exact(exclude)]
+        st, _, dt = run_bounded(cmd, timeout, junit.with_suffix(".log"))
         total += dt
         r = junit_results(junit)
         if st == "timeout" or r is None:
@@ -507,16 +517,18 @@ def run_ctest(tree: Tree, dirs: list[str], out: Path, timeout: float,
     return worst, results, total
 
 
-def run_pytest(tree: Tree, out: Path, timeout: float,
-               deselect: list[str]) -> tuple[str, dict[str, str] | None, float]:
-    junit = out / "pytest.xml"
+def run_pytest(tree: Tree, out: Path, timeout: float, deselect: list[str],
+               nodes: list[str] | None = None) -> tuple[str, dict[str, str] | None, float]:
+    """Runs pytest interop/ (stopping at the first failure), or only the node ids `nodes`;
+    returns (status, node id -> passed/failed/skipped or None, seconds)."""
+    junit = out / ("pytest-again.xml" if nodes else "pytest.xml")
     junit.unlink(missing_ok=True)
     env = dict(os.environ, CUFRAMES_BUILD_DIR=str(tree.build))
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-           f"--junitxml={junit}", "interop"]
+           f"--junitxml={junit}", *(nodes or ["interop"])]
     for t in deselect:
         cmd += ["--deselect", t]
-    st, _, dt = run_bounded(cmd, timeout, out / "pytest.log", cwd=tree.src, env=env)
+    st, _, dt = run_bounded(cmd, timeout, junit.with_suffix(".log"), cwd=tree.src, env=env)
     r = junit_results(junit)
     if r is not None:  # junit names -> pytest node ids (interop/test_x.py::test_y)
         r = {_node_id(k): v for k, v in r.items()}
@@ -679,6 +691,10 @@ def main(argv: list[str] | None = None) -> int:
     write_reports(reports, state, exemptions)
 
     tree = Tree(root, work, int(os.environ.get("CUFRAMES_JOBS", "2")))
+
+    def stop(signum, _frame):  # SIGTERM too restores the mutated file (via the finally below)
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
     try:
         if in_sample < args.n:
             rc = run_mutants(args, tree, order, state, done, in_sample, reports, exemptions)
@@ -802,9 +818,26 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
                     else:
                         st_c, res_c, _ = run_ctest(tree, dirs, mdir, c_timeout, ctest_bad)
                         wb = whitebox_kills(base_ctest, res_c, st_c, "ctest")
+                        if wb and not wb[0].startswith("<"):
+                            # Confirm against flakes: the failing tests again, alone.
+                            st_c, res_c, _ = run_ctest(tree, dirs, mdir, c_timeout, [],
+                                                       select=wb[:3])
+                            again = whitebox_kills({t: "passed" for t in wb[:3]}, res_c, st_c,
+                                                   "ctest")
+                            if not again:
+                                row["flaky_tests"] = wb
+                            wb = again if len(wb) <= 3 or not again else wb
                         if not wb:
                             st_p, res_p, _ = run_pytest(tree, mdir, p_timeout, py_bad)
                             wb = whitebox_kills(base_py, res_p, st_p, "pytest")
+                            if wb and not wb[0].startswith("<"):
+                                st_p, res_p, _ = run_pytest(tree, mdir, p_timeout, [],
+                                                            nodes=wb[:3])
+                                again = whitebox_kills({t: "passed" for t in wb[:3]}, res_p,
+                                                       st_p, "pytest")
+                                if not again:
+                                    row.setdefault("flaky_tests", []).extend(wb)
+                                wb = again if len(wb) <= 3 or not again else wb
                     row["whitebox_s"] = time.monotonic() - tw
                     row["killed_by"] = wb
                     row["verdict"] = verdict([], wb)
