@@ -239,9 +239,11 @@ def harness_kills(baseline: dict[str, str], outcomes: dict[str, str] | None,
 def whitebox_kills(baseline: dict[str, str], results: dict[str, str] | None,
                    status: str, label: str) -> list[str]:
     """Same for a white-box run (ctest or pytest): tests that pass on the baseline and fail
-    now, or ["<label status>"] when the run hung or produced no results."""
+    now, or ["<label status>"] when the run hung or produced no results (prefixed by the tests
+    that were running then, which `results` marks "hung")."""
     if status in ("timeout", "crash") or results is None:
-        return [f"<{label} {status}>"]
+        hung = sorted(t for t, o in (results or {}).items() if o == "hung")
+        return [f"{t} <{label} {status}>" for t in hung] or [f"<{label} {status}>"]
     return sorted(t for t, o in baseline.items()
                   if o == "passed" and results.get(t, "passed") not in ("passed", "skipped"))
 
@@ -498,7 +500,7 @@ def run_ctest(tree: Tree, dirs: list[str], out: Path, timeout: float, exclude: l
     for d in dirs:
         junit = out / f"ctest-{d}{'-again' if select else ''}.xml"
         junit.unlink(missing_ok=True)
-        cmd = ["ctest", "--test-dir", str(tree.build / d), "--timeout", "120",
+        cmd = ["ctest", "--test-dir", str(tree.build / d), "--timeout", "60", "--stop-on-failure",
                "--output-junit", str(junit)]
         if select:
             cmd += ["-R", _exact(select)]
@@ -510,7 +512,7 @@ def run_ctest(tree: Tree, dirs: list[str], out: Path, timeout: float, exclude: l
         total += dt
         r = junit_results(junit)
         if st == "timeout" or r is None:
-            return (st if st == "timeout" else "crash"), None, total
+            return (st if st == "timeout" else "crash"), _ctest_running(junit.with_suffix(".log")), total
         if st != "ok":
             worst = "fail"
         results.update(r)
@@ -524,7 +526,7 @@ def run_pytest(tree: Tree, out: Path, timeout: float, deselect: list[str],
     junit = out / ("pytest-again.xml" if nodes else "pytest.xml")
     junit.unlink(missing_ok=True)
     env = dict(os.environ, CUFRAMES_BUILD_DIR=str(tree.build))
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-v", "-x", "-p", "no:cacheprovider",
            f"--junitxml={junit}", *(nodes or ["interop"])]
     for t in deselect:
         cmd += ["--deselect", t]
@@ -533,8 +535,32 @@ def run_pytest(tree: Tree, out: Path, timeout: float, deselect: list[str],
     if r is not None:  # junit names -> pytest node ids (interop/test_x.py::test_y)
         r = {_node_id(k): v for k, v in r.items()}
     if st == "timeout" or r is None:
-        return (st if st == "timeout" else "crash"), None, dt
+        return (st if st == "timeout" else "crash"), _pytest_running(junit.with_suffix(".log")), dt
     return st, r, dt
+
+
+def _ctest_running(log: Path) -> dict[str, str] | None:
+    """The tests a killed ctest run had started and not finished, marked "hung"."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    started = re.findall(r"^\s*Start\s+\d+: (\S+)", text, re.M)
+    finished = set(re.findall(r"Test\s+#\d+: (\S+) \.", text))
+    return {t: "hung" for t in started if t not in finished} or None
+
+
+def _pytest_running(log: Path) -> dict[str, str] | None:
+    """The test a killed `pytest -v` run was in (its node id printed without an outcome)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("interop/") and "::" in line:
+            done = re.search(r" (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)\b", line)
+            return None if done else {line.split()[0]: "hung"}
+    return None
 
 
 def _node_id(key: str) -> str:
@@ -766,7 +792,7 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
           f"({len(ctest_bad)} failing); pytest interop {len(base_py)} in {p_s:.0f} s "
           f"({len(py_bad)} failing)")
     h_timeout = max(60.0, args.timeout_factor * h_s)
-    c_timeout = max(120.0, args.timeout_factor * c_s)
+    c_timeout = max(180.0, args.timeout_factor * c_s)
     p_timeout = max(120.0, args.timeout_factor * p_s)
 
     for m in order:
@@ -818,7 +844,7 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
                     else:
                         st_c, res_c, _ = run_ctest(tree, dirs, mdir, c_timeout, ctest_bad)
                         wb = whitebox_kills(base_ctest, res_c, st_c, "ctest")
-                        if wb and not wb[0].startswith("<"):
+                        if wb and "<" not in wb[0]:
                             # Confirm against flakes: the failing tests again, alone.
                             st_c, res_c, _ = run_ctest(tree, dirs, mdir, c_timeout, [],
                                                        select=wb[:3])
@@ -830,7 +856,7 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
                         if not wb:
                             st_p, res_p, _ = run_pytest(tree, mdir, p_timeout, py_bad)
                             wb = whitebox_kills(base_py, res_p, st_p, "pytest")
-                            if wb and not wb[0].startswith("<"):
+                            if wb and "<" not in wb[0]:
                                 st_p, res_p, _ = run_pytest(tree, mdir, p_timeout, [],
                                                             nodes=wb[:3])
                                 again = whitebox_kills({t: "passed" for t in wb[:3]}, res_p,

@@ -248,3 +248,19 @@ def test_pool_from_universalmutator_is_reproducible(tmp_path):
     assert [m.id for m in cached] == [m.id for m in p1]
     assert len(list(w1.glob("pool-*.json"))) == 1
     json.loads(next(w1.glob("pool-*.json")).read_text())
+
+
+def test_a_hung_white_box_run_names_the_test_it_was_in(tmp_path):
+    c = tmp_path / "ctest.log"
+    c.write_text("    Start  1: Tlv.Ok\n    Start  2: Ring.Wraps\n"
+                 " 1/147 Test  #1: Tlv.Ok ..........   Passed    0.01 sec\n")
+    running = mu._ctest_running(c)
+    assert running == {"Ring.Wraps": "hung"}
+    assert mu.whitebox_kills({"Ring.Wraps": "passed"}, running, "timeout", "ctest") == [
+        "Ring.Wraps <ctest timeout>"]
+    p = tmp_path / "pytest.log"
+    p.write_text("interop/test_a.py::test_x PASSED [ 1%]\ninterop/test_a.py::test_y[k] ")
+    assert mu._pytest_running(p) == {"interop/test_a.py::test_y[k]": "hung"}
+    p.write_text("interop/test_a.py::test_x PASSED [ 1%]\n")
+    assert mu._pytest_running(p) is None
+    assert mu.whitebox_kills({}, None, "timeout", "pytest") == ["<pytest timeout>"]
