@@ -600,6 +600,13 @@ def render_md(state: dict, summary: dict, exemptions: dict[str, str]) -> str:
     if base:
         lines.append(f"- baseline: harness {base.get('harness_s', 0):.0f} s, ctest "
                      f"{base.get('ctest_s', 0):.0f} s, pytest interop {base.get('pytest_s', 0):.0f} s")
+    t = timing(state["rows"])
+    if t:
+        lines.append(f"- time per compiling mutant (median): build {t['build_s']:.0f} s, harness "
+                     f"{t['harness_s']:.0f} s; killed by the harness {t['killed_s']:.0f} s, "
+                     f"judged by the white-box tests too {t['whitebox_s']:.0f} s; whole run "
+                     f"{t['total_s'] / 60:.0f} min (incl. {t['not_compiled_s']:.0f} s on "
+                     f"mutants that do not compile)")
     if summary["unresolved"]:
         lines.append(f"- UNRESOLVED harness misses (neither a case nor an exemption): "
                      + ", ".join(summary["unresolved"]))
@@ -618,6 +625,36 @@ def render_md(state: dict, summary: dict, exemptions: dict[str, str]) -> str:
                      f"`{change}` | {v} | {killers.replace('|', '/') or '-'} | "
                      f"{r.get('seconds', 0):.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def timing(rows: list[dict]) -> dict | None:
+    """Medians per mutant and the run's total, from the judged rows."""
+    judged = [r for r in rows if r["verdict"] in (KILLED, MISS, SURVIVED)]
+    if not judged:
+        return None
+
+    def med(xs: list[float]) -> float:
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if xs else 0.0
+    return {
+        "build_s": med([r.get("build_s", 0) for r in judged]),
+        "harness_s": med([r.get("harness_s", 0) for r in judged]),
+        "killed_s": med([r["seconds"] for r in judged if r["verdict"] == KILLED]),
+        "whitebox_s": med([r["seconds"] for r in judged if r["verdict"] != KILLED]),
+        "not_compiled_s": sum(r["seconds"] for r in rows if r["verdict"] == NOT_COMPILED),
+        "total_s": sum(r["seconds"] for r in rows),
+    }
+
+
+def sources_hash(root: Path) -> str:
+    """What the verdicts depend on: the reference, the harness and the white-box tests (the
+    mutation tool's own folder left out, so editing exemptions does not void a run)."""
+    h = hashlib.sha1()
+    for rel in checkout_files(root):
+        if rel.split("/")[0] in ("reference", "conformance", "interop", "fuzz", "spec") and \
+                not rel.startswith("conformance/mutation/"):
+            h.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def write_reports(reports: Path, state: dict, exemptions: dict[str, str]) -> dict:
@@ -707,9 +744,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutation: --resume: {state_path} is for N={state['config']['n']} seed="
                   f"{state['config']['seed']}, not N={args.n} seed={args.seed}", file=sys.stderr)
             return 2
+        if state["config"].setdefault("sources", sources_hash(root)) != sources_hash(root):
+            print(f"mutation: --resume: the reference, harness or tests changed since "
+                  f"{state_path} was started; start a new run (without --resume)",
+                  file=sys.stderr)
+            return 2
         print(f"==> resuming: {len(state['rows'])} mutant(s) already judged")
     if state is None:
-        state = {"config": {"n": args.n, "seed": args.seed, "threshold": args.threshold},
+        state = {"config": {"n": args.n, "seed": args.seed, "threshold": args.threshold,
+                            "sources": sources_hash(root)},
                  "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "pool_stats": pool_stats, "rows": []}
     done = {r["id"] for r in state["rows"]}
