@@ -15,14 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run_setup
 configure_preset default -DCUFRAMES_BENCH=ON
 # Build only the bench_* programs (and what they link), not every test of the tree.
-mapfile -t bench_targets < <(cmake --build "$ROOT/build/default" --target help |
-                             sed -n 's/^\(bench_[A-Za-z0-9_]*\): .*/\1/p' | sort -u)
-if ((${#bench_targets[@]})); then
-  log "build: cmake --build --preset default -j $JOBS --target ${bench_targets[*]}"
-  cmake --build --preset default -j "$JOBS" --target "${bench_targets[@]}"
-else
-  build_preset default
-fi
+build_targets_matching default bench_
 
 mapfile -t benches < <(executables_matching "$ROOT/build/default/bench" 'bench_*')
 if ((${#benches[@]} == 0)); then

@@ -64,3 +64,17 @@ executables_matching() {
   find "$dir" -maxdepth 2 -name CMakeFiles -prune -o -type f -perm -u+x -name "$glob" -print |
     sort
 }
+
+# build_targets_matching PRESET PREFIX: builds only the targets named PREFIX* of build/PRESET
+# (and what they link), not the whole tree; the whole preset when it has none yet.
+build_targets_matching() {
+  local preset="$1" prefix="$2" targets
+  mapfile -t targets < <(cmake --build "$ROOT/build/$preset" --target help |
+                         sed -n "s/^\(${prefix}[A-Za-z0-9_]*\): .*/\1/p" | sort -u)
+  if ((${#targets[@]})); then
+    log "build: cmake --build --preset $preset -j $JOBS --target ${targets[*]}"
+    cmake --build --preset "$preset" -j "$JOBS" --target "${targets[@]}"
+  else
+    build_preset "$preset"
+  fi
+}

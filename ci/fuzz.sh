@@ -18,14 +18,7 @@ seconds="${1:-10}"
 run_setup
 configure_preset fuzz
 # Build only the fuzz_* targets (and what they need), not the whole tree under clang+ASan.
-mapfile -t fuzz_targets < <(cmake --build "$ROOT/build/fuzz" --target help |
-                            sed -n 's/^\(fuzz_[A-Za-z0-9_]*\): .*/\1/p' | sort -u)
-if ((${#fuzz_targets[@]})); then
-  log "build: cmake --build --preset fuzz -j $JOBS --target ${fuzz_targets[*]}"
-  cmake --build --preset fuzz -j "$JOBS" --target "${fuzz_targets[@]}"
-else
-  build_preset fuzz
-fi
+build_targets_matching fuzz fuzz_
 
 mapfile -t targets < <(executables_matching "$ROOT/build/fuzz/fuzz" 'fuzz_*')
 if ((${#targets[@]} == 0)); then

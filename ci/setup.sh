@@ -17,7 +17,7 @@ use_apt=1
 [[ "${1:-}" == --no-apt ]] && use_apt=0
 
 PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
-          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest ccache)
+          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest ccache pkgconf)
 
 # cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
 cmake_package() {
@@ -47,6 +47,7 @@ provided() {
     nlohmann-json3-dev) cmake_package nlohmann_json ;;
     python3-pytest) [[ -n "$PYTHON" ]] && "$PYTHON" -m pytest --version ;;
     ccache) command -v ccache ;;
+    pkgconf) command -v pkg-config ;;
     *) return 1 ;;
   esac
 }
@@ -72,8 +73,11 @@ else
   fi
   log "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  if ! "${SUDO[@]}" apt-get update -q ||
-     ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+  # An unreachable mirror must fail in seconds, not after apt's default retries and timeouts
+  # (GPU runners without internet): no retries, a short connect timeout.
+  apt_fast=(-o Acquire::Retries=0 -o Acquire::http::Timeout=15 -o Acquire::https::Timeout=15)
+  if ! "${SUDO[@]}" apt-get "${apt_fast[@]}" update -q ||
+     ! "${SUDO[@]}" apt-get "${apt_fast[@]}" install -y -q --no-install-recommends "${missing[@]}"; then
     note "setup: apt-get failed (offline, or a package this distribution lacks); continuing"
     note "with what is installed; still missing: ${missing[*]}"
   fi
