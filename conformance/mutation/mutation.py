@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import os
@@ -276,6 +277,17 @@ def load_exemptions(path: Path) -> dict[str, str]:
     return out
 
 
+def exemption_for(mid: str, exemptions: dict[str, str]) -> str | None:
+    """The reason that exempts mutant `mid`: an exact id, else the first glob (fnmatch) that
+    matches it (e.g. `fault.cpp:*` for every mutant of a file); None when none does."""
+    if mid in exemptions:
+        return exemptions[mid]
+    for pattern, reason in exemptions.items():
+        if any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(mid, pattern):
+            return reason
+    return None
+
+
 def summarize(rows: list[dict], exemptions: dict[str, str]) -> dict:
     """Score and lists over the judged rows."""
     judged = [r for r in rows if r["verdict"] in (KILLED, MISS, SURVIVED)]
@@ -292,9 +304,10 @@ def summarize(rows: list[dict], exemptions: dict[str, str]) -> dict:
         "errors": sum(1 for r in rows if r["verdict"] == ERROR),
         "score": (100.0 * len(killed) / denom) if denom else None,
         "misses": [r["id"] for r in misses],
-        "exempt": [r["id"] for r in misses if r["id"] in exemptions],
-        "unresolved": [r["id"] for r in misses if r["id"] not in exemptions],
-        "unused_exemptions": sorted(set(exemptions) - {r["id"] for r in misses}),
+        "exempt": [r["id"] for r in misses if exemption_for(r["id"], exemptions)],
+        "unresolved": [r["id"] for r in misses if not exemption_for(r["id"], exemptions)],
+        "unused_exemptions": sorted(e for e in exemptions
+                                    if not any(exemption_for(r["id"], {e: "x"}) for r in misses)),
     }
 
 
@@ -616,7 +629,7 @@ def render_md(state: dict, summary: dict, exemptions: dict[str, str]) -> str:
         change = (r["orig"].strip() + "  ->  " + r["new"].strip()).replace("\n", " ⏎ ")
         change = change.replace("|", "\\|")
         v = r["verdict"]
-        if v == MISS and r["id"] in exemptions:
+        if v == MISS and exemption_for(r["id"], exemptions):
             v += " (exempt)"
         killers = ", ".join(r.get("killed_by", [])[:4])
         if len(r.get("killed_by", [])) > 4:
@@ -784,7 +797,8 @@ def main(argv: list[str] | None = None) -> int:
         print("    harness misses:")
         for mid in summary["misses"]:
             r = byid[mid]
-            tag = "exempt: " + exemptions[mid] if mid in exemptions else "UNRESOLVED"
+            reason = exemption_for(mid, exemptions)
+            tag = "exempt: " + reason if reason else "UNRESOLVED"
             print(f"      {mid}  {r['file']}:{r['line']}  [{tag}]  killed by "
                   f"{', '.join(r['killed_by'])}")
     if summary["unused_exemptions"]:

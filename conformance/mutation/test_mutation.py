@@ -133,6 +133,17 @@ def test_score_counts_harness_kills_over_all_kills():
     assert mu.summarize(rows(mu.SURVIVED), {})["score"] is None
 
 
+def test_a_glob_exempts_every_mutant_of_a_file():
+    ex = {"fault.cpp:*": "test hook", "tlv.cpp:0123456789": "unreachable"}
+    assert mu.exemption_for("fault.cpp:abcdef0123.2", ex) == "test hook"
+    assert mu.exemption_for("tlv.cpp:0123456789", ex) == "unreachable"
+    assert mu.exemption_for("tlv.cpp:9999999999", ex) is None
+    r = [{"id": "fault.cpp:aa", "verdict": mu.MISS}, {"id": "tlv.cpp:bb", "verdict": mu.MISS}]
+    s = mu.summarize(r, ex)
+    assert s["exempt"] == ["fault.cpp:aa"] and s["unresolved"] == ["tlv.cpp:bb"]
+    assert s["unused_exemptions"] == ["tlv.cpp:0123456789"]
+
+
 def test_exit_status():
     nine = mu.summarize(rows(*[mu.KILLED] * 9, mu.MISS), {"m9": "why"})
     assert mu.exit_status(nine, 90, False) == (0, [])
