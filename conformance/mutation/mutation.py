@@ -664,8 +664,8 @@ def sources_hash(root: Path) -> str:
     mutation tool's own folder left out, so editing exemptions does not void a run)."""
     h = hashlib.sha1()
     for rel in checkout_files(root):
-        if rel.split("/")[0] in ("reference", "conformance", "interop", "fuzz", "spec") and \
-                not rel.startswith("conformance/mutation/"):
+        if (rel.split("/")[0] in ("reference", "conformance", "interop", "fuzz") or
+                rel == "spec/cuframes.json") and not rel.startswith("conformance/mutation/"):
             h.update(rel.encode() + b"\0" + (root / rel).read_bytes())
     return h.hexdigest()[:16]
 
@@ -753,10 +753,12 @@ def main(argv: list[str] | None = None) -> int:
     state = None
     if args.resume and state_path.exists():
         state = json.loads(state_path.read_text())
-        if state["config"]["seed"] != args.seed or state["config"]["n"] != args.n:
+        # A larger N extends the run: the draw order of a seed does not depend on N.
+        if state["config"]["seed"] != args.seed or state["config"]["n"] > args.n:
             print(f"mutation: --resume: {state_path} is for N={state['config']['n']} seed="
                   f"{state['config']['seed']}, not N={args.n} seed={args.seed}", file=sys.stderr)
             return 2
+        state["config"]["n"] = args.n
         if state["config"].setdefault("sources", sources_hash(root)) != sources_hash(root):
             print(f"mutation: --resume: the reference, harness or tests changed since "
                   f"{state_path} was started; start a new run (without --resume)",
