@@ -128,8 +128,10 @@ def test_score_counts_harness_kills_over_all_kills():
     s = mu.summarize(r, {})
     assert s["score"] == 75.0 and s["survived"] == 1 and s["not_compiled"] == 1
     assert s["misses"] == ["m3"] and s["unresolved"] == ["m3"]
+    assert s["score_net"] == 75.0
     s = mu.summarize(r, {"m3": "only a log line", "gone": "x"})
     assert s["exempt"] == ["m3"] and s["unresolved"] == [] and s["unused_exemptions"] == ["gone"]
+    assert s["score"] == 75.0 and s["score_net"] == 100.0  # an exempt miss is set aside
     assert mu.summarize(rows(mu.SURVIVED), {})["score"] is None
 
 
@@ -145,15 +147,19 @@ def test_a_glob_exempts_every_mutant_of_a_file():
 
 
 def test_exit_status():
-    nine = mu.summarize(rows(*[mu.KILLED] * 9, mu.MISS), {"m9": "why"})
-    assert mu.exit_status(nine, 90, False) == (0, [])
-    rc, msgs = mu.exit_status(nine, 95, False)
-    assert rc == 1 and "score below target" in msgs[0]
-    rc, msgs = mu.exit_status(nine, 95, True)
-    assert rc == 0 and "score below target" in msgs[0]
-    unresolved = mu.summarize(rows(*[mu.KILLED] * 9, mu.MISS), {})
-    rc, msgs = mu.exit_status(unresolved, 90, False)
+    nine = mu.summarize(rows(*[mu.KILLED] * 9, mu.MISS), {})
+    rc, msgs = mu.exit_status(nine, 90, False)  # 90% but the miss is unresolved
     assert rc == 1 and "m9" in msgs[0]
+    eight = mu.summarize(rows(*[mu.KILLED] * 8, mu.MISS, mu.MISS, mu.SURVIVED), {"m9": "why"})
+    assert eight["score"] == 80.0 and round(eight["score_net"], 1) == 88.9
+    rc, msgs = mu.exit_status(eight, 85, False)
+    assert rc == 1 and len(msgs) == 1 and "m8" in msgs[0]  # score ok, m8 unresolved
+    both = mu.summarize(rows(*[mu.KILLED] * 8, mu.MISS, mu.MISS), {"m8": "a", "m9": "b"})
+    assert mu.exit_status(both, 90, False) == (0, [])
+    rc, msgs = mu.exit_status(both, 100.5, False)
+    assert rc == 1 and "score below target" in msgs[0]
+    rc, msgs = mu.exit_status(both, 100.5, True)
+    assert rc == 0 and "score below target" in msgs[0]
 
 
 def test_exemptions_need_a_reason(tmp_path):
