@@ -727,6 +727,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="build subdirectories whose ctest tests are white-box tests")
     ap.add_argument("--misses-md", help="also append each new harness miss to this Markdown file")
     ap.add_argument("--exemptions", default=str(HERE / "exemptions.txt"))
+    ap.add_argument("--ids", default="",
+                    help="judge only these mutant ids (comma-separated, e.g. the harness misses "
+                         "of an earlier run, against a harness that gained cases) instead of a "
+                         "seeded sample; N becomes their number")
     ap.add_argument("--pool-only", action="store_true",
                     help="generate the pool and print the first N draws, then stop")
     args = ap.parse_args(argv)
@@ -752,6 +756,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{pool_stats['trivially_equivalent']} comment/whitespace-only, "
           f"{pool_stats['duplicates']} duplicates)")
     order = sample_order(pool, args.seed)
+    if args.ids:
+        wanted = [i for i in args.ids.split(",") if i]
+        byid = {m.id: m for m in pool}
+        unknown = [i for i in wanted if i not in byid]
+        if unknown:
+            print(f"mutation: no such mutant in the pool of these sources: {', '.join(unknown)}",
+                  file=sys.stderr)
+            return 2
+        order = [byid[i] for i in wanted]
+        args.n = len(order)
     if args.pool_only:
         for m in order[:args.n]:
             print(f"{m.id:<28} {m.file}:{m.line}  {m.short()}")
