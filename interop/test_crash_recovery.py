@@ -516,14 +516,17 @@ def run_subscriber_victim(cf, matrix, point: str, kind: str) -> None:
     kind_args = ["--kind", kind]
     spec = f"{point}:{nth}"
     if mode in ("handshake", "waiter", "packet_waiter"):
-        # The victim alone first: nothing is published before two subscribers are ACTIVE, so it
+        # The victim alone first: nothing is published before the survivors are ACTIVE, so it
         # reaches its point deterministically; max_subscribers 2 proves its slot is freed.
         packets = mode == "packet_waiter"
         pub_work = (["--frames", "0", "--packets", str(PACKETS2), "--packet-bytes", "512",
                      "--gop", "5"] if packets else ["--frames", "40", "--bytes", BYTES])
         sub_work = ["--packets", str(PACKETS2)] if packets else ["--frames", "40"]
+        # --wait-subscribers counts subscribers that were ever ACTIVE (ADP-PUB-01), and whether
+        # the victim got there depends on its fault point, so the gate holds the first
+        # frame/packet until both survivors are ACTIVE, whichever way the count went.
         p = cf.pub(key, *pub_work, *kind_args, "--wait-subscribers", "2", "--max-subscribers",
-                   "2", "--diag")
+                   "2", "--gate-at", "1", "--diag", stdin=True)
         wait_ev(p, "ready", timeout=20)
         v = cf.sub(key, *sub_work, *kind_args, "--diag", env=fenv(cf, spec))
         fault = expect_killed(v, point)
@@ -540,6 +543,8 @@ def run_subscriber_victim(cf, matrix, point: str, kind: str) -> None:
         survivors = [cf.sub(key, *sub_work, *kind_args, "--diag") for _ in range(2)]
         t_att = [wait_ev(s, "attached", timeout=20)["t_ns"] for s in survivors]
         row["recovery_ms"] = (max(t_att) - fault["t_ns"]) / 1e6
+        wait_ev(p, "gate", timeout=20)
+        p.send_line("go")
         rcs = [s.finish(timeout=60) for s in survivors]
         assert rcs == [0, 0], [s.of("error") for s in survivors]
         assert p.finish(timeout=30) == 0, p.stderr[-500:]

@@ -39,8 +39,12 @@ std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint
           return j.value("event", "") == "frame" && j.value("seq", uint64_t{0}) == n;
         },
         In(3000), &from);
-    ctx.Expect(e != nullptr, "ACK-COMMIT-01",
-               "the publisher reports committing frame " + std::to_string(n), "no frame event");
+    // The bytes were read from shared memory above; a missing or late event breaks only the
+    // adapter contract's timeline, never a protocol rule.
+    ctx.Expect(e != nullptr, "ADP-EVENT-02",
+               "the publisher adapter prints frame " + std::to_string(n) +
+                   " after committing it (ADAPTER.md section 3)",
+               "no frame event; adapter stdout: " + pub.StdoutTail());
     ctx.Expect(e->value("checksum", std::string()) == Hex64(sum), "SHM-FMETA-01",
                "the bytes in the slot are the bytes the publisher committed (" +
                    e->value("checksum", std::string()) + ")",
@@ -59,9 +63,35 @@ void ExpectNoLeftovers(CaseContext& ctx, const std::string& key) {
   }
 }
 
+void ExpectPublisherTimeline(CaseContext& ctx, Process& pub, uint64_t frames) {
+  ctx.Expect(pub.bad_lines().empty(), "ADP-EVENT-01", "every stdout line a JSON object",
+             pub.bad_lines().empty() ? std::string() : pub.bad_lines().front());
+  const auto& ev = pub.events();
+  auto line = [&](size_t i) {
+    return i < ev.size() ? ev[i].dump() : std::string("(none)");
+  };
+  ctx.Expect(!ev.empty() && ev[0].value("event", "") == "ready", "ADP-EVENT-02",
+             "ready as the first event", line(0));
+  uint64_t next = 1;
+  bool done = false, attached = false;
+  for (size_t i = 0; i < ev.size(); ++i) {
+    const std::string name = ev[i].value("event", "");
+    if (name == "subscriber") attached = true;
+    if (name == "frame") {
+      ctx.Expect(attached && !done && ev[i].value("seq", uint64_t{0}) == next, "ADP-EVENT-02",
+                 "frame " + std::to_string(next) + " after a subscriber event and before done",
+                 line(i));
+      ++next;
+    }
+    if (name == "done") done = true;
+  }
+  ctx.Expect(done && next == frames + 1, "ADP-EVENT-02",
+             "frames 1.." + std::to_string(frames) + " then done", pub.StdoutTail());
+}
+
 void ExpectCleanExit(CaseContext& ctx, Process& pub, int timeout_ms) {
   WaitExitOrFail(ctx, pub, "RES-CLOSE-01", timeout_ms);
-  ctx.Expect(pub.exit_code() == 0, "RES-CLOSE-01", "the publisher adapter exits 0",
+  ctx.Expect(pub.exit_code() == 0, "ADP-EXIT-01", "the publisher adapter exits 0",
              pub.StatusText());
 }
 

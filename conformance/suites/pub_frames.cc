@@ -49,7 +49,7 @@ CF_CASE(EvictStalled, "5.7/evict-stalled-subscriber",
         "a subscriber that never releases is evicted with ERROR(EVICTED) within the ACK timeout "
         "while another subscriber receives every frame",
         (std::vector<std::string>{"ACK-EVICT-01", "ACK-EVICT-03", "ACK-EVICT-04", "SM-PUB-01",
-                                  "SM-PUB-03", "ACK-REL-04"}),
+                                  "SM-PUB-03", "ACK-REL-04", "ADP-FMT-01"}),
         kPub, (Needs{1, "host", "ack-timeout"})) {
   std::vector<std::string> args = PubArgs(ctx, 6, 2, 2);
   args.insert(args.end(), {"--ack-timeout-ms", "300"});
@@ -78,33 +78,44 @@ CF_CASE(EvictStalled, "5.7/evict-stalled-subscriber",
                  st == ctx.spec().Enum("subscriber_slot_state", "EVICTED"),
              "ACK-EVICT-04", "the evicted slot EVICTED then FREE", "state " + std::to_string(st),
              slot.All(), slot.base());
-  size_t from = 0;
-  ctx.Expect(pub.WaitEvent("done", In(3000), &from) != nullptr, "ACK-EVICT-03",
-             "the publisher finishes all 6 frames", pub.StatusText());
+  // ACK-EVICT-03 is proven by the frames read above. The adapter's report of the eviction is
+  // checked once it has exited, so its timing decides nothing (ADAPTER.md ADP-FMT-01).
+  good.conn().Close();
+  WaitExitOrFail(ctx, pub, "ADP-EXIT-01", 5000);
+  const nlohmann::json* ev = nullptr;
+  for (const auto& e : pub.events()) {
+    if (e.value("event", "") == "evicted" && e.value("index", uint64_t{999}) == idx) ev = &e;
+  }
+  ctx.Expect(ev != nullptr && ev->value("reason", std::string()) == "EVICTED", "ADP-FMT-01",
+             "an evicted event for index " + std::to_string(idx) + " with reason \"EVICTED\"",
+             ev ? ev->dump() : "none; adapter stdout: " + pub.StdoutTail());
 }
 
 CF_CASE(GarbageAck, "5.7/garbage-ack-seq",
         "a subscriber storing ack_seq = 2^60 (> write_seq) is evicted with ERROR(PROTOCOL); the "
         "other subscriber is unaffected",
-        (std::vector<std::string>{"ACK-EVICT-02", "SHM-SUB-03", "ACK-EVICT-03"}), kPub, {}) {
+        (std::vector<std::string>{"ACK-EVICT-02", "ACK-EVICT-05", "SHM-SUB-03", "ACK-EVICT-03"}),
+        kPub, {}) {
   Process& pub = StartPub(ctx, PubArgs(ctx, 6, 2, 2));
   ScriptedSub liar(ctx);
   liar.Handshake();
   ScriptedSub good(ctx);
   good.Handshake();
-  liar.StoreAckSeq(uint64_t{1} << 60);
+  // The garbage goes in once frame 1 is out, so the publication has started whatever
+  // --wait-subscribers counts; the publisher must see it when it waits for the liar's ACK of
+  // frame 1 to reuse slot 0 for frame 3 (ACK-EVICT-05).
   good.ReadFrame(1);
+  liar.StoreAckSeq(uint64_t{1} << 60);
   good.Ack(1);
   good.ReadFrame(2);
   good.Ack(2);
   WaitEvicted(ctx, liar, "PROTOCOL", "ACK-EVICT-02", 5000);
+  // The publisher survives and goes on: frames 3-6 reach the other subscriber.
   for (uint64_t n = 3; n <= 6; ++n) {
     good.ReadFrame(n, 3000);
     good.Ack(n);
   }
-  size_t from = 0;
-  ctx.Expect(pub.WaitEvent("done", In(3000), &from) != nullptr, "SHM-SUB-03",
-             "the publisher survives and finishes", pub.StatusText());
+  (void)pub;
 }
 
 CF_CASE(AckDecreases, "5.7/ack-seq-decreases",
@@ -149,13 +160,13 @@ CF_CASE(SubscriberDies, "1.5/subscriber-dies-holding-frames",
   good.ReadFrame(1);
   good.Ack(1);
   dying->conn().Close();  // dies without releasing frame 1
+  // The frames reaching the other subscriber are the evidence (RES-CRASH-02), not the adapter's
+  // report of them.
   for (uint64_t n = 2; n <= 6; ++n) {
     good.ReadFrame(n, 4000);
     good.Ack(n);
   }
-  size_t from = 0;
-  ctx.Expect(pub.WaitEvent("done", In(3000), &from) != nullptr, "RES-CRASH-02",
-             "the publisher finishes all frames", pub.StatusText());
+  (void)pub;
 }
 
 CF_CASE(DetachFrees, "3.7/detach-frees-slot",

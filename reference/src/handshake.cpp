@@ -129,6 +129,9 @@ SubStep AfterHelloResp(Status v, bool publisher_refused) {
   if (v == Status::kOk) return {SubState::kAwaitAttachResp, Action::kNone, Status::kOk};
   if (publisher_refused) return {SubState::kClosed, Action::kClose, v};  // it closes
   if (v == Status::kProtocol) return {SubState::kClosed, Action::kSendErrorClose, v};
+  // SHM-VALID-03: a segment (or ring) still INIT at the handshake deadline is the deadline itself
+  // (HANDSHAKE_TIMEOUT row of 4.1): close and report TIMEOUT, sending nothing.
+  if (v == Status::kTimeout) return {SubState::kClosed, Action::kClose, v};
   return {SubState::kClosed, Action::kSendDetachClose, v};  // we refuse: DETACH(reason)
 }
 

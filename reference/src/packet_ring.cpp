@@ -337,7 +337,10 @@ Status RingReader::read_at(uint64_t n, uint64_t p, Packet& out, Read& what) {
     const auto* rec = reinterpret_cast<const PacketRecordHeader*>(data_ + off);
     uint64_t lock = mem::load_acquire(&rec->lock);
     if (lock != want) {
-      if (mem::load_acquire(&header_->tail_pos) > p || lock > want) return overrun();
+      // PKT-READ-02/10: only tail_pos > p proves a lap. A lock above 2n with tail_pos <= p is the
+      // writer's invalidation store (2n + 1, seen before its tail_pos store: spin below) or a
+      // hostile writer, never a lap by itself.
+      if (mem::load_acquire(&header_->tail_pos) > p) return overrun();
       if (from_head_) {
         // (head_seq + 1, head_pos) was read as two words and may not match: try again.
         if (++head_resyncs_ > kMaxHeadResyncs) return Status::kCorrupt;
@@ -352,7 +355,7 @@ Status RingReader::read_at(uint64_t n, uint64_t p, Packet& out, Read& what) {
         std::this_thread::yield();
         lock = mem::load_acquire(&rec->lock);
         if (lock == want) break;
-        if (mem::load_acquire(&header_->tail_pos) > p || lock > want) return overrun();
+        if (mem::load_acquire(&header_->tail_pos) > p) return overrun();
         if ((lock & 1) == 0) return Status::kCorrupt;
       }
     }

@@ -323,6 +323,10 @@ void Publisher::Impl::ServiceLoop() {
   socket_bound = false;
   ::close(listen_fd);
   listen_fd = -1;
+  // Evictions the producer decided since the last pass go out first, as ERROR(EVICTED/PROTOCOL)
+  // (ACK-EVICT-01): a publisher that finishes right after evicting its last subscriber must not
+  // turn that eviction into a DETACH(OK).
+  ProcessEvictions();
   for (auto& c : conns) {
     if (!c->closed) ApplyStep(*c, handshake::PublisherStep(c->state, Event::kShutdown), nullptr);
   }

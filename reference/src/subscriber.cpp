@@ -246,9 +246,14 @@ Status Subscriber::Impl::ProcessHelloResp(const tlv::HelloResp& resp, Clock::tim
   s = AttachSegment(cfg.key, static_cast<uint32_t>(left_ms), &seg, &info);
   if (s != Status::kOk) return s;  // UNSUPPORTED_LAYOUT, CORRUPT, PEER_CLOSED, TIMEOUT
   if (info.memory_kind != resp.memory_kind) return Status::kCorrupt;
-  if (resp.subscriber_index >= info.max_subscribers) return Status::kProtocol;
+  // SHM-VALID-04: the slot HELLO_RESP assigned us must be the one the publisher reserved
+  // (ATTACHING, same generation); shared memory that disagrees is CORRUPT, like any validation.
+  if (resp.subscriber_index >= info.max_subscribers) return Status::kCorrupt;
   own = seg.sub(info, resp.subscriber_index);
-  if (mem::load_acquire(&own->generation) != resp.generation) return Status::kProtocol;
+  if (mem::load_acquire(&own->state) != layout::kSubAttaching ||
+      mem::load_acquire(&own->generation) != resp.generation) {
+    return Status::kCorrupt;
+  }
   memory = info.memory_kind == layout::kKindHost ? MakeHostSubscriberMemory()
                                                  : MakeCudaSubscriberMemory(cfg.cuda_device);
   if (!memory) return Status::kUnsupportedKind;

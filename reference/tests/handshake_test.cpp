@@ -154,6 +154,9 @@ TEST(SubscriberMachine, AfterHelloResp) {
     EXPECT_EQ(r.error, s);
   }
   EXPECT_EQ(AfterHelloResp(Status::kProtocol, false).action, Action::kSendErrorClose);
+  const SubStep late = AfterHelloResp(Status::kTimeout, false);  // SHM-VALID-03: send nothing
+  EXPECT_EQ(late.action, Action::kClose);
+  EXPECT_EQ(late.error, Status::kTimeout);
   EXPECT_EQ(AfterAttachResp(Status::kOk, false).next, SubState::kActive);
   EXPECT_EQ(AfterAttachResp(Status::kFull, true).action, Action::kClose);
   EXPECT_EQ(AfterAttachResp(Status::kProtocol, false).action, Action::kSendErrorClose);

@@ -261,6 +261,36 @@ TEST_F(RingTest, OverrunResyncsToLatestKeyframe) {
   EXPECT_EQ(r.next(p, 0), Status::kAgain);
 }
 
+// PKT-READ-10: a lock of 2n + 1 on packet n's record while tail_pos has not passed it (a hostile
+// writer; an honest one advances tail_pos right after that invalidation store) is not a lap:
+// CORRUPT after the bounded spin, never PACKET_OVERRUN. An even lock above 2n is CORRUPT at once.
+TEST_F(RingTest, LockAboveWantWithoutLapIsCorrupt) {
+  Init(4096, 200);
+  ASSERT_EQ(Publish(1, 96, true), Status::kOk);
+  ASSERT_EQ(Publish(2, 96, false), Status::kOk);
+  RingReader r;
+  Attach(r);
+  Packet p;
+  ASSERT_EQ(r.next(p, 0), Status::kOk);
+  EXPECT_EQ(p.seq, 1u);
+  mem::store_release<uint64_t>(&record(128)->lock, 5);  // packet 2: 2n + 1
+  EXPECT_EQ(r.next(p, 0), Status::kCorrupt);
+  EXPECT_EQ(r.overruns(), 0u);
+  mem::store_release<uint64_t>(&record(128)->lock, 6);  // even, above 2n
+  EXPECT_EQ(r.next(p, 0), Status::kCorrupt);
+  EXPECT_EQ(r.overruns(), 0u);
+}
+
+// PKT-PARAMS-05: the ring's codec is fixed; parameters for another codec are refused.
+TEST_F(RingTest, CodecParamsForAnotherCodecRefused) {
+  Init(4096, 200);
+  const uint8_t g[1] = {7};
+  const uint64_t lock = params()->lock;
+  EXPECT_EQ(writer_.set_codec_params(2, g, 1), Status::kInvalidArgument);
+  EXPECT_EQ(params()->lock, lock);
+  EXPECT_EQ(params()->generation, 0u);
+}
+
 TEST_F(RingTest, OverrunAfterExactlyOneLap) {
   Init(4096, 200);
   RingReader r;

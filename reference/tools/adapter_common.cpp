@@ -2,6 +2,7 @@
 #include "adapter_common.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,7 +15,42 @@
 
 #include "cuframes/cuframes.h"
 
+#ifdef CUFRAMES_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
 namespace cuframes::adapter {
+
+namespace {
+volatile sig_atomic_t g_term = 0;
+void OnTerm(int) {
+  g_term = 1;
+}
+}  // namespace
+
+bool CudaUsable() {
+  if (!cuframes_cuda_kind_built()) return false;
+#ifdef CUFRAMES_WITH_CUDA
+  // A build with CUDA on a machine without a driver or device: cudaGetDeviceCount fails or says
+  // 0, and a device that cannot be initialised fails cudaFree(nullptr).
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0 && cudaFree(nullptr) == cudaSuccess;
+#else
+  return false;
+#endif
+}
+
+void InstallTermHandler() {
+  struct sigaction sa {};
+  sa.sa_handler = OnTerm;
+  sa.sa_flags = SA_RESTART;  // library calls resume; the adapter's loops poll the flag
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool TermRequested() {
+  return g_term != 0;
+}
 
 int ExitCodeFor(int status) {
   switch (status) {

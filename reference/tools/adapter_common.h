@@ -81,6 +81,16 @@ void SetDiag(bool on, const std::string& key);
 // Prints {"event":"error","code":N,"name":"...","where":"..."}.
 void EmitError(int status, const std::string& where);
 
+// Returns true when `--kind cuda` can work here: the build has the CUDA kind and the machine has a
+// CUDA device that initialises (ADAPTER.md ADP-KIND-01; otherwise the adapter reports UNSUPPORTED
+// and exits 77).
+bool CudaUsable();
+
+// SIGTERM (ADP-SIG-01): InstallTermHandler() makes SIGTERM set a flag instead of killing the
+// process; TermRequested() reads it, so the adapter's loops end with a clean shut-down.
+void InstallTermHandler();
+bool TermRequested();
+
 // JSON string literal of `s` (quotes and escapes).
 std::string Quote(const std::string& s);
 

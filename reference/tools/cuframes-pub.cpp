@@ -5,7 +5,7 @@
 //                [--width W --height H] [--bytes B] [--packets N --packet-bytes B --gop G]
 //                [--codec C] [--max-proto V] [--wait-subscribers M] [--wait-timeout-ms T]
 //                [--ack-timeout-ms T] [--linger-ms T] [--file-mode 0600|0660]
-//                [--gate-at K] [--diag]
+//                [--ring-bytes R] [--gate-at K] [--diag]
 //
 // Publishes N frames (and/or N packets, interleaved) with the deterministic content of
 // adapter_common.h. Prints JSON lines on stdout:
@@ -21,15 +21,19 @@
 // --wait-subscribers), print the gate event and wait for one line (or EOF) on stdin: a test holds
 // the publisher there, still serving handshakes, until it has set up what it needs (e.g. a
 // replacement subscriber attached), without sleeps. --diag: see adapter_common.h.
-// --wait-subscribers M waits for M attached subscribers before publishing. After the last frame
-// it lingers until every subscriber has detached, at most --linger-ms (default 10000).
+// --wait-subscribers M waits until M subscribers have become ACTIVE (counting those that left
+// since, ADAPTER.md ADP-PUB-01) before publishing. After `done` it lingers while any subscriber is
+// ACTIVE, at most --linger-ms (default 10000, ADP-PUB-02). --ring-bytes R sets the packet ring's
+// capacity (ADP-PUB-03). SIGTERM ends the run with a clean shut-down and exit 0 (ADP-SIG-01).
 // $CUFRAMES_MAX_PROTO caps the protocol version when --max-proto is absent.
 // Exit codes: 0 ok, 1 usage, 2 protocol/peer error, 3 timeout, 4 verification, 77 unsupported.
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,11 +50,37 @@ using namespace cuframes::adapter;
 
 namespace {
 
+// Subscribers that have become ACTIVE since the start (ADP-PUB-01), counted from the library's
+// ATTACHED events, which its service thread reports.
+std::mutex g_attach_mu;
+std::condition_variable g_attach_cv;
+uint64_t g_attached_ever = 0;
+
+// Waits until `count` subscribers have become ACTIVE, at most `timeout_ms`, or SIGTERM. Returns
+// OK, TIMEOUT, or OK with TermRequested() set.
+int WaitAttachedEver(uint64_t count, uint64_t timeout_ms) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::unique_lock<std::mutex> lock(g_attach_mu);
+  while (g_attached_ever < count && !TermRequested()) {
+    if (std::chrono::steady_clock::now() >= until) return CUFRAMES_TIMEOUT;
+    // Bounded slices so that SIGTERM (a flag, no notify) is seen promptly.
+    g_attach_cv.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  return CUFRAMES_OK;
+}
+
 void OnEvent(void*, const cuframes_pub_event* e) {
   const std::string idx = std::to_string(e->subscriber_index);
   if (e->kind == CUFRAMES_PUB_EVENT_ATTACHED) {
     EmitJson("\"event\":\"subscriber\",\"index\":" + idx + ",\"pid\":" + std::to_string(e->pid) +
              ",\"start_seq\":" + std::to_string(e->start_seq));
+    // Counted after the event is printed, so that `subscriber` precedes the frames it lets
+    // start (ADAPTER.md ADP-EVENT-02).
+    {
+      std::lock_guard<std::mutex> lock(g_attach_mu);
+      ++g_attached_ever;
+    }
+    g_attach_cv.notify_all();
   } else {
     const char* kind = e->kind == CUFRAMES_PUB_EVENT_EVICTED ? "evicted" : "detached";
     EmitJson(std::string("\"event\":\"") + kind + "\",\"index\":" + idx +
@@ -71,7 +101,8 @@ void Usage() {
                "  [--max-subscribers M] [--width W --height H] [--bytes B]\n"
                "  [--packets N --packet-bytes B --gop G --codec C] [--max-proto V]\n"
                "  [--wait-subscribers M] [--wait-timeout-ms T] [--ack-timeout-ms T]\n"
-               "  [--linger-ms T] [--file-mode 0600|0660] [--gate-at K] [--diag]\n");
+               "  [--linger-ms T] [--file-mode 0600|0660] [--ring-bytes R] [--gate-at K]\n"
+               "  [--diag]\n");
 }
 
 }  // namespace
@@ -79,16 +110,33 @@ void Usage() {
 int main(int argc, char** argv) {
   Args args;
   if (!ParseArgs(argc, argv,
-                 {"key", "frames", "kind", "slots", "max-subscribers", "width", "height", "bytes",
-                  "packets", "packet-bytes", "gop", "codec", "max-proto", "wait-subscribers",
-                  "wait-timeout-ms", "ack-timeout-ms", "linger-ms", "file-mode", "gate-at"},
+                 {"key",
+                  "frames",
+                  "kind",
+                  "slots",
+                  "max-subscribers",
+                  "width",
+                  "height",
+                  "bytes",
+                  "packets",
+                  "packet-bytes",
+                  "gop",
+                  "codec",
+                  "max-proto",
+                  "wait-subscribers",
+                  "wait-timeout-ms",
+                  "ack-timeout-ms",
+                  "linger-ms",
+                  "file-mode",
+                  "gate-at",
+                  "ring-bytes"},
                  {"diag"}, &args) ||
       !args.Has("key")) {
     Usage();
     return kExitUsage;
   }
   uint64_t frames, slots, max_subs, width, height, bytes, packets, packet_bytes, gop, codec;
-  uint64_t wait_subs, wait_timeout, ack_timeout, linger, gate_at;
+  uint64_t wait_subs, wait_timeout, ack_timeout, linger, gate_at, ring_bytes;
   const bool gate = args.Has("gate-at");
   uint32_t proto_cap = 0;
   const bool ok = args.U64("frames", 0, &frames) && args.U64("slots", 4, &slots) &&
@@ -100,18 +148,23 @@ int main(int argc, char** argv) {
                   args.U64("wait-timeout-ms", 10000, &wait_timeout) &&
                   args.U64("ack-timeout-ms", 2000, &ack_timeout) &&
                   args.U64("linger-ms", 10000, &linger) && args.U64("gate-at", 0, &gate_at) &&
-                  ProtoCap(args, &proto_cap);
+                  args.U64("ring-bytes", 0, &ring_bytes) && ProtoCap(args, &proto_cap);
   const std::string kind = args.Str("kind", "host");
   const std::string mode = args.Str("file-mode", "0600");
   if (!ok || (kind != "host" && kind != "cuda") || (mode != "0600" && mode != "0660") ||
-      packet_bytes == 0 || packet_bytes > 0xffffffffull) {
-    Usage();
+      packet_bytes == 0 || packet_bytes > 0xffffffffull || slots > 0xffffffffull ||
+      max_subs > 0xffffffffull || width > 0xffffffffull || height > 0xffffffffull ||
+      ack_timeout > INT32_MAX || wait_timeout > INT32_MAX || codec > 0xffffffffull ||
+      (args.Has("ring-bytes") && (ring_bytes < 4096 || (ring_bytes & (ring_bytes - 1)) != 0 ||
+                                  ring_bytes < 2 * (packet_bytes + 32)))) {
+    Usage();  // ADP-ARGS-01 / ADP-PUB-03: a value the option does not accept
     return kExitUsage;
   }
-  if (kind == "cuda" && !cuframes_cuda_kind_built()) {
-    EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: this build has no CUDA kind");
+  if (kind == "cuda" && !CudaUsable()) {  // ADP-KIND-01
+    EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: no CUDA kind in this build or no usable device");
     return kExitUnsupported;
   }
+  InstallTermHandler();
   SetDiag(args.Has("diag"), args.Str("key", ""));
   if (bytes == 0) bytes = width != 0 && height != 0 ? width * height * 3 / 2 : 4096;
   const std::string key = args.Str("key", "");
@@ -131,7 +184,8 @@ int main(int argc, char** argv) {
   o.max_proto_version = proto_cap;
   o.file_mode = mode == "0660" ? 0660 : 0600;
   if (packets > 0) {
-    o.packet_capacity = NextPow2(std::max<uint64_t>(65536, 8 * (packet_bytes + 64)));
+    o.packet_capacity =
+        ring_bytes != 0 ? ring_bytes : NextPow2(std::max<uint64_t>(65536, 8 * (packet_bytes + 64)));
     o.max_packet_bytes = static_cast<uint32_t>(packet_bytes);
     o.codec = static_cast<uint32_t>(codec);
   }
@@ -147,8 +201,7 @@ int main(int argc, char** argv) {
            ",\"kind\":" + Quote(kind));
   int exit_code = kExitOk;
   if (wait_subs > 0) {
-    s = cuframes_pub_wait_subscribers(pub, static_cast<uint32_t>(wait_subs),
-                                      static_cast<int32_t>(wait_timeout));
+    s = WaitAttachedEver(wait_subs, wait_timeout);
     if (s != CUFRAMES_OK) {
       EmitError(s, "wait-subscribers");
       cuframes_pub_destroy(pub);
@@ -175,11 +228,27 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> staging(bytes);
   std::vector<uint8_t> packet(packet_bytes);
   const int32_t acquire_timeout = static_cast<int32_t>(ack_timeout + 10000);
+  bool finished = !TermRequested();
   for (uint64_t i = 1; i <= std::max(frames, packets) && exit_code == kExitOk; ++i) {
     wait_gate(i);
+    if (TermRequested()) {
+      finished = false;
+      break;
+    }
     if (i <= frames) {
       cuframes_slot slot;
-      s = cuframes_pub_acquire(pub, acquire_timeout, &slot);
+      // Acquire in short slices so that SIGTERM is seen while waiting for ACKs; the library's ACK
+      // timeout runs from the first slice (it keeps the wait's start for the same frame).
+      const auto until =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(acquire_timeout);
+      do {
+        s = cuframes_pub_acquire(pub, 50, &slot);
+      } while (s == CUFRAMES_TIMEOUT && !TermRequested() &&
+               std::chrono::steady_clock::now() < until);
+      if (s == CUFRAMES_TIMEOUT && TermRequested()) {
+        finished = false;
+        break;
+      }
       if (s != CUFRAMES_OK) {
         EmitError(s, "acquire");
         exit_code = ExitCodeFor(s);
@@ -248,13 +317,15 @@ int main(int argc, char** argv) {
                ",\"checksum\":\"" + Hex64(Fnv1a64(packet.data(), size)) + "\"");
     }
   }
-  if (exit_code == kExitOk) {
+  // ADP-EVENT-02: `done` before the linger and before the shut-down begins.
+  if (exit_code == kExitOk && finished) {
     EmitJson("\"event\":\"done\",\"frames\":" + std::to_string(frames) +
              ",\"packets\":" + std::to_string(packets));
   }
-  // Linger until every subscriber has read what it wanted and detached (bounded).
+  // Linger while any subscriber is ACTIVE (ADP-PUB-02), bounded; SIGTERM cuts it short.
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(linger);
-  while (cuframes_pub_subscriber_count(pub) > 0 && std::chrono::steady_clock::now() < until) {
+  while (!TermRequested() && cuframes_pub_subscriber_count(pub) > 0 &&
+         std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   cuframes_pub_destroy(pub);

@@ -4,7 +4,7 @@
 //   cuframes-sub --key K [--frames N] [--packets N] [--timeout-ms T] [--max-proto V]
 //                [--kind host|cuda|any] [--hold-ms T] [--verify-hold] [--seed S]
 //                [--hold-max-us U] [--connect-timeout-ms T] [--no-release-after N]
-//                [--reconnect N] [--reconnect-timeout-ms T] [--wait-params] [--diag]
+//                [--reconnect N] [--reconnect-timeout-ms T] [--wait-params] [--gop G] [--diag]
 //
 // Reads N frames and/or N packets (interleaved, frames first) and verifies the deterministic
 // content of adapter_common.h. Prints JSON lines on stdout:
@@ -25,8 +25,12 @@
 // 10000); up to N times. --frames/--packets count per session; "done" ends the last session.
 // --wait-params: poll get_codec_params (every millisecond, at most --timeout-ms) while it says
 // NO_CODEC_PARAMS, as a decoder waiting for its SPS/PPS would. --diag: see adapter_common.h.
+// --gop G: a packet is also valid only if its KEYFRAME flag matches (k - 1) mod G == 0
+// (ADAPTER.md ADP-SUB-01). With --frames and --packets it alternates frame, packet (ADP-SUB-02).
+// SIGTERM closes the session (DETACH OK) and exits 0 (ADP-SIG-01).
 // $CUFRAMES_MAX_PROTO caps the protocol version when --max-proto is absent.
 // Exit codes: 0 ok, 1 usage, 2 protocol/peer error, 3 timeout, 4 verification, 77 unsupported.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -109,14 +113,14 @@ int main(int argc, char** argv) {
   if (!ParseArgs(argc, argv,
                  {"key", "frames", "packets", "timeout-ms", "max-proto", "kind", "hold-ms", "seed",
                   "connect-timeout-ms", "no-release-after", "hold-max-us", "reconnect",
-                  "reconnect-timeout-ms"},
+                  "reconnect-timeout-ms", "gop"},
                  {"verify-hold", "diag", "wait-params"}, &args) ||
       !args.Has("key")) {
     Usage();
     return kExitUsage;
   }
   uint64_t frames, packets, timeout_ms, hold_ms, seed, connect_timeout, no_release_after;
-  uint64_t hold_max_us, reconnect, reconnect_timeout;
+  uint64_t hold_max_us, reconnect, reconnect_timeout, gop;
   uint32_t proto_cap = 0;
   const bool ok =
       args.U64("frames", 0, &frames) && args.U64("packets", 0, &packets) &&
@@ -124,17 +128,19 @@ int main(int argc, char** argv) {
       args.U64("seed", 1, &seed) && args.U64("connect-timeout-ms", 2000, &connect_timeout) &&
       args.U64("no-release-after", UINT64_MAX, &no_release_after) &&
       args.U64("hold-max-us", 2000, &hold_max_us) && args.U64("reconnect", 0, &reconnect) &&
-      args.U64("reconnect-timeout-ms", 10000, &reconnect_timeout) &&
+      args.U64("reconnect-timeout-ms", 10000, &reconnect_timeout) && args.U64("gop", 0, &gop) &&
+      (!args.Has("gop") || gop > 0) && connect_timeout <= INT32_MAX &&
       reconnect_timeout <= INT32_MAX && ProtoCap(args, &proto_cap) && timeout_ms <= INT32_MAX;
   const std::string kind = args.Str("kind", "any");
   if (!ok || (kind != "host" && kind != "cuda" && kind != "any")) {
     Usage();
     return kExitUsage;
   }
-  if (kind == "cuda" && !cuframes_cuda_kind_built()) {
-    EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: this build has no CUDA kind");
+  if (kind == "cuda" && !CudaUsable()) {  // ADP-KIND-01
+    EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: no CUDA kind in this build or no usable device");
     return kExitUnsupported;
   }
+  InstallTermHandler();
   SetDiag(args.Has("diag"), args.Str("key", ""));
   const std::string key = args.Str("key", "");
   const bool verify_hold = args.Has("verify-hold");
@@ -148,7 +154,9 @@ int main(int argc, char** argv) {
   o.want_packets = packets > 0 ? 1 : 0;
   o.connect_timeout_ms = static_cast<uint32_t>(connect_timeout);
   const uint32_t host = CUFRAMES_KIND_BIT(CUFRAMES_KIND_HOST);
-  const uint32_t cuda = cuframes_cuda_kind_built() ? CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC) : 0;
+  // --kind any offers what this build and machine support (ADAPTER.md section 2).
+  const uint32_t cuda =
+      kind != "host" && CudaUsable() ? CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC) : 0;
   o.kinds_mask = kind == "host" ? host : kind == "cuda" ? cuda : host | cuda;
   const auto timeout = static_cast<int32_t>(timeout_ms);
   int exit_code = kExitOk;
@@ -201,10 +209,30 @@ int main(int argc, char** argv) {
           exit_code = ExitCodeFor(s);
         }
       }
-      while (exit_code == kExitOk && (got_frames < frames || got_packets < packets)) {
+      bool stopped = false;  // SIGTERM: close (DETACH OK) and exit 0 (ADP-SIG-01)
+      // Each blocking call waits at most --timeout-ms (ADP-SUB-02), in slices so SIGTERM is seen.
+      auto sliced = [&](auto&& call) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+        int r;
+        do {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                until - std::chrono::steady_clock::now())
+                                .count();
+          r = call(static_cast<int32_t>(std::clamp<int64_t>(left, 0, 100)));
+        } while (r == CUFRAMES_TIMEOUT && !TermRequested() &&
+                 std::chrono::steady_clock::now() < until);
+        if (r == CUFRAMES_TIMEOUT && TermRequested()) stopped = true;
+        return r;
+      };
+      while (exit_code == kExitOk && !stopped && (got_frames < frames || got_packets < packets)) {
+        if (TermRequested()) {
+          stopped = true;
+          break;
+        }
         if (got_frames < frames) {
           cuframes_frame f;
-          s = cuframes_sub_next_frame(sub, timeout, &f);
+          s = sliced([&](int32_t t) { return cuframes_sub_next_frame(sub, t, &f); });
+          if (stopped) break;
           if (s != CUFRAMES_OK) {
             EmitError(last = s, "next_frame");
             exit_code = ExitCodeFor(s);
@@ -247,8 +275,11 @@ int main(int argc, char** argv) {
         }
         if (got_packets < packets) {
           cuframes_packet p;
-          s = cuframes_sub_next_packet(sub, timeout, packet.data(),
-                                       static_cast<uint32_t>(packet.size()), &p);
+          s = sliced([&](int32_t t) {
+            return cuframes_sub_next_packet(sub, t, packet.data(),
+                                            static_cast<uint32_t>(packet.size()), &p);
+          });
+          if (stopped) break;
           if (s == CUFRAMES_INVALID_ARGUMENT && p.size > packet.size()) {
             packet.resize(p.size);
             continue;
@@ -262,7 +293,9 @@ int main(int argc, char** argv) {
             exit_code = ExitCodeFor(s);
             break;
           }
-          const bool valid = CheckPacket(packet.data(), p.size, p.seq);
+          const bool key_flag = (p.flags & CUFRAMES_PACKET_KEYFRAME) != 0;
+          const bool valid = CheckPacket(packet.data(), p.size, p.seq) &&
+                             (gop == 0 || key_flag == PacketIsKey(p.seq, gop));
           EmitJson("\"event\":\"packet\",\"seq\":" + std::to_string(p.seq) +
                    ",\"size\":" + std::to_string(p.size) +
                    ",\"keyframe\":" + ((p.flags & CUFRAMES_PACKET_KEYFRAME) ? "true" : "false") +
@@ -274,7 +307,7 @@ int main(int argc, char** argv) {
           if (p.seq >= packets) got_packets = packets;
         }
       }
-      if (exit_code == kExitOk) {
+      if (exit_code == kExitOk && !stopped) {
         EmitJson("\"event\":\"done\",\"frames\":" + std::to_string(got_frames) +
                  ",\"packets\":" + std::to_string(got_packets));
       }

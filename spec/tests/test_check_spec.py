@@ -164,6 +164,12 @@ def test_real_twin_passes_the_spec_checks():
     assert problems == [], "\n".join(map(str, problems))
 
 
+def test_real_twin_agrees_with_both_documents():
+    """The repository's twin, PROTOCOL.md and ADAPTER.md, every check including the statement
+    comparison: what ci runs as check_spec.py."""
+    assert cs.main([]) == 0
+
+
 def test_real_twin_generates_a_header():
     spec, _ = cs.load_spec(cs.DEFAULT_SPEC)
     text = gh.generate(spec, "spec/cuframes.json", "0" * 64)
@@ -568,10 +574,63 @@ def test_tag_in_table_cell():
     assert (tag.id, tag.section, tag.text) == ("T-CELL-01", "6", "Cell text.")
 
 
-def test_long_text_is_cut():
-    text = "## 1 L\n\n[L-LONG-01 MUST] " + "word " * 100 + "\n"
+def test_long_text_is_whole():
+    text = "## 1 L\n\n[L-LONG-01 MUST] " + "word " * 100 + "end.\n"
     (tag,) = cs.parse_text(text).tags
-    assert len(tag.text) <= cs.TEXT_MAX_LEN
+    assert tag.text == "word " * 100 + "end."
+
+
+def test_twin_text_differs_from_the_text():
+    s = make_spec()
+    s["requirements"][0]["text"] = "The publisher writes it twice."
+    p = run(spec=s)
+    assert has(p, "req-text", "X-ONE-01")
+    assert codes(p) == {"req-text"}
+
+
+def test_twin_text_compares_whitespace_and_markdown_normalised():
+    s = make_spec()
+    s["requirements"][0]["text"] = "The  `publisher`\n writes *it*."
+    assert run(spec=s) == []
+
+
+def test_adapter_requirements_sync_with_adapter_md():
+    s = make_spec()
+    s["requirements"].append({"id": "ADP-X-01", "level": "MUST", "section": "3",
+                              "document": "ADAPTER.md", "text": "An adapter prints it."})
+    adapter = "# A\n\n## 3 Events\n\n[ADP-X-01 MUST] An adapter prints it.\n"
+    assert cs.check_all(s, TEXT, "PROTOCOL.md", adapter) == []
+    p = cs.check_all(s, TEXT, "PROTOCOL.md", adapter.replace("prints it", "prints them"))
+    assert has(p, "req-text", "ADP-X-01")
+    p = cs.check_all(s, TEXT, "PROTOCOL.md", "# A\n")
+    assert has(p, "req-twin-only", "ADP-X-01")
+    s["requirements"][-1]["document"] = "OTHER.md"
+    assert has(cs.check_all(s, TEXT), "req-document", "ADP-X-01")
+
+
+def test_release_and_clarifications_accepted():
+    s = make_spec()
+    s["release"] = "0.3"
+    s["clarifications"] = [{"id": "X-ONE-01", "reason": "tightened"},
+                           {"id": "sm:publisher/OPEN/STOP", "reason": "row changed"}]
+    assert run(spec=s) == []
+
+
+@pytest.mark.parametrize("bad, code", [
+    ({"release": 3}, "release-shape"),
+    ({"release": "v0.3"}, "release-shape"),
+    ({"clarifications": {}}, "release-shape"),
+    ({"clarifications": [{"id": "X-NONE-01", "reason": "r"}]}, "release-unknown"),
+    ({"clarifications": [{"id": "sm:publisher/OPEN/NOPE", "reason": "r"}]}, "release-unknown"),
+    ({"clarifications": [{"id": "X-ONE-01", "reason": " "}]}, "release-reason"),
+    ({"clarifications": [{"id": "X-ONE-01"}]}, "release-reason"),
+    ({"clarifications": [{"id": "X-ONE-01", "reason": "a"}, {"id": "X-ONE-01", "reason": "b"}]},
+     "release-shape"),
+])
+def test_release_keys_malformed(bad, code):
+    s = make_spec()
+    s.update(bad)
+    assert code in codes(run(spec=s))
 
 
 def test_duplicate_id_in_text():
@@ -670,7 +729,9 @@ def cli(*args):
 
 def test_cli_ok_summary(tmp_path):
     sp, tp = write_pair(tmp_path)
-    r = cli("--spec", sp, "--text", tp)
+    ap = tmp_path / "ADAPTER.md"
+    ap.write_text("# Adapter\n")
+    r = cli("--spec", sp, "--text", tp, "--adapter", ap)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == ("spec check: 5 structs, 8 messages, 6 errors, 3 requirements "
                                 "(1 MUST, 1 SHOULD, 1 MAY): OK")
@@ -723,7 +784,8 @@ def test_extract_write_replaces_only_the_requirements(tmp_path):
     sp.write_text(raw)
     tp.write_text(TEXT)
     r = subprocess.run([sys.executable, str(TOOLS / "extract_requirements.py"), "--write",
-                        "--spec", str(sp), "--text", str(tp)], capture_output=True, text=True)
+                        "--spec", str(sp), "--text", str(tp), "--adapter",
+                        str(tmp_path / "none.md")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = sp.read_text()
     assert '"byte_order":    "little"' in out
@@ -735,7 +797,8 @@ def test_extract_write_replaces_only_the_requirements(tmp_path):
     assert cs.check_all(json.loads(out), TEXT) == []
     before = sp.read_text()
     subprocess.run([sys.executable, str(TOOLS / "extract_requirements.py"), "--write",
-                    "--spec", str(sp), "--text", str(tp)], check=True, capture_output=True)
+                    "--spec", str(sp), "--text", str(tp), "--adapter", str(tmp_path / "none.md")],
+                   check=True, capture_output=True)
     assert sp.read_text() == before
 
 

@@ -449,6 +449,10 @@ def test_pair_signature():
     assert sb.signature(ok) == "ok"
     bad = dict(ok, sub_rc=2, done=False, errors=["NO_PACKET_RING"])
     assert sb.signature(bad) == "publisher exit 0, subscriber exit 2, errors NO_PACKET_RING"
+    # the publisher timing out waiting for a subscriber that already left is the same outcome
+    raced = dict(bad, pub_rc=3, errors=["NO_PACKET_RING", "pub:TIMEOUT"])
+    assert sb.signature(raced) == sb.signature(bad)
+    assert sb.signature(dict(ok, pub_rc=3)) != "ok"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,6 +461,8 @@ def test_pair_signature():
 
 @pytest.fixture
 def scratch_repo(tmp_path):
+    """A git repository holding this tree's spec/ (tools, releases, and the current spec files
+    without a "release" key, so that check_spec passes on them)."""
     if not shutil.which("git"):
         pytest.skip("git is not installed")
     repo = tmp_path / "repo"
@@ -465,13 +471,17 @@ def scratch_repo(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(SPEC / "releases", repo / "spec" / "releases")
     for name in sg.SPEC_FILES:
-        shutil.copy(SPEC / "releases" / "0.2" / name, repo / "spec" / name)
+        shutil.copy(SPEC / name, repo / "spec" / name)
+    twin = json.loads((SPEC / "cuframes.json").read_text(encoding="utf-8"))
+    twin.pop("release", None)
+    (repo / "spec" / "cuframes.json").write_text(json.dumps(twin, indent=1), encoding="utf-8")
 
     def git(*a):
-        subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *a], cwd=repo,
+                       check=True, capture_output=True)
     git("init", "-q")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "base")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
     return repo, git
 
 
@@ -483,41 +493,41 @@ def _scratch_gate(repo, *args):
 def test_release_cut_and_git_ref(scratch_repo):
     repo, git = scratch_repo
     twin_path = repo / "spec" / "cuframes.json"
-    r = _scratch_gate(repo, "release", "0.3")
+    r = _scratch_gate(repo, "release", "9.1")
     assert r.returncode == 1 and 'no top-level "release"' in r.stderr
     twin = json.loads(twin_path.read_text())
-    twin["release"] = "0.4"
+    twin["release"] = "9.2"
     twin_path.write_text(json.dumps(twin, indent=1))
-    r = _scratch_gate(repo, "release", "0.3")
+    r = _scratch_gate(repo, "release", "9.1")
     assert r.returncode == 1 and "uncommitted" in r.stderr
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "0.4 key")
-    r = _scratch_gate(repo, "--release", "0.3")
-    assert r.returncode == 1 and "not '0.3'" in r.stderr
-    twin["release"] = "0.3"
+    git("commit", "-qam", "9.2 key")
+    r = _scratch_gate(repo, "--release", "9.1")
+    assert r.returncode == 1 and "not '9.1'" in r.stderr
+    twin["release"] = "9.1"
     twin_path.write_text(json.dumps(twin, indent=1))
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "0.3 key")
-    r = _scratch_gate(repo, "release", "0.3")
+    git("commit", "-qam", "9.1 key")
+    r = _scratch_gate(repo, "release", "9.1")
     assert r.returncode == 0, r.stderr
     index = json.loads((repo / "spec" / "releases" / "index.json").read_text())
-    assert [x["version"] for x in index["releases"]] == ["0.2", "0.3"]
+    assert [x["version"] for x in index["releases"]][-1] == "9.1"
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                           text=True).stdout.strip()
-    assert index["releases"][1]["commit"] == head
-    assert _scratch_gate(repo, "release", "0.3").returncode == 1          # exists
-    assert _scratch_gate(repo, "release", "0.2.5").returncode == 1        # not newer
-    # The default REF is now 0.3: no changes.
+    assert index["releases"][-1]["commit"] == head
+    assert json.loads((repo / "spec" / "releases" / "9.1" / "cuframes.json").read_text()) == twin
+    assert _scratch_gate(repo, "release", "9.1").returncode == 1          # exists
+    assert _scratch_gate(repo, "release", "0.1").returncode == 1          # not newer
+    # The default REF is now 9.1: no changes.
     r = _scratch_gate(repo, "--no-behaviour", "--reports", str(repo / "reports"))
-    assert r.returncode == 0 and "no changes" in r.stdout and "release 0.3" in r.stdout
-    # Against 0.2 the "release" key is metadata, not a change.
-    r = _scratch_gate(repo, "--against", "0.2", "--no-behaviour", "--reports",
-                      str(repo / "reports"))
-    assert r.returncode == 0 and "no changes" in r.stdout, r.stdout
-    # A git ref: the commit before "0.3 key" had release 0.4, and the tree after it moves a
-    # field.
-    _write_twin_like_release(twin_path, MOVE_FLAGS)
+    assert r.returncode == 0 and "no changes" in r.stdout and "release 9.1" in r.stdout, r.stdout
+    # A git ref: the commit before "9.1 key" (release 9.2, the same spec otherwise) against a
+    # tree that moves a field. The "release" key itself is metadata, not a change.
+    fm = next(f for f in twin["structs"]["FrameMeta"]["fields"] if f["name"] == "flags")
+    fm["offset"] += 4
+    twin_path.write_text(json.dumps(twin, indent=1))
     r = _scratch_gate(repo, "--against", "HEAD~1", "--no-behaviour", "--reports",
                       str(repo / "reports"))
-    assert r.returncode == 1 and "FIELD_MOVED" in r.stdout and "HEAD~1" in r.stdout
+    assert r.returncode == 1 and "HEAD~1" in r.stdout, r.stdout
+    assert "FIELD_MOVED" in r.stdout and "changes: 1 BREAKING" in r.stdout, r.stdout
 
 
 def test_pair_driver_against_the_built_adapters():
@@ -532,3 +542,101 @@ def test_pair_driver_against_the_built_adapters():
     refused = sb.run_pair(pub, sub, *scen["packets, subscriber capped at v1"], key + "b")
     assert refused["sub_rc"] == 2 and "NO_PACKET_RING" in refused["errors"], refused
     assert not list(Path("/dev/shm").glob(f"cuframes-{key}*"))
+
+
+def test_full_requirement_text_beats_the_cut_twin_text():
+    md = (SPEC / "releases" / "0.2" / "PROTOCOL.md").read_text(encoding="utf-8")
+    full = sg.full_requirement_text(md)
+    twin = {r["id"]: r["text"] for r in release()["requirements"]}
+    assert set(full) == set(twin)
+    cut = [rid for rid, t in twin.items() if len(t) >= 239]
+    assert cut, "the v0.2 twin cuts long requirement texts"
+    for rid in cut:
+        assert len(full[rid]) > len(twin[rid]) and full[rid].startswith(twin[rid][:200]), rid
+    # A change past the twin's 240 characters is still seen, through the text.
+    rid = cut[0]
+    changed = dict(full, **{rid: full[rid] + " Unless the peer is closed."})
+    changes = sd.diff_twins(release(), release(), full, changed)
+    assert [(c.rule, c.clar_id) for c in changes] == [("REQUIREMENT_TEXT_CHANGED", rid)]
+    assert sg.full_requirement_text(None) == {} and sg.full_requirement_text("") == {}
+
+
+def test_protocol_text_outside_tags_is_reported(tmp_path):
+    md = (SPEC / "releases" / "0.2" / "PROTOCOL.md").read_text(encoding="utf-8")
+    new_md = tmp_path / "PROTOCOL.md"
+    new_md.write_text(md.replace("\n## ", "\nAn added explanatory line.\n\n## ", 1),
+                      encoding="utf-8")
+    assert sg.untagged_text_delta(md, new_md.read_text(encoding="utf-8")) == 1
+    r = _gate("--old-spec", str(RELEASE_TWIN), "--old-text", str(SPEC / "releases" / "0.2" /
+              "PROTOCOL.md"), "--spec", str(RELEASE_TWIN), "--text", str(new_md),
+              "--no-behaviour", "--reports", str(tmp_path / "r"))
+    assert r.returncode == 0 and "PROTOCOL_TEXT_CHANGED" in r.stdout, r.stdout
+
+
+def test_cli_clarified_new_must_needs_a_case(tmp_path):
+    """A new MUST acknowledged as a clarification passes the diff, and then needs a case: with
+    no harness the gate cannot tell (exit 2), with one naming it it passes, and an exemption
+    would do too."""
+    twin = apply_edits(release(), [
+        {"add": "requirements", "value": {"id": "MSG-PING-03", "level": "MUST", "section": "3.9",
+                                          "text": "A peer answers at most one PING per ms."}},
+        {"add": "release", "value": "0.3"},
+        {"add": "clarifications", "value": [{"id": "MSG-PING-03", "reason": "was open"},
+                                            {"id": "SM-SUB-02", "reason": "nothing changed"}]}])
+    path = tmp_path / "cuframes.json"
+    path.write_text(json.dumps(twin, indent=1))
+    ex = tmp_path / "ex.txt"
+    ex.write_text("")
+    base = ["--old-spec", str(RELEASE_TWIN), "--spec", str(path), "--no-behaviour",
+            "--exemptions", str(ex), "--reports", str(tmp_path / "r")]
+    r = _gate(*base, "--harness", str(tmp_path / "missing"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "clarification" in r.stdout and "MUST coverage: could not be determined" in r.stdout
+    assert "CLARIFICATION_STALE" in r.stdout and "SM-SUB-02" in r.stdout
+    assert "clarifications: 1 of 2 listed" in r.stdout
+    assert "title=COVERAGE_UNKNOWN" in (tmp_path / "r" / "spec-gate.annotations").read_text()
+    h = _fake_harness(tmp_path, [{"id": "3.9/ping-rate", "requirements": ["MSG-PING-03"]}])
+    r = _gate(*base, "--harness", str(h))
+    assert r.returncode == 0, r.stdout + r.stderr
+    h = _fake_harness(tmp_path, [{"id": "3.9/other", "requirements": ["MSG-PING-01"]}])
+    r = _gate(*base, "--harness", str(h))
+    assert r.returncode == 1 and "UNTESTED_MUST" in (tmp_path / "r" /
+                                                     "spec-gate.annotations").read_text()
+    ex.write_text("MSG-PING-03   verified by a reference unit test\n")
+    assert _gate(*base, "--harness", str(h)).returncode == 0
+
+
+def test_ref_worktree_is_made_once_and_reused(scratch_repo, tmp_path):
+    repo, git = scratch_repo
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                          text=True).stdout.strip()
+    log = tmp_path / "log"
+    wt = sb.ensure_worktree(repo, head, log)
+    assert wt == repo / "build" / "spec-gate" / f"ref-{head[:12]}"
+    assert (wt / "spec" / "cuframes.json").exists()
+    marker = wt / "build-marker"
+    marker.write_text("kept")          # a build dir inside it survives the next run
+    assert sb.ensure_worktree(repo, head, log) == wt and marker.exists()
+    with pytest.raises(sb.BehaviourError, match="not in this clone"):
+        sb.ensure_worktree(repo, "0" * 40, log)
+
+
+def test_a_twin_that_stops_cutting_text_is_not_a_change():
+    old = release()
+    full = sg.full_requirement_text((SPEC / "releases" / "0.2" / "PROTOCOL.md")
+                                    .read_text(encoding="utf-8"))
+    new = copy.deepcopy(old)
+    for r in new["requirements"]:
+        r["text"] = full[r["id"]]
+    assert sd.diff_twins(old, new) == []
+    new["requirements"][0]["text"] = "Unless closed, " + new["requirements"][0]["text"]
+    assert [c.rule for c in sd.diff_twins(old, new)] == ["REQUIREMENT_TEXT_CHANGED"]
+
+
+def test_contract_cause_names_refused_arguments():
+    failed = {"failure": {"detail": "$ pub --ring-bytes 65536\n  status: exit 1\nunknown option: "
+                                    "--ring-bytes\nusage: ..."}}
+    other = {"failure": {"detail": "unknown option: --gop", "actual": "no connection"}}
+    cause = sb.contract_cause([failed, other, {"failure": {"detail": "fine"}}, {}])
+    assert "--ring-bytes, --gop" in cause and "adapter contract" in cause
+    assert sb.contract_cause([{"failure": {"actual": "DETACH(reason=2)"}}]) == ""

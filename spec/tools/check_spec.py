@@ -20,10 +20,14 @@ What it checks, one function per check (each returns a list of Problem):
                           declared states, errors name the errors table
   check_requirements      twin requirement list: syntax, level, no duplicates
   check_text              PROTOCOL.md: no TODO/TBD, tags well formed, no duplicate IDs
-  check_sync              every tagged ID is in both text and twin, same level, same section
+  check_sync              every tagged ID is in both text and twin, same level, same section,
+                          same statement (whitespace-normalised, markdown stripped); IDs of
+                          ADAPTER.md (twin key "document") are held against that document
+  check_release           "release" and "clarifications" (the spec-change gate's input): shape,
+                          every clarified ID or state-table row exists, every reason non-empty
 
 Usage:
-  check_spec.py [--spec PATH] [--text PATH] [--json]
+  check_spec.py [--spec PATH] [--text PATH] [--adapter PATH] [--json]
 Exit status: 0 when no problem is found, 1 otherwise (2 for a usage error).
 
 Python 3.11+ standard library only; extract_requirements.py imports parse_text() from here.
@@ -53,7 +57,13 @@ TYPE_SIZES: dict[str, int | None] = {
 }
 INTEGER_TYPES = {"u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"}
 SHARED_REGIONS = ("shm", "ring")
-TEXT_MAX_LEN = 240   # requirement text in the twin: the tagged statement, cut to this length
+# The twin carries each requirement's whole statement; check_sync compares it with the text.
+DEFAULT_ADAPTER = SPEC_DIR / "ADAPTER.md"
+# Documents a requirement of the twin may come from (its "document" key; PROTOCOL.md if absent).
+DOCUMENTS = ("PROTOCOL.md", "ADAPTER.md")
+RELEASE_RE = re.compile(r"^[0-9]+\.[0-9]+$")
+# A clarification names a requirement ID or a state-table row "sm:<machine>/<FROM>/<EVENT>".
+SM_ROW_RE = re.compile(r"^sm:([a-z_]+)/([A-Z_]+)/([A-Z_]+)$")
 
 # Facts the original design fixed; a change here is a protocol break, not a typo fix.
 REQUIRED_STRUCT_SIZES = {"FrameMeta": 64, "SlotDescriptor": 192, "SubscriberSlot": 128,
@@ -751,9 +761,8 @@ def _split_sentences(s: str) -> list[str]:
     return [p for p in (x.strip() for x in SENTENCE_END_RE.split(s)) if p]
 
 
-def tag_sentence(block: str, start: int, end: int, max_len: int = TEXT_MAX_LEN) -> str:
-    """The statement a tag at block[start:end] labels, as plain text without tags, cut to
-    max_len characters.
+def tag_sentence(block: str, start: int, end: int) -> str:
+    """The whole statement a tag at block[start:end] labels, as plain text without tags.
 
     Convention of PROTOCOL.md: a tag opens its statement, which runs to the next tag or the end
     of the paragraph, list item or table cell ("[ID MUST] The publisher ... . [ID2 MUST] ...").
@@ -772,7 +781,14 @@ def tag_sentence(block: str, start: int, end: int, max_len: int = TEXT_MAX_LEN) 
         sentence = sents[-1] if sents else ""
         if after and sentence and sentence[-1] not in ".!?":
             sentence += after.strip()[:1]
-    return sentence[:max_len].rstrip()
+    return sentence.rstrip()
+
+
+def normalize_text(s: str) -> str:
+    """A requirement statement in the form check_sync compares: markdown emphasis, code marks
+    and links stripped (strip_markdown), whitespace collapsed. Applied to both sides, so a twin
+    text written with or without backticks compares equal to the tagged sentence."""
+    return strip_markdown(s)
 
 
 def _blocks(markdown: str):
@@ -920,9 +936,16 @@ def check_requirements(spec: dict) -> list[Problem]:
     return problems
 
 
-def check_sync(spec: dict, parsed: ParsedText) -> list[Problem]:
-    """Each ID tagged in the text is in the twin and vice versa, with the same level, and the
-    twin's section equals the numbered heading the tag sits under."""
+def requirement_document(r: dict) -> str:
+    """The document a twin requirement is tagged in: its "document" key, PROTOCOL.md if absent."""
+    doc = r.get("document", "PROTOCOL.md")
+    return doc if isinstance(doc, str) else ""
+
+
+def check_sync(spec: dict, parsed: ParsedText, document: str = "PROTOCOL.md") -> list[Problem]:
+    """Each ID tagged in `document` is in the twin (with that document) and vice versa, with the
+    same level, the twin's section equal to the numbered heading the tag sits under, and the
+    twin's text equal to the tagged statement (both normalised by normalize_text)."""
     problems: list[Problem] = []
     text_by_id: dict[str, Tag] = {}
     for t in parsed.tags:
@@ -935,8 +958,12 @@ def check_sync(spec: dict, parsed: ParsedText) -> list[Problem]:
     for rid, t in text_by_id.items():
         r = twin_by_id.get(rid)
         if r is None:
-            problems.append(Problem("req-text-only", rid, f"tagged in the text (line {t.line}, "
+            problems.append(Problem("req-text-only", rid, f"tagged in {document} (line {t.line}, "
                                     f"section {t.section or '-'}) but not in the twin"))
+            continue
+        if requirement_document(r) != document:
+            problems.append(Problem("req-document", rid, f"tagged in {document} (line {t.line}) "
+                                    f"but the twin says document {requirement_document(r)!r}"))
             continue
         if r.get("level") != t.level:
             problems.append(Problem("req-level", rid, f"level {t.level} in the text, "
@@ -945,10 +972,79 @@ def check_sync(spec: dict, parsed: ParsedText) -> list[Problem]:
             problems.append(Problem("req-section", rid, f"sits under section {t.section or '-'} "
                                     f"in the text (line {t.line}) but the twin says "
                                     f"{r.get('section')!r}"))
-    for rid in twin_by_id:
-        if rid not in text_by_id:
-            problems.append(Problem("req-twin-only", rid, "in the twin but tagged nowhere in the "
-                                    "text"))
+        twin_text = r.get("text")
+        if isinstance(twin_text, str) and normalize_text(twin_text) != normalize_text(t.text):
+            a, b = normalize_text(t.text), normalize_text(twin_text)
+            i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+            problems.append(Problem("req-text", rid, f"statement differs from {document} line "
+                                    f"{t.line} at character {i}: text ...{a[max(0, i - 20):i + 40]!r}"
+                                    f", twin ...{b[max(0, i - 20):i + 40]!r}"))
+    for rid, r in twin_by_id.items():
+        if rid not in text_by_id and requirement_document(r) == document:
+            problems.append(Problem("req-twin-only", rid, f"in the twin but tagged nowhere in "
+                                    f"{document}"))
+    return problems
+
+
+def check_documents(spec: dict) -> list[Problem]:
+    """Every twin requirement names a known document (DOCUMENTS) when it names one."""
+    problems: list[Problem] = []
+    for r in spec.get("requirements") or []:
+        if isinstance(r, dict) and requirement_document(r) not in DOCUMENTS:
+            problems.append(Problem("req-document", str(r.get("id")), f"document "
+                                    f"{r.get('document')!r} is not one of {', '.join(DOCUMENTS)}"))
+    return problems
+
+
+def sm_row_exists(spec: dict, ref: str) -> bool:
+    """True when `ref` ("sm:<machine>/<FROM>/<EVENT>") names a row of the twin's state tables."""
+    m = SM_ROW_RE.match(ref)
+    machine = (spec.get("state_machines") or {}).get(m.group(1)) if m else None
+    if not isinstance(machine, dict):
+        return False
+    return any(isinstance(t, dict) and t.get("from") == m.group(2) and t.get("event") == m.group(3)
+               for t in machine.get("transitions") or [])
+
+
+def check_release(spec: dict) -> list[Problem]:
+    """The optional release keys the spec-change gate reads: "release" is "MAJOR.MINOR";
+    "clarifications" is a list of {"id", "reason"} where id is a requirement ID of the twin or a
+    state-table row "sm:<machine>/<FROM>/<EVENT>", reason a non-empty string, no id twice."""
+    problems: list[Problem] = []
+    if "release" in spec:
+        rel = spec["release"]
+        if not isinstance(rel, str) or not RELEASE_RE.match(rel):
+            problems.append(Problem("release-shape", "release", f"{rel!r} is not a string "
+                                    "\"MAJOR.MINOR\""))
+    if "clarifications" not in spec:
+        return problems
+    cl = spec["clarifications"]
+    if not isinstance(cl, list):
+        return problems + [Problem("release-shape", "clarifications", "must be a JSON array")]
+    ids = {r.get("id") for r in spec.get("requirements") or [] if isinstance(r, dict)}
+    seen: set[str] = set()
+    for i, c in enumerate(cl):
+        where = f"clarifications[{i}]"
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str):
+            problems.append(Problem("release-shape", where, "must be an object with a string "
+                                    "'id'"))
+            continue
+        cid = c["id"]
+        where = f"clarifications {cid}"
+        extra = sorted(set(c) - {"id", "reason"})
+        if extra:
+            problems.append(Problem("release-shape", where, f"unknown keys {extra}"))
+        if not isinstance(c.get("reason"), str) or not c["reason"].strip():
+            problems.append(Problem("release-reason", where, "needs a non-empty 'reason'"))
+        if cid.startswith("sm:"):
+            if not sm_row_exists(spec, cid):
+                problems.append(Problem("release-unknown", where, "names no state-table row "
+                                        "(want sm:<machine>/<FROM>/<EVENT> of the twin)"))
+        elif cid not in ids:
+            problems.append(Problem("release-unknown", where, "names no requirement of the twin"))
+        if cid in seen:
+            problems.append(Problem("release-shape", where, "listed twice"))
+        seen.add(cid)
     return problems
 
 
@@ -958,12 +1054,14 @@ def check_sync(spec: dict, parsed: ParsedText) -> list[Problem]:
 
 SPEC_CHECKS = (check_shape, check_struct_layouts, check_atomics, check_value_refs, check_enums,
                check_design_facts, check_messages, check_errors, check_state_machines,
-               check_requirements)
+               check_requirements, check_documents, check_release)
 
 
 def check_all(spec: dict | None, markdown: str | None,
-              text_where: str = "PROTOCOL.md") -> list[Problem]:
-    """Runs every check; spec None or markdown None skip the checks that need them."""
+              text_where: str = "PROTOCOL.md", adapter_markdown: str | None = None,
+              adapter_where: str = "ADAPTER.md") -> list[Problem]:
+    """Runs every check; spec None or markdown None skip the checks that need them. The
+    requirements of ADAPTER.md are synced only when adapter_markdown is given."""
     problems: list[Problem] = []
     if spec is not None:
         shape = check_shape(spec)
@@ -980,7 +1078,12 @@ def check_all(spec: dict | None, markdown: str | None,
         parsed = parse_text(markdown, text_where)
         problems.extend(check_text(parsed, text_where))
         if spec is not None:
-            problems.extend(check_sync(spec, parsed))
+            problems.extend(check_sync(spec, parsed, "PROTOCOL.md"))
+    if adapter_markdown is not None:
+        parsed = parse_text(adapter_markdown, adapter_where)
+        problems.extend(check_text(parsed, adapter_where))
+        if spec is not None:
+            problems.extend(check_sync(spec, parsed, "ADAPTER.md"))
     return problems
 
 
@@ -1011,13 +1114,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="the twin (default: %(default)s)")
     ap.add_argument("--text", type=Path, default=DEFAULT_TEXT,
                     help="the normative text (default: %(default)s)")
+    ap.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER,
+                    help="the adapter contract, whose tagged IDs the twin also carries "
+                    "(default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     args = ap.parse_args(argv)
 
     spec, problems = load_spec(args.spec)
     markdown, text_problems = load_text(args.text)
     problems += text_problems
-    problems += check_all(spec, markdown, args.text.name)
+    adapter, adapter_problems = load_text(args.adapter)
+    problems += adapter_problems
+    problems += check_all(spec, markdown, args.text.name, adapter, args.adapter.name)
 
     if args.json:
         print(json.dumps({"ok": not problems, "summary": summary(spec),

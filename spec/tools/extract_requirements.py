@@ -2,7 +2,7 @@
 """extract_requirements.py: list the requirements tagged in spec/PROTOCOL.md as
 {id, level, section, text}, and optionally write them into the twin.
 
-  extract_requirements.py [--text PATH] [--spec PATH] [--write] [--max-len N]
+  extract_requirements.py [--text PATH] [--adapter PATH] [--spec PATH] [--write]
 
 Without --write it prints the list as JSON, one requirement per line. With --write it replaces
 the `requirements` array of the twin in place: only that array's text changes (one requirement
@@ -10,7 +10,9 @@ per line); every other key keeps its formatting. The result is re-parsed and com
 original before it is written, so a failed replace never damages the file.
 
 The section is the numeric prefix of the nearest #, ## or ### heading above the tag; the text is
-the statement the tag opens (see check_spec.tag_sentence), markdown stripped, cut to --max-len.
+the whole statement the tag opens (see check_spec.tag_sentence), markdown stripped. The
+requirements of the adapter contract (--adapter, default spec/ADAPTER.md) follow those of
+PROTOCOL.md, each with "document": "ADAPTER.md".
 Exit status: 0 on success, 1 on a malformed text or twin (problems are printed).
 """
 
@@ -26,18 +28,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_spec  # noqa: E402  (same directory)
 
 
-def extract(markdown: str, max_len: int = check_spec.TEXT_MAX_LEN) -> tuple[list[dict], list]:
+def extract(markdown: str, document: str = "PROTOCOL.md") -> tuple[list[dict], list]:
     """Returns (requirements in text order, problems). Problems are the text's own problems
     (malformed tags, duplicate IDs, TODO/TBD) as check_spec reports them."""
     parsed = check_spec.parse_text(markdown)
-    problems = check_spec.check_text(parsed)
+    problems = check_spec.check_text(parsed, document)
     reqs, seen = [], set()
     for t in parsed.tags:
         if t.id in seen:
             continue
         seen.add(t.id)
-        text = t.text if len(t.text) <= max_len else t.text[:max_len].rstrip()
-        reqs.append({"id": t.id, "level": t.level, "section": t.section, "text": text})
+        r = {"id": t.id, "level": t.level, "section": t.section, "text": t.text}
+        if document != "PROTOCOL.md":
+            r["document"] = document
+        reqs.append(r)
     return reqs, problems
 
 
@@ -106,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="twin to update with --write (default: %(default)s)")
     ap.add_argument("--write", action="store_true",
                     help="replace the twin's requirements array instead of printing")
-    ap.add_argument("--max-len", type=int, default=check_spec.TEXT_MAX_LEN,
-                    help="cut each text to this many characters (default: %(default)s)")
+    ap.add_argument("--adapter", type=Path, default=check_spec.DEFAULT_ADAPTER,
+                    help="adapter contract, tagged IDs appended (default: %(default)s; "
+                    "a missing file adds none)")
     args = ap.parse_args(argv)
 
     markdown, problems = check_spec.load_text(args.text)
@@ -115,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         for p in problems:
             print(f"error: {p}", file=sys.stderr)
         return 1
-    reqs, problems = extract(markdown, args.max_len)
+    reqs, problems = extract(markdown)
+    adapter = args.adapter.read_text(encoding="utf-8") if args.adapter.is_file() else None
+    if adapter is not None:
+        more, more_problems = extract(adapter, "ADAPTER.md")
+        reqs += more
+        problems += more_problems
     blocking = [p for p in problems if p.code != "text-todo"]
     for p in problems:
         print(f"{'error' if p in blocking else 'warning'}: {p}", file=sys.stderr)

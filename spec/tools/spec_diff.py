@@ -121,10 +121,12 @@ RULES: dict[str, tuple[str, str]] = {
     "ENUM_VALUE_REUSED": (BREAKING, "an enum number now carries another name (a new meaning for "
                                     "an old number; a pure rename looks the same: keep the old "
                                     "name or bump)"),
-    "ENUM_VALUE_ADDED": (COMPATIBLE, "a new enum value under a new proto_version, or in an enum "
-                                     "whose old readers tolerate unknown values"),
+    "ENUM_VALUE_ADDED": (COMPATIBLE, "a new enum value in an enum whose old readers tolerate "
+                                     "unknown values, or one only socket messages carry, under "
+                                     "a new proto_version"),
     "ENUM_VALUE_ADDED_UNNEGOTIATED": (BREAKING, "a new enum value an old reader may receive and "
-                                                "refuse"),
+                                                "refuse (any enum a shared-memory field uses "
+                                                "reaches readers of every proto_version)"),
     # messages
     "MESSAGE_TYPE_RENUMBERED": (BREAKING, "a message kept its name, its TLV type changed"),
     "MESSAGE_TYPE_REUSED": (BREAKING, "a TLV type now names another message"),
@@ -639,6 +641,19 @@ def diff_constants(ctx: _Ctx) -> None:
                     loc=("constant", name))
 
 
+def _enum_in_shared_memory(spec: dict, ename: str) -> str:
+    """The shared-memory fields ("Struct.field, ...") whose values name enum `ename`; "" when
+    only socket messages carry it."""
+    hits = []
+    for sname, st in _dict(spec.get("structs")).items():
+        if _dict(st).get("region") not in ("shm", "ring"):
+            continue
+        for f in _fields(st):
+            if f.get("values") in (f"enum:{ename}", f"flags:{ename}"):
+                hits.append(f"{sname}.{f['name']}")
+    return ", ".join(hits)
+
+
 def diff_enums(ctx: _Ctx) -> None:
     oe, ne = _dict(ctx.old.get("enums")), _dict(ctx.new.get("enums"))
     for ename, ovals in oe.items():
@@ -675,16 +690,20 @@ def diff_enums(ctx: _Ctx) -> None:
                         f"{name}", ANY_BUMP, loc=loc)
                 continue
             tol = TOLERANT_ENUMS.get(ename)
-            if ctx.proto_grew:
-                ctx.add("ENUM_VALUE_ADDED", where, f"{where} = {v} added with the proto_version "
-                        f"bump to {max(ctx.new_versions)}", loc=loc)
-            elif tol and tol[0] in ctx.old_req_ids:
+            shared = _enum_in_shared_memory(ctx.new, ename)
+            if tol and tol[0] in ctx.old_req_ids:
                 ctx.add("ENUM_VALUE_ADDED", where, f"{where} = {v} added; old readers tolerate "
                         f"it: {tol[1]} ({tol[0]})", loc=loc)
+            elif ctx.proto_grew and not shared:
+                ctx.add("ENUM_VALUE_ADDED", where, f"{where} = {v} added with the proto_version "
+                        f"bump to {max(ctx.new_versions)}: only peers that negotiate it see it",
+                        loc=loc)
             else:
+                why = (f"{ename} is read from shared memory ({shared}) by subscribers of every "
+                       "proto_version" if shared else "without a new proto_version")
                 ctx.add("ENUM_VALUE_ADDED_UNNEGOTIATED", where,
-                        f"{where} = {v} added without a new proto_version: an old reader may "
-                        "receive a value it does not know", ANY_BUMP, loc=loc)
+                        f"{where} = {v} added {why}: an old reader may receive a value it does "
+                        "not know", ANY_BUMP, loc=loc)
     for ename in ne:
         if ename not in oe:
             ctx.add("ENUM_ADDED", ename, f"enum {ename} added", loc=("enum", ename))
@@ -842,6 +861,7 @@ def diff_state_machines(ctx: _Ctx) -> None:
 
 
 LEVEL_RANK = {"MAY": 0, "SHOULD": 1, "MUST": 2}
+CUT_TEXT_LEN = 230   # v0.2's twin cut requirement text at 240 characters (then right-stripped)
 
 
 def diff_requirements(ctx: _Ctx, old_full: dict | None = None,
@@ -875,6 +895,10 @@ def diff_requirements(ctx: _Ctx, old_full: dict | None = None,
         otext, ntext = o.get("text") or "", n.get("text") or ""
         if old_full and new_full and rid in old_full and rid in new_full:
             otext, ntext = old_full[rid], new_full[rid]
+        elif len(otext) >= CUT_TEXT_LEN and ntext.startswith(otext.rstrip()):
+            # The old twin cut the statement (v0.2 kept 240 characters) and the new one carries
+            # it whole: the visible part is unchanged and the rest was never in the old twin.
+            otext = ntext
         if otext != ntext:
             meaning, diff, toks = text_change(otext, ntext, ctx.names)
             if meaning:

@@ -1,0 +1,449 @@
+// decisions.cc: cases for the points release v0.3 of the spec decided (PROTOCOL.md section 11)
+// and for the adapter contract's own rules (ADAPTER.md, IDs ADP-*): header fault precedence,
+// HELLO rejection order, a segment still INIT, the subscriber's own slot, PAD|KEYFRAME, a lock
+// above 2n without a lap, new codec parameters mid-stream, ERROR(OK), packet-only subscribers,
+// and the adapters' options, exit codes, event timeline and SIGTERM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "common.h"
+
+namespace cuframes::conform {
+namespace {
+
+constexpr Role kPub = Role::kPublisher;
+constexpr Role kSub = Role::kSubscriber;
+const Needs kV2{2, "host", "packets"};
+
+std::vector<std::string> FrameSubArgs(uint64_t frames) {
+  return {"--frames", std::to_string(frames), "--timeout-ms", "3000", "--kind", "host"};
+}
+
+std::vector<std::string> PacketArgs(uint64_t packets) {
+  return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
+}
+
+PubParams RingPub() {
+  PubParams p;
+  p.proto = 2;
+  p.ring = true;
+  p.ring_capacity = 8192;
+  p.max_packet_bytes = 1000;
+  return p;
+}
+
+// Expects DETACH(reason = code), then close, from the IUT subscriber.
+void ExpectDetachReason(CaseContext& ctx, Conn& c, const std::string& code,
+                        const std::string& req) {
+  TlvMsg m = RecvOrFail(ctx, c, req, "DETACH(" + code + ")", 4000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
+                 PayloadField(ctx.spec(), "Detach", m, "reason") == ctx.spec().Err(code),
+             req, "DETACH(reason " + code + ")", Describe(ctx.spec(), m), m.raw);
+  ExpectCloseOnly(ctx, c, "MSG-DETACH-01", 3000);
+}
+
+// Expects the adapter's exit status `code` (ADAPTER.md section 5) once it has exited.
+void ExpectExitCode(CaseContext& ctx, Process& p, int code, const std::string& why) {
+  ctx.Expect(!p.running() && p.exit_code() == code, "ADP-EXIT-01",
+             "exit status " + std::to_string(code) + " (" + why + ")", p.StatusText());
+}
+
+// ---- PROTOCOL.md decisions, publisher role ----
+
+CF_CASE(HeaderPrecedence, "3.2/header-fault-precedence",
+        "headers with several faults are answered for the first in TLV-ERR-07's order: length "
+        "5000 + type 42 -> MESSAGE_TOO_LARGE; type 42 + reserved bytes -> UNKNOWN_MESSAGE",
+        (std::vector<std::string>{"TLV-ERR-07", "TLV-ERR-05"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub a(ctx);
+    a.Connect();
+    a.Send(EncodeTlv(42, {}, 0x0101, 5000));
+    ExpectErrorClose(ctx, a.conn(), "MESSAGE_TOO_LARGE", "TLV-ERR-07");
+  }
+  {
+    ScriptedSub b(ctx);
+    b.Connect();
+    std::vector<uint8_t> payload(8, 0);
+    b.Send(EncodeTlv(42, payload, 0x0101));
+    ExpectErrorClose(ctx, b.conn(), "UNKNOWN_MESSAGE", "TLV-ERR-07");
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(HelloOrder, "3.3/hello-rejection-order",
+        "a HELLO_REQ with a bad magic and min_proto 0 gets ERROR(PROTOCOL); one with min_proto 0 "
+        "and no common kind gets VERSION_MISMATCH (MSG-HELLO-05's order)",
+        (std::vector<std::string>{"MSG-HELLO-05", "MSG-HELLO-02", "MSG-HELLO-04"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub a(ctx);
+    a.Connect();
+    HelloParams hp;
+    hp.magic = 0x11111111;
+    hp.min_proto = 0;
+    hp.kinds_mask = 0;
+    a.Send(a.HelloBytes(hp));
+    ExpectErrorClose(ctx, a.conn(), "PROTOCOL", "MSG-HELLO-05");
+  }
+  {
+    ScriptedSub b(ctx);
+    HelloParams hp;
+    hp.min_proto = 0;
+    hp.kinds_mask = 0;
+    const HelloInfo h = b.Hello(hp, true);
+    ctx.Expect(h.status == ctx.spec().Err("VERSION_MISMATCH"), "MSG-HELLO-05",
+               "HELLO_RESP status VERSION_MISMATCH (version before kind)",
+               Describe(ctx.spec(), h.msg), h.msg.raw);
+    ExpectCloseOnly(ctx, b.conn(), "MSG-HRESP-02", 3000);
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(PacketOnly, "10.7/packet-only-subscriber-counts-for-acks",
+        "a v2 subscriber that asked WANT_PACKETS and never releases frames is evicted with "
+        "ERROR(EVICTED) once frames flow: there is no packet-only subscription",
+        (std::vector<std::string>{"PKT-RING-04", "ACK-EVICT-01"}), kPub, kV2) {
+  StartPub(ctx, {"--key", ctx.key(), "--frames", "4", "--slots", "2", "--packets", "4",
+                 "--wait-subscribers", "1", "--linger-ms", "1000"});
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  hp.caps = 1;
+  sub.Handshake(hp);
+  // Default ACK timeout (DEFAULT_ACK_TIMEOUT_MS) plus a generous margin.
+  ExpectErrorClose(ctx, sub.conn(), "EVICTED", "PKT-RING-04",
+                   static_cast<int>(ctx.spec().Const("DEFAULT_ACK_TIMEOUT_MS")) + 3000);
+}
+
+// ---- PROTOCOL.md decisions, subscriber role ----
+
+CF_CASE(SegmentInit, "2.8/segment-still-init",
+        "a segment still INIT at the handshake deadline: the subscriber sends nothing more, "
+        "closes and reports TIMEOUT (exit 3)",
+        (std::vector<std::string>{"SHM-VALID-03", "SHM-VALID-01", "SM-SUB-02", "ADP-EXIT-01"}),
+        kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  pub.Header().Set("state", ctx.spec().Enum("segment_state", "INIT"));
+  Process& sub = pub.StartSub(FrameSubArgs(1));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp().Encode());
+  const int deadline = static_cast<int>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
+  ExpectCloseOnly(ctx, pub.conn(), "SHM-VALID-03", deadline + 2000);
+  ExpectAdapterError(ctx, sub, "TIMEOUT", "SHM-VALID-03", 3000);
+  ExpectExitCode(ctx, sub, 3, "timeout");
+}
+
+// HELLO_RESP(OK) whose slot disagrees with shared memory: DETACH(CORRUPT), CORRUPT.
+void BadOwnSlot(CaseContext& ctx, bool free_slot) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(FrameSubArgs(1));
+  pub.ReadHello();
+  MessageBuilder resp = pub.HelloResp();  // reserves slot 0 (ATTACHING, generation g)
+  if (free_slot) {
+    pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "FREE"));
+  } else {
+    resp.Set("generation", pub.SubSlot(0).Get("generation") + 7);
+  }
+  pub.conn().Send(resp.Encode());
+  ExpectDetachReason(ctx, pub.conn(), "CORRUPT", "SHM-VALID-04");
+  ExpectAdapterError(ctx, sub, "CORRUPT", "SHM-VALID-04", 4000);
+}
+
+CF_CASE(OwnSlotFree, "2.8/own-slot-not-attaching",
+        "HELLO_RESP(OK) names slot 0, which is FREE in shared memory: DETACH(CORRUPT), CORRUPT",
+        (std::vector<std::string>{"SHM-VALID-04", "SM-SUB-01"}), kSub, {}) {
+  BadOwnSlot(ctx, true);
+}
+
+CF_CASE(OwnSlotGeneration, "2.8/own-slot-generation-differs",
+        "HELLO_RESP(OK) carries a generation other than the slot's: DETACH(CORRUPT), CORRUPT",
+        (std::vector<std::string>{"SHM-VALID-04"}), kSub, {}) {
+  BadOwnSlot(ctx, false);
+}
+
+CF_CASE(ErrorOk, "8/error-code-ok", "ERROR with code OK is reported as PROTOCOL and not answered",
+        (std::vector<std::string>{"ERR-04", "TLV-ERR-06"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(FrameSubArgs(1));
+  pub.ReadHello();
+  pub.conn().Send(EncodeError(ctx.spec(), 0, "not an error"));
+  pub.conn().ShutdownWrite();
+  ExpectCloseOnly(ctx, pub.conn(), "TLV-ERR-06", 3000);
+  ExpectAdapterError(ctx, sub, "PROTOCOL", "ERR-04", 4000);
+}
+
+// Writes packets 1 (keyframe) and 2 into the scripted ring, then `damage` packet 2's record
+// header (at ring offset `rec`), before the IUT subscriber starts: it delivers packet 1 and then
+// meets the damaged record.
+void DamagedSecondPacket(CaseContext& ctx, const std::function<void(StructView&)>& damage,
+                         const std::string& code, const std::string& req) {
+  ScriptedPub pub(ctx, RingPub());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true);
+  const uint64_t p2 = pub.WritePacket(2, false);
+  StructView rec(ctx.spec(), "PacketRecordHeader", pub.ring()->span(),
+                 pub.Ring().Get("data_offset") + p2 % pub.Ring().Get("capacity"));
+  damage(rec);
+  Process& sub = pub.StartSub(PacketArgs(2));
+  pub.Handshake();
+  ExpectAdapterError(ctx, sub, code, req, 5000, true);
+  for (const auto& e : sub.events()) {
+    ctx.Expect(e.value("event", "") != "packet" || e.value("seq", uint64_t{0}) == 1, req,
+               "only packet 1 delivered before the damaged record", e.dump());
+    ctx.Expect(e.value("event", "") != "overrun", req, "no PACKET_OVERRUN: nothing lapped",
+               e.dump());
+  }
+}
+
+CF_CASE(PadKeyframe, "10.3/record-pad-and-keyframe",
+        "a record whose flags are PAD|KEYFRAME is reported CORRUPT",
+        (std::vector<std::string>{"PKT-REC-05"}), kSub, kV2) {
+  DamagedSecondPacket(
+      ctx,
+      [&ctx](StructView& r) {
+        r.Set("flags",
+              ctx.spec().Enum("packet_flags", "PAD") | ctx.spec().Enum("packet_flags", "KEYFRAME"));
+      },
+      "CORRUPT", "PKT-REC-05");
+}
+
+CF_CASE(OddLockNoLap, "10.6/odd-lock-without-lap",
+        "packet 2's lock reads 2n + 1 but tail_pos never passes it: CORRUPT after the bounded "
+        "spin, never PACKET_OVERRUN",
+        (std::vector<std::string>{"PKT-READ-10", "PKT-READ-02"}), kSub, kV2) {
+  DamagedSecondPacket(
+      ctx,
+      [](StructView& r) {
+        std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(r.Bytes("lock").data())).store(5);
+      },
+      "CORRUPT", "PKT-READ-10");
+}
+
+CF_CASE(ParamsMidStream, "10.6/new-params-mid-stream",
+        "codec parameters of generation 2 published after packets 1-2 (generation 1): the "
+        "reader delivers packets 1-4, skipping none",
+        (std::vector<std::string>{"PKT-READ-09", "PKT-WRITE-05"}), kSub, kV2) {
+  ScriptedPub pub(ctx, RingPub());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true, nullptr, 1);
+  pub.WritePacket(2, false, nullptr, 1);
+  Process& sub = pub.StartSub(PacketArgs(4));
+  pub.Handshake();
+  size_t from = 0;
+  const nlohmann::json* e2 = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "packet" && j.value("seq", uint64_t{0}) == 2;
+      },
+      In(4000), &from);
+  ctx.Expect(e2 != nullptr, "PKT-READ-09", "packet 2 delivered", sub.StatusText());
+  pub.SetCodecParams(CodecParamsPayload(0), 0);  // generation 2
+  pub.WritePacket(3, true, nullptr, 2);
+  pub.WritePacket(4, false, nullptr, 2);
+  WaitExitOrFail(ctx, sub, "PKT-READ-09", 5000);
+  std::vector<uint64_t> seqs;
+  for (const auto& e : sub.events()) {
+    if (e.value("event", "") == "packet") seqs.push_back(e.value("seq", uint64_t{0}));
+  }
+  ctx.Expect(seqs == std::vector<uint64_t>{1, 2, 3, 4}, "PKT-READ-09",
+             "packets 1, 2, 3, 4 delivered", std::to_string(seqs.size()) + " packets");
+  ExpectExitCode(ctx, sub, 0, "success");
+}
+
+// ---- ADAPTER.md ----
+
+CF_CASE(PubBadValue, "A2/publisher-invalid-option-value",
+        "the publisher adapter given --frames x exits 1 (usage) without creating anything",
+        (std::vector<std::string>{"ADP-ARGS-01"}), kPub, {}) {
+  Process& pub = ctx.StartPublisher({"--key", ctx.key(), "--frames", "x"});
+  WaitExitOrFail(ctx, pub, "ADP-ARGS-01", 3000);
+  ctx.Expect(pub.exit_code() == 1, "ADP-ARGS-01", "exit status 1 for an invalid option value",
+             pub.StatusText());
+  ctx.Expect(access(("/dev/shm/cuframes-" + ctx.key()).c_str(), F_OK) != 0, "ADP-ARGS-01",
+             "nothing created", "the segment exists");
+}
+
+CF_CASE(SubBadValue, "A2/subscriber-invalid-option-value",
+        "the subscriber adapter given --timeout-ms -5 exits 1 (usage)",
+        (std::vector<std::string>{"ADP-ARGS-01"}), kSub, {}) {
+  Process& sub = ctx.StartSubscriber({"--key", ctx.key(), "--frames", "1", "--timeout-ms", "-5"});
+  WaitExitOrFail(ctx, sub, "ADP-ARGS-01", 3000);
+  ctx.Expect(sub.exit_code() == 1, "ADP-ARGS-01", "exit status 1 for an invalid option value",
+             sub.StatusText());
+}
+
+CF_CASE(WaitEver, "A2/wait-subscribers-counts-every-attach",
+        "--wait-subscribers 2: a subscriber that attaches and detaches, then a second one, "
+        "start the publication (subscribers that became ACTIVE, not ACTIVE at once)",
+        (std::vector<std::string>{"ADP-PUB-01"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2, 2, 2));
+  {
+    ScriptedSub first(ctx);
+    first.Handshake();
+    MessageBuilder d(ctx.spec(), "DETACH");
+    first.Send(d.Encode());
+  }
+  ScriptedSub second(ctx);
+  second.Handshake();
+  second.ReadFrame(1, 4000);
+  second.Ack(1);
+  second.ReadFrame(2, 4000);
+  second.Ack(2);
+  (void)pub;
+}
+
+CF_CASE(NominalFormat, "A2/nominal-format",
+        "--width 64 --height 32: NV12, pitch 64, 3072-byte frames, in the header and in every "
+        "FrameMeta, timestamp_ns = seq * 1000",
+        (std::vector<std::string>{"ADP-FMT-02"}), kPub, {}) {
+  StartPub(ctx, {"--key", ctx.key(), "--frames", "2", "--slots", "2", "--width", "64", "--height",
+                 "32", "--wait-subscribers", "1", "--linger-ms", "2000"});
+  ScriptedSub sub(ctx);
+  sub.Handshake();
+  const Spec& s = ctx.spec();
+  StructView h = sub.Header();
+  const uint64_t nv12 = s.Enum("pixel_format", "NV12");
+  ctx.Expect(h.Get("width") == 64 && h.Get("height") == 32 && h.Get("pixel_format") == nv12 &&
+                 h.Get("pitch") == 64 && h.Get("slot_bytes") == 3072,
+             "ADP-FMT-02", "header 64x32 NV12, pitch 64, slot_bytes 3072", "different", h.All());
+  for (uint64_t n = 1; n <= 2; ++n) {
+    sub.ReadFrame(n);
+    StructView m(s, "FrameMeta", sub.segment()->span(), sub.SlotDesc((n - 1) % 2).base());
+    ctx.Expect(m.Get("width") == 64 && m.Get("height") == 32 && m.Get("pixel_format") == nv12 &&
+                   m.Get("pitch") == 64 && m.Get("payload_bytes") == 3072 &&
+                   m.Get("timestamp_ns") == n * 1000,
+               "ADP-FMT-02", "frame " + std::to_string(n) + " meta 64x32 NV12 pitch 64, 3072 B",
+               "different", m.All(), m.base());
+    sub.Ack(n);
+  }
+}
+
+CF_CASE(SubNoRing, "A2/subscriber-packets-under-v1",
+        "a subscriber asked --packets 2 --max-proto 1 attaches, then reports NO_PACKET_RING and "
+        "exits 2",
+        (std::vector<std::string>{"ADP-SUB-03", "PKT-RING-02"}), kSub,
+        (Needs{1, "host", "max-proto"})) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(
+      {"--packets", "2", "--max-proto", "1", "--timeout-ms", "3000", "--kind", "host"});
+  pub.Handshake();
+  ExpectAdapterError(ctx, sub, "NO_PACKET_RING", "ADP-SUB-03", 4000);
+  ExpectExitCode(ctx, sub, 2, "protocol or peer error");
+  size_t from = 0;
+  ctx.Expect(sub.WaitEvent("attached", In(10), &from) != nullptr, "ADP-SUB-03",
+             "an attached event before the error", sub.StatusText());
+}
+
+CF_CASE(Sigterm, "A2/publisher-sigterm",
+        "SIGTERM makes the publisher shut down cleanly: DETACH(OK) to its subscriber, segment "
+        "CLOSED, no file left, exit 0",
+        (std::vector<std::string>{"ADP-SIG-01", "RES-CLOSE-01", "RES-CLOSE-03"}), kPub, {}) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--wait-subscribers", "1",
+                                "--linger-ms", "60000"});
+  ScriptedSub sub(ctx);
+  sub.Handshake();
+  ::kill(pub.pid(), SIGTERM);
+  TlvMsg m = RecvOrFail(ctx, sub.conn(), "ADP-SIG-01", "DETACH(OK) after SIGTERM", 5000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
+                 PayloadField(ctx.spec(), "Detach", m, "reason") == 0,
+             "ADP-SIG-01", "DETACH(reason OK)", Describe(ctx.spec(), m), m.raw);
+  WaitExitOrFail(ctx, pub, "ADP-SIG-01", 5000);
+  ctx.Expect(pub.exit_code() == 0 && pub.term_signal() == 0, "ADP-SIG-01",
+             "exit status 0 after a clean shut-down", pub.StatusText());
+  StructView h = sub.Header();
+  ctx.Expect(h.Get("state") == ctx.spec().Enum("segment_state", "CLOSED"), "RES-CLOSE-01",
+             "segment state CLOSED", std::to_string(h.Get("state")), h.All());
+  ExpectNoLeftovers(ctx, ctx.key());
+}
+
+CF_CASE(SubPongHolding, "3.9/subscriber-pong-while-holding",
+        "PINGs while the subscriber's application holds a frame (--hold-ms 1500, no library call) "
+        "are each answered with PONG within PONG_DEADLINE_MS",
+        (std::vector<std::string>{"SM-SUB-03", "MSG-PING-01"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(
+      {"--frames", "1", "--hold-ms", "1500", "--timeout-ms", "3000", "--kind", "host"});
+  pub.Handshake();
+  pub.Publish();
+  const int deadline = static_cast<int>(ctx.spec().Const("PONG_DEADLINE_MS"));
+  for (uint64_t nonce = 1; nonce <= 4; ++nonce) {
+    MessageBuilder b(ctx.spec(), "PING");
+    b.Set("nonce", nonce);
+    pub.conn().Send(b.Encode());
+    TlvMsg m = RecvOrFail(ctx, pub.conn(), "SM-SUB-03", "PONG " + std::to_string(nonce), deadline);
+    ctx.Expect(ctx.spec().MsgName(m.type) == "PONG" &&
+                   PayloadField(ctx.spec(), "Pong", m, "nonce") == nonce,
+               "SM-SUB-03", "PONG with nonce " + std::to_string(nonce), Describe(ctx.spec(), m),
+               m.raw);
+    sub.Pump(300);  // paces the PINGs across the hold; also collects the adapter's output
+  }
+  WaitExitOrFail(ctx, sub, "SM-SUB-03", 5000);
+}
+
+CF_CASE(LingerActive, "A2/linger-counts-active-subscribers",
+        "--linger-ms 20000: once the only ACTIVE subscriber detaches, a connection still in its "
+        "handshake does not keep the publisher up",
+        (std::vector<std::string>{"ADP-PUB-02"}), kPub, {}) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "1", "--wait-subscribers", "1",
+                                "--linger-ms", "20000"});
+  ScriptedSub a(ctx);
+  a.Handshake();
+  a.ReadFrame(1);
+  a.Ack(1);
+  ScriptedSub pending(ctx);
+  pending.Hello();  // AWAIT_ATTACH: never ACTIVE
+  MessageBuilder d(ctx.spec(), "DETACH");
+  a.Send(d.Encode());
+  const auto t0 = Clock::now();
+  a.conn().Close();
+  // Well before the pending connection's HANDSHAKE_TIMEOUT_MS could end it.
+  const int bound = static_cast<int>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS")) * 3 / 4;
+  const bool exited = pub.WaitExit(In(bound));
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  ctx.Expect(exited, "ADP-PUB-02",
+             "the publisher shuts down within " + std::to_string(bound) +
+                 " ms of the last ACTIVE subscriber's DETACH",
+             exited ? std::to_string(took) + " ms" : "still running; " + pub.StatusText());
+}
+
+CF_CASE(SubInterleave, "A2/subscriber-frames-and-packets",
+        "--frames 2 --packets 2: the subscriber alternates frame 1, packet 1, frame 2, packet 2",
+        (std::vector<std::string>{"ADP-SUB-02"}), kSub, kV2) {
+  ScriptedPub pub(ctx, RingPub());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true);
+  pub.WritePacket(2, false);
+  Process& sub =
+      pub.StartSub({"--frames", "2", "--packets", "2", "--timeout-ms", "3000", "--kind", "host"});
+  pub.Handshake();
+  pub.Publish();
+  pub.Publish();
+  WaitExitOrFail(ctx, sub, "ADP-SUB-02", 5000);
+  std::vector<std::string> order;
+  for (const auto& e : sub.events()) {
+    const std::string name = e.value("event", "");
+    if (name == "frame" || name == "packet") {
+      order.push_back(name + " " + std::to_string(e.value("seq", uint64_t{0})));
+    }
+  }
+  const std::vector<std::string> want = {"frame 1", "packet 1", "frame 2", "packet 2"};
+  std::string got;
+  for (const auto& o : order)
+    got += (got.empty() ? "" : ", ") + o;
+  ctx.Expect(order == want, "ADP-SUB-02", "frame 1, packet 1, frame 2, packet 2", got);
+  ExpectExitCode(ctx, sub, 0, "success");
+}
+
+}  // namespace
+}  // namespace cuframes::conform
