@@ -64,6 +64,7 @@ MISS = "HARNESS-MISS"  # killed by a white-box test only
 SURVIVED = "SURVIVED"  # killed by nothing (possibly equivalent)
 NOT_COMPILED = "NOT-COMPILED"  # not part of the sample; counted
 ERROR = "ERROR"  # the tool itself could not judge it (not part of the score)
+NOT_BY_HARNESS = "NOT-KILLED-BY-HARNESS"  # --harness-only: white-box tests not run (no score)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -731,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="judge only these mutant ids (comma-separated, e.g. the harness misses "
                          "of an earlier run, against a harness that gained cases) instead of a "
                          "seeded sample; N becomes their number")
+    ap.add_argument("--harness-only", action="store_true",
+                    help="skip the white-box tests (with --ids: does the harness kill them now?)")
     ap.add_argument("--pool-only", action="store_true",
                     help="generate the pool and print the first N draws, then stop")
     args = ap.parse_args(argv)
@@ -845,7 +848,8 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
     blog.mkdir(exist_ok=True)
     # The baseline: the unmutated tree, every target, every test; remembered per tree content.
     print("==> baseline: build, harness, white-box tests on the unmutated reference")
-    if not tree.build_targets([], blog / "baseline-build.log"):
+    targets = ["cuframes-conform", "cuframes-pub", "cuframes-sub"] if args.harness_only else []
+    if not tree.build_targets(targets, blog / "baseline-build.log"):
         print(f"mutation: the unmutated tree does not build, see {blog / 'baseline-build.log'}",
               file=sys.stderr)
         return 2
@@ -858,8 +862,11 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
               f"{bdir / 'harness.log'}", file=sys.stderr)
         return 2
     dirs = [d for d in args.ctest_dirs.split(",") if d and (tree.build / d).is_dir()]
-    st_c, base_ctest, c_s = run_ctest(tree, dirs, bdir, 3600, [])
-    st_p, base_py, p_s = run_pytest_all(tree, bdir, 3600)
+    if args.harness_only:  # no white-box baseline needed
+        st_c, base_ctest, c_s, st_p, base_py, p_s = "ok", {}, 0.0, "ok", {}, 0.0
+    else:
+        st_c, base_ctest, c_s = run_ctest(tree, dirs, bdir, 3600, [])
+        st_p, base_py, p_s = run_pytest_all(tree, bdir, 3600)
     if base_ctest is None or base_py is None:
         print(f"mutation: the white-box tests produced no results on the baseline, see "
               f"{bdir}", file=sys.stderr)
@@ -920,6 +927,8 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
                 row["killed_by"] = killers
                 if killers:
                     row["verdict"] = verdict(killers, None)
+                elif args.harness_only:
+                    row["verdict"] = NOT_BY_HARNESS
                 else:
                     tw = time.monotonic()
                     if not tree.build_targets([f"{d}/all" for d in dirs], mdir / "build-all.log"):
