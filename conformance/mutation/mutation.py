@@ -169,8 +169,11 @@ def generate_pool(root: Path, work: Path, log=print) -> tuple[list[Mutant], dict
     if cache.exists():
         data = json.loads(cache.read_text())
         return [Mutant(**m) for m in data["mutants"]], data["stats"]
+    # The `mutate` command, or the same entry point through this interpreter when pip put the
+    # command in a bin directory that is not on PATH.
     exe = shutil.which("mutate")
-    if not version or not exe:
+    mutate = [exe] if exe else [sys.executable, "-m", "universalmutator.genmutants"]
+    if not version:
         raise RuntimeError("universalmutator is not installed (ci/setup.sh installs it from "
                            "ci/requirements.txt; or: python3 -m pip install universalmutator)")
     mutants: list[Mutant] = []
@@ -180,7 +183,7 @@ def generate_pool(root: Path, work: Path, log=print) -> tuple[list[Mutant], dict
         text = (root / rel).read_text()
         with tempfile.TemporaryDirectory(dir=work) as tmp:
             # mutate writes a scratch copy into its cwd and the mutants into --mutantDir.
-            subprocess.run([exe, str(root / rel), "cpp", "--noCheck", "--mutantDir", tmp + "/"],
+            subprocess.run([*mutate, str(root / rel), "cpp", "--noCheck", "--mutantDir", tmp + "/"],
                            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            check=True)
             produced = sorted(Path(tmp).glob("*.mutant.*"),
