@@ -817,6 +817,13 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = write_reports(reports, state, exemptions)
     total = time.monotonic() - t_start
+    if args.harness_only:  # a recheck: no white-box verdicts, so no score
+        rows = [r for r in state["rows"] if r["verdict"] != NOT_COMPILED]
+        alive = [r["id"] for r in rows if r["verdict"] != KILLED]
+        print(f"\n==> recheck (harness only): {len(rows) - len(alive)} of {len(rows)} killed by "
+              f"the harness; not killed: {', '.join(alive) or 'none'}")
+        return 1 if alive and not args.report_only else 0
+
     def pct(x):
         return f"{x:.1f}%" if x is not None else "n/a"
     print(f"\n==> mutation score: {pct(summary['score'])} (killed by the harness "
