@@ -522,9 +522,9 @@ def run_subscriber_victim(cf, matrix, point: str, kind: str) -> None:
         pub_work = (["--frames", "0", "--packets", str(PACKETS2), "--packet-bytes", "512",
                      "--gop", "5"] if packets else ["--frames", "40", "--bytes", BYTES])
         sub_work = ["--packets", str(PACKETS2)] if packets else ["--frames", "40"]
-        # --wait-subscribers counts subscribers that were ever ACTIVE (ADP-PUB-01), and whether
-        # the victim got there depends on its fault point, so the gate holds the first
-        # frame/packet until both survivors are ACTIVE, whichever way the count went.
+        # --wait-subscribers counts subscribers ACTIVE together (ADP-PUB-01); the gate also holds
+        # the first frame/packet until both survivors are ACTIVE, so the scenario does not rest
+        # on how an adapter counts a victim that died during its handshake.
         p = cf.pub(key, *pub_work, *kind_args, "--wait-subscribers", "2", "--max-subscribers",
                    "2", "--gate-at", "1", "--diag", stdin=True)
         wait_ev(p, "ready", timeout=20)

@@ -26,7 +26,7 @@ std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint
 void ExpectNoLeftovers(CaseContext& ctx, const std::string& key);
 
 // After the publisher adapter exited: its stdout followed ADAPTER.md's timeline (ready first,
-// frames 1..frames in order after a subscriber event, then done), reported under ADP-EVENT-01/02.
+// frames 1..frames in order, then done), reported under ADP-EVENT-01/02.
 void ExpectPublisherTimeline(CaseContext& ctx, Process& pub, uint64_t frames);
 
 // Expects the publisher adapter to exit 0 within `timeout_ms` (after a clean run).

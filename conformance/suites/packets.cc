@@ -71,20 +71,19 @@ uint64_t WalkRing(CaseContext& ctx, ShmFile& ring, uint32_t pbytes, uint32_t gop
 CF_CASE(PubRing, "10.2/publisher-ring-layout",
         "a v2 publisher's ring: header per the twin, codec params, 40 packets with PAD wrap, "
         "initial position at join",
-        (std::vector<std::string>{"PKT-RING-01",  "PKT-HDR-01",   "PKT-REC-01",    "PKT-REC-02",
-                                  "PKT-REC-03",   "PKT-REC-04",   "PKT-WRITE-02",  "PKT-WRITE-03",
+        (std::vector<std::string>{"PKT-RING-01", "PKT-HDR-01", "PKT-REC-01", "PKT-REC-02",
+                                  "PKT-REC-03", "PKT-REC-04", "PKT-WRITE-02", "PKT-WRITE-03",
                                   "PKT-WRITE-04", "PKT-WRITE-05", "PKT-PARAMS-01", "PKT-PARAMS-04",
-                                  "PKT-JOIN-01",  "PKT-HELLO-01", "CONF-V2-01",    "PKT-JOIN-03",
-                                  "PKT-WRITE-07", "RES-CLOSE-03", "PKT-RING-03",   "ADP-PUB-03"}),
+                                  "PKT-JOIN-01", "PKT-HELLO-01", "CONF-V2-01", "PKT-JOIN-03",
+                                  "PKT-WRITE-07", "RES-CLOSE-03", "PKT-RING-03"}),
         Role::kPublisher, kV2) {
   const uint32_t pbytes = 3000, gop = 8;
-  // The capacity is asked for (ADP-PUB-03), never assumed (PKT-RING-03): whether 60 packets lap
-  // the ring is computed below from the capacity the header shows.
-  const uint64_t ring_bytes = 65536;
+  // The capacity is never assumed (PKT-RING-03): whether 60 packets lap the ring is computed
+  // below from the capacity the header shows (A2/ring-bytes asks for a small one).
   Process& pub =
       StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "60", "--packet-bytes",
                      std::to_string(pbytes), "--gop", std::to_string(gop), "--wait-subscribers",
-                     "1", "--linger-ms", "3000", "--ring-bytes", std::to_string(ring_bytes)});
+                     "1", "--linger-ms", "3000"});
   ScriptedSub sub(ctx);
   HelloParams hp;
   hp.max_proto = 2;
@@ -120,9 +119,7 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
       "violated", r.All());
   ctx.Expect(AllZero(r.Bytes("reserved0")) && AllZero(r.Bytes("reserved1")), "VER-RSV-01",
              "ring header reserved bytes zero", "nonzero", r.All());
-  ctx.Expect(cap == ring_bytes, "ADP-PUB-03",
-             "--ring-bytes " + std::to_string(ring_bytes) + " gives that capacity",
-             "capacity " + std::to_string(cap), r.All());
+
   sub.Attach();
   // Judged from the ring itself: wait (bounded) until head_seq shows all 60 packets, whatever
   // and whenever the adapter prints.
@@ -240,15 +237,12 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
         "and never writes the ring",
         (std::vector<std::string>{"PKT-RING-02", "PKT-READ-01", "PKT-READ-06", "PKT-READ-07",
                                   "PKT-REC-02", "PKT-JOIN-02", "PKT-PARAMS-02", "PKT-HDR-02",
-                                  "CONF-V2-01", "PKT-RING-03", "ADP-SUB-01"}),
+                                  "CONF-V2-01", "PKT-RING-03"}),
         Role::kSubscriber, kV2) {
   ScriptedPub pub(ctx, RingParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
-  // --gop 5: the adapter also checks every KEYFRAME flag (ADP-SUB-01).
-  std::vector<std::string> args = PacketSubArgs(30);
-  args.insert(args.end(), {"--gop", "5"});
-  Process& sub = pub.StartSub(args);
+  Process& sub = pub.StartSub(PacketSubArgs(30));
   pub.Handshake();
   std::vector<std::vector<uint8_t>> snapshots;
   for (uint64_t n = 1; n <= 30; ++n) {

@@ -21,8 +21,8 @@
 // --wait-subscribers), print the gate event and wait for one line (or EOF) on stdin: a test holds
 // the publisher there, still serving handshakes, until it has set up what it needs (e.g. a
 // replacement subscriber attached), without sleeps. --diag: see adapter_common.h.
-// --wait-subscribers M waits until M subscribers have become ACTIVE (counting those that left
-// since, ADAPTER.md ADP-PUB-01) before publishing. After `done` it lingers while any subscriber is
+// --wait-subscribers M waits until M subscribers are ACTIVE at the same time (ADAPTER.md
+// ADP-PUB-01) before publishing. After `done` it lingers while any subscriber is
 // ACTIVE, at most --linger-ms (default 10000, ADP-PUB-02). --ring-bytes R sets the packet ring's
 // capacity (ADP-PUB-03). SIGTERM ends the run with a clean shut-down and exit 0 (ADP-SIG-01).
 // $CUFRAMES_MAX_PROTO caps the protocol version when --max-proto is absent.
@@ -30,10 +30,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,23 +48,16 @@ using namespace cuframes::adapter;
 
 namespace {
 
-// Subscribers that have become ACTIVE since the start (ADP-PUB-01), counted from the library's
-// ATTACHED events, which its service thread reports.
-std::mutex g_attach_mu;
-std::condition_variable g_attach_cv;
-uint64_t g_attached_ever = 0;
-
-// Waits until `count` subscribers have become ACTIVE, at most `timeout_ms`, or SIGTERM. Returns
-// OK, TIMEOUT, or OK with TermRequested() set.
-int WaitAttachedEver(uint64_t count, uint64_t timeout_ms) {
+// Waits until `count` subscribers are ACTIVE at the same time (ADAPTER.md ADP-PUB-01), at most
+// `timeout_ms`, in slices so that SIGTERM is seen. Returns OK (also when SIGTERM arrived: the
+// caller checks TermRequested()) or the library's error.
+int WaitActiveTogether(cuframes_publisher* pub, uint64_t count, uint64_t timeout_ms) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::unique_lock<std::mutex> lock(g_attach_mu);
-  while (g_attached_ever < count && !TermRequested()) {
+  for (;;) {
+    const int s = cuframes_pub_wait_subscribers(pub, static_cast<uint32_t>(count), 50);
+    if (s != CUFRAMES_TIMEOUT || TermRequested()) return s == CUFRAMES_TIMEOUT ? CUFRAMES_OK : s;
     if (std::chrono::steady_clock::now() >= until) return CUFRAMES_TIMEOUT;
-    // Bounded slices so that SIGTERM (a flag, no notify) is seen promptly.
-    g_attach_cv.wait_for(lock, std::chrono::milliseconds(20));
   }
-  return CUFRAMES_OK;
 }
 
 void OnEvent(void*, const cuframes_pub_event* e) {
@@ -74,13 +65,6 @@ void OnEvent(void*, const cuframes_pub_event* e) {
   if (e->kind == CUFRAMES_PUB_EVENT_ATTACHED) {
     EmitJson("\"event\":\"subscriber\",\"index\":" + idx + ",\"pid\":" + std::to_string(e->pid) +
              ",\"start_seq\":" + std::to_string(e->start_seq));
-    // Counted after the event is printed, so that `subscriber` precedes the frames it lets
-    // start (ADAPTER.md ADP-EVENT-02).
-    {
-      std::lock_guard<std::mutex> lock(g_attach_mu);
-      ++g_attached_ever;
-    }
-    g_attach_cv.notify_all();
   } else {
     const char* kind = e->kind == CUFRAMES_PUB_EVENT_EVICTED ? "evicted" : "detached";
     EmitJson(std::string("\"event\":\"") + kind + "\",\"index\":" + idx +
@@ -201,7 +185,7 @@ int main(int argc, char** argv) {
            ",\"kind\":" + Quote(kind));
   int exit_code = kExitOk;
   if (wait_subs > 0) {
-    s = WaitAttachedEver(wait_subs, wait_timeout);
+    s = WaitActiveTogether(pub, wait_subs, wait_timeout);
     if (s != CUFRAMES_OK) {
       EmitError(s, "wait-subscribers");
       cuframes_pub_destroy(pub);

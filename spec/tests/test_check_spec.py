@@ -588,6 +588,23 @@ def test_twin_text_differs_from_the_text():
     assert codes(p) == {"req-text"}
 
 
+def test_legacy_schema_accepts_the_240_character_cut_only():
+    text = "## 1 L\n\n[L-LONG-01 MUST] " + "word " * 100 + "end.\n"
+    whole = "word " * 100 + "end."
+    s = make_spec()
+    s["requirements"] = [{"id": "L-LONG-01", "level": "MUST", "section": "1",
+                          "text": whole[:240].rstrip()}]
+    s["schema"] = "cuframes-spec/1"   # release 0.2 and before: texts cut at 240 characters
+    assert not has(run(spec=s, text=text), "req-text", "L-LONG-01")
+    s["requirements"][0]["text"] = whole[:200]
+    assert has(run(spec=s, text=text), "req-text", "L-LONG-01")
+    s["schema"] = "cuframes-spec/2"   # whole statements from release 0.3 on
+    s["requirements"][0]["text"] = whole[:240].rstrip()
+    assert has(run(spec=s, text=text), "req-text", "L-LONG-01")
+    s["requirements"][0]["text"] = whole
+    assert not has(run(spec=s, text=text), "req-text", "L-LONG-01")
+
+
 def test_twin_text_compares_whitespace_and_markdown_normalised():
     s = make_spec()
     s["requirements"][0]["text"] = "The  `publisher`\n writes *it*."

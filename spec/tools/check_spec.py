@@ -58,6 +58,11 @@ TYPE_SIZES: dict[str, int | None] = {
 INTEGER_TYPES = {"u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"}
 SHARED_REGIONS = ("shm", "ring")
 # The twin carries each requirement's whole statement; check_sync compares it with the text.
+# Twins of schema "cuframes-spec/1" (release 0.2 and before) carried the statement cut at
+# LEGACY_TEXT_LEN characters; the checker still accepts that form for them, so that a released
+# twin keeps passing. Schema "cuframes-spec/2" and later carry the whole statement.
+LEGACY_SCHEMA = "cuframes-spec/1"
+LEGACY_TEXT_LEN = 240
 DEFAULT_ADAPTER = SPEC_DIR / "ADAPTER.md"
 # Documents a requirement of the twin may come from (its "document" key; PROTOCOL.md if absent).
 DOCUMENTS = ("PROTOCOL.md", "ADAPTER.md")
@@ -973,7 +978,10 @@ def check_sync(spec: dict, parsed: ParsedText, document: str = "PROTOCOL.md") ->
                                     f"in the text (line {t.line}) but the twin says "
                                     f"{r.get('section')!r}"))
         twin_text = r.get("text")
-        if isinstance(twin_text, str) and normalize_text(twin_text) != normalize_text(t.text):
+        legacy_cut = normalize_text(t.text[:LEGACY_TEXT_LEN].rstrip())
+        if (isinstance(twin_text, str) and normalize_text(twin_text) != normalize_text(t.text)
+                and not (spec.get("schema") == LEGACY_SCHEMA and
+                         normalize_text(twin_text) == legacy_cut)):
             a, b = normalize_text(t.text), normalize_text(twin_text)
             i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
             problems.append(Problem("req-text", rid, f"statement differs from {document} line "
