@@ -93,4 +93,17 @@ void ExpectCleanExit(CaseContext& ctx, Process& pub, int timeout_ms) {
              pub.StatusText());
 }
 
+PubParams RingPubParams() {
+  PubParams p;
+  p.proto = 2;
+  p.ring = true;
+  p.ring_capacity = 8192;
+  p.max_packet_bytes = 1000;
+  return p;
+}
+
+std::vector<std::string> SubPacketArgs(uint64_t packets) {
+  return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
+}
+
 }  // namespace cuframes::conform

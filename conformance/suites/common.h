@@ -36,6 +36,13 @@ void ExpectCleanExit(CaseContext& ctx, Process& pub, int timeout_ms = 5000);
 std::vector<std::string> PubArgs(CaseContext& ctx, uint64_t frames, uint64_t slots = 2,
                                  uint64_t wait = 1);
 
+// The scripted publisher's standard proto_version 2 setup with a packet ring: an 8 KiB ring and
+// 1000-byte packets, small enough that a few packets wrap it.
+PubParams RingPubParams();
+
+// IUT subscriber arguments asking for N packets, host kind, 3 s per call.
+std::vector<std::string> SubPacketArgs(uint64_t packets);
+
 }  // namespace cuframes::conform
 
 #endif  // CUFRAMES_CONFORMANCE_SUITES_COMMON_H_

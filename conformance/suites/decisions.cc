@@ -22,19 +22,6 @@ std::vector<std::string> FrameSubArgs(uint64_t frames) {
   return {"--frames", std::to_string(frames), "--timeout-ms", "3000", "--kind", "host"};
 }
 
-std::vector<std::string> PacketArgs(uint64_t packets) {
-  return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
-}
-
-PubParams RingPub() {
-  PubParams p;
-  p.proto = 2;
-  p.ring = true;
-  p.ring_capacity = 8192;
-  p.max_packet_bytes = 1000;
-  return p;
-}
-
 // Expects DETACH(reason = code), then close, from the IUT subscriber.
 void ExpectDetachReason(CaseContext& ctx, Conn& c, const std::string& code,
                         const std::string& req) {
@@ -183,7 +170,7 @@ CF_CASE(ErrorOk, "8/error-code-ok", "ERROR with code OK is reported as PROTOCOL 
 // meets the damaged record.
 void DamagedSecondPacket(CaseContext& ctx, const std::function<void(StructView&)>& damage,
                          const std::string& code, const std::string& req) {
-  ScriptedPub pub(ctx, RingPub());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.WritePacket(1, true);
@@ -191,7 +178,7 @@ void DamagedSecondPacket(CaseContext& ctx, const std::function<void(StructView&)
   StructView rec(ctx.spec(), "PacketRecordHeader", pub.ring()->span(),
                  pub.Ring().Get("data_offset") + p2 % pub.Ring().Get("capacity"));
   damage(rec);
-  Process& sub = pub.StartSub(PacketArgs(2));
+  Process& sub = pub.StartSub(SubPacketArgs(2));
   pub.Handshake();
   ExpectAdapterError(ctx, sub, code, req, 5000, true);
   for (const auto& e : sub.events()) {
@@ -230,12 +217,12 @@ CF_CASE(ParamsMidStream, "10.6/new-params-mid-stream",
         "codec parameters of generation 2 published after packets 1-2 (generation 1): the "
         "reader delivers packets 1-4, skipping none",
         (std::vector<std::string>{"PKT-READ-09"}), kSub, kV2) {
-  ScriptedPub pub(ctx, RingPub());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.WritePacket(1, true, nullptr, 1);
   pub.WritePacket(2, false, nullptr, 1);
-  Process& sub = pub.StartSub(PacketArgs(4));
+  Process& sub = pub.StartSub(SubPacketArgs(4));
   pub.Handshake();
   size_t from = 0;
   const nlohmann::json* e2 = sub.WaitFor(
@@ -425,7 +412,7 @@ CF_CASE(LingerActive, "A2/linger-counts-active-subscribers",
 CF_CASE(SubInterleave, "A2/subscriber-frames-and-packets",
         "--frames 2 --packets 2: the subscriber alternates frame 1, packet 1, frame 2, packet 2",
         (std::vector<std::string>{"ADP-SUB-02"}), kSub, kV2) {
-  ScriptedPub pub(ctx, RingPub());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.WritePacket(1, true);
@@ -486,7 +473,7 @@ CF_CASE(SubGop, "A2/subscriber-gop",
         "keyframe but is written without KEYFRAME, is reported valid: false and the adapter "
         "exits 4",
         (std::vector<std::string>{"ADP-SUB-01"}), kSub, kV2) {
-  ScriptedPub pub(ctx, RingPub());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.WritePacket(1, true);

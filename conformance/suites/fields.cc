@@ -44,19 +44,6 @@ std::vector<std::string> SubArgs() {
   return {"--frames", "2", "--timeout-ms", "3000", "--kind", "host"};
 }
 
-std::vector<std::string> PacketArgs(uint64_t packets) {
-  return {"--packets", Num(packets), "--timeout-ms", "3000", "--kind", "host"};
-}
-
-PubParams RingParams() {
-  PubParams p;
-  p.proto = 2;
-  p.ring = true;
-  p.ring_capacity = 8192;
-  p.max_packet_bytes = 1000;
-  return p;
-}
-
 // ---- IUT subscriber: values it validates when HELLO_RESP(OK) arrives (segment, ring) ----
 
 // Accepted: ATTACH_REQ follows. Refused: DETACH(code), close, and the adapter reports code.
@@ -83,7 +70,7 @@ void AtHello(CaseContext& ctx, PubParams p, const std::function<void(ScriptedPub
   pub.Create();
   if (p.ring) pub.SetCodecParams(CodecParamsPayload(0), 0);
   damage(pub);
-  Process& sub = pub.StartSub(p.ring ? PacketArgs(3) : SubArgs());
+  Process& sub = pub.StartSub(p.ring ? SubPacketArgs(3) : SubArgs());
   pub.ReadHello();
   MessageBuilder resp = pub.HelloResp();
   if (p.ring) resp.Set("proto_version", 2).Set("caps", 1).Set("initial_packet_seq", 1);
@@ -103,7 +90,7 @@ Check SegField(const std::string& field, const std::string& req) {
 Check RingField(const std::string& field, const std::string& req) {
   return [field, req](CaseContext& ctx, const Boundary& b, const std::string& code) {
     AtHello(
-        ctx, RingParams(), [&](ScriptedPub& p) { p.Ring().Set(field, b.value); }, code, req, b);
+        ctx, RingPubParams(), [&](ScriptedPub& p) { p.Ring().Set(field, b.value); }, code, req, b);
   };
 }
 
@@ -244,7 +231,7 @@ void SlotState(CaseContext& ctx, const Boundary& b, const std::string& code) {
 // ---- IUT subscriber: packet ring values read after ATTACH ----
 
 void ParamsSize(CaseContext& ctx, const Boundary& b, const std::string& code) {
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   const size_t n = std::min<uint64_t>(b.value, ctx.spec().Const("CODEC_PARAMS_MAX_BYTES"));
   pub.SetCodecParams(std::vector<uint8_t>(n, 0x42), 0);
@@ -253,7 +240,7 @@ void ParamsSize(CaseContext& ctx, const Boundary& b, const std::string& code) {
   cp.Set("lock", cp.Get("lock") + 1);
   cp.Set("size", b.value);
   cp.Set("lock", cp.Get("lock") + 1);
-  Process& sub = pub.StartSub(PacketArgs(1));
+  Process& sub = pub.StartSub(SubPacketArgs(1));
   pub.Handshake();
   if (code.empty()) {
     size_t from = 0;
@@ -268,7 +255,7 @@ void ParamsSize(CaseContext& ctx, const Boundary& b, const std::string& code) {
 }
 
 void RecordFlags(CaseContext& ctx, const Boundary& b, const std::string& code) {
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.WritePacket(1, true);
@@ -276,7 +263,7 @@ void RecordFlags(CaseContext& ctx, const Boundary& b, const std::string& code) {
   StructView(ctx.spec(), "PacketRecordHeader", pub.ring()->span(),
              ctx.spec().Const("RING_DATA_OFFSET") + pos % pub.params().ring_capacity)
       .Set("flags", b.value);
-  Process& sub = pub.StartSub(PacketArgs(2));
+  Process& sub = pub.StartSub(SubPacketArgs(2));
   pub.Handshake();
   size_t from = 0;
   const nlohmann::json* e1 = sub.WaitEvent("packet", In(3000), &from);
@@ -615,7 +602,7 @@ std::vector<FieldRule> Rules() {
   r.push_back({"PacketRingHeader", "capacity", kSub, v2, V{"PKT-HDR-01"}, nullptr, corrupt,
                [](CaseContext& ctx, const Boundary& b, const std::string& code) {
                  // A ring laid out consistently for the capacity when it fits in memory.
-                 PubParams p = RingParams();
+                 PubParams p = RingPubParams();
                  const bool fits = b.value <= (uint64_t{1} << 20);
                  if (fits) p.ring_capacity = b.value;
                  AtHello(

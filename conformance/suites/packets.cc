@@ -199,15 +199,6 @@ CF_CASE(PubNoWant, "10.9/no-want-packets",
 
 // ---- IUT subscriber against the scripted ring ----
 
-PubParams RingParams() {
-  PubParams p;
-  p.proto = 2;
-  p.ring = true;
-  p.ring_capacity = 8192;
-  p.max_packet_bytes = 1000;
-  return p;
-}
-
 std::vector<std::string> PacketSubArgs(uint64_t packets) {
   return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
 }
@@ -239,7 +230,7 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
                                   "PKT-REC-02", "PKT-JOIN-02", "PKT-PARAMS-02", "PKT-HDR-02",
                                   "CONF-V2-01", "PKT-RING-03"}),
         Role::kSubscriber, kV2) {
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(30));
@@ -285,7 +276,7 @@ enum class When { kAfterAttach, kAtHello, kLazy };
 void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
                  const std::string& code, const std::string& req, When when = When::kAfterAttach) {
   const bool before_handshake = when != When::kAfterAttach;
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   if (before_handshake) damage(pub);
@@ -396,7 +387,7 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
         (std::vector<std::string>{"PKT-READ-02", "PKT-READ-05", "PKT-READ-06", "PKT-API-01",
                                   "PKT-JOIN-02", "PKT-READ-04"}),
         Role::kSubscriber, kV2) {
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(24));
@@ -448,7 +439,7 @@ CF_CASE(LappedInsidePayload, "10.6/lapped-position-inside-newer-payload",
         (std::vector<std::string>{"PKT-READ-04", "PKT-READ-05", "PKT-JOIN-02", "PKT-API-01"}),
         Role::kSubscriber, kV2) {
   const Spec& s = ctx.spec();
-  const PubParams pp = RingParams();
+  const PubParams pp = RingPubParams();
   const uint64_t cap = pp.ring_capacity;
   const uint32_t pbytes = pp.max_packet_bytes;
   ScriptedPub pub(ctx, pp);
@@ -535,7 +526,7 @@ CF_CASE(JoinBeforeKeyframe, "10.6/join-before-first-keyframe",
         "a subscriber that joined before any keyframe (initial (1, 0)) skips packets 1-3 (not "
         "keyframes) and delivers from keyframe 4 on",
         (std::vector<std::string>{"PKT-READ-06", "PKT-JOIN-02"}), Role::kSubscriber, kV2) {
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(7));
@@ -549,7 +540,7 @@ CF_CASE(StaleParamsKeyframe, "10.6/skip-keyframe-of-old-params",
         "after joining, a keyframe whose params_generation is not the current parameters' is "
         "skipped; delivery starts at the first keyframe of the current generation",
         (std::vector<std::string>{"PKT-READ-08", "PKT-READ-06"}), Role::kSubscriber, kV2) {
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   pub.SetCodecParams(CodecParamsPayload(0), 0);  // generation 2 is current
@@ -567,7 +558,7 @@ CF_CASE(PacketNoWakeup, "10.6/bounded-packet-wait-without-wakeup",
         "lies) still reach a subscriber blocked with a long timeout within PEER_DEATH_DETECT_MS",
         (std::vector<std::string>{"SHM-ORDER-04", "PKT-READ-01"}), Role::kSubscriber, kV2) {
   const int bound = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
-  ScriptedPub pub(ctx, RingParams());
+  ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub({"--packets", "3", "--timeout-ms", "10000", "--kind", "host"});
