@@ -211,6 +211,9 @@ int main(int argc, char** argv) {
       }
       bool stopped = false;  // SIGTERM: close (DETACH OK) and exit 0 (ADP-SIG-01)
       // Each blocking call waits at most --timeout-ms (ADP-SUB-02), in slices so SIGTERM is seen.
+      // A slice is 250 ms: longer than SEQLOCK_SPIN_LIMIT_MS, so a record lock held odd is still
+      // reported CORRUPT (the library's spin restarts with each call), and never 0 ms, which
+      // would make the last call non-blocking (AGAIN instead of TIMEOUT).
       auto sliced = [&](auto&& call) {
         const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
         int r;
@@ -218,7 +221,7 @@ int main(int argc, char** argv) {
           const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 until - std::chrono::steady_clock::now())
                                 .count();
-          r = call(static_cast<int32_t>(std::clamp<int64_t>(left, 0, 100)));
+          r = call(static_cast<int32_t>(std::clamp<int64_t>(left, 1, 250)));
         } while (r == CUFRAMES_TIMEOUT && !TermRequested() &&
                  std::chrono::steady_clock::now() < until);
         if (r == CUFRAMES_TIMEOUT && TermRequested()) stopped = true;
