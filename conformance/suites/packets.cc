@@ -270,7 +270,8 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
 
 // When the damage is applied: after ATTACH, before HELLO with the refusal expected at HELLO_RESP
 // (ring header, validated with the segment), or before HELLO but found later (codec parameters,
-// read on demand).
+// read on demand; a damaged record, which must be in place before the subscriber can see
+// head_seq, or a fast reader takes the intact packet first and then waits for the next).
 enum class When { kAfterAttach, kAtHello, kLazy };
 
 void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
@@ -314,7 +315,7 @@ CF_CASE(LockOdd, "10.6/record-lock-held-odd",
         uint8_t* lock = p.ring()->data() + p.Ring().Get("data_offset");
         std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(1);
       },
-      "CORRUPT", "PKT-READ-02");
+      "CORRUPT", "PKT-READ-02", When::kLazy);
 }
 
 CF_CASE(SizeOutOfRange, "10.6/record-size-out-of-range",
@@ -327,7 +328,7 @@ CF_CASE(SizeOutOfRange, "10.6/record-size-out-of-range",
         StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset"))
             .Set("size", 5000);
       },
-      "CORRUPT", "PKT-READ-03");
+      "CORRUPT", "PKT-READ-03", When::kLazy);
 }
 
 CF_CASE(UnknownPacketFlags, "10.3/record-unknown-flags",
@@ -340,7 +341,7 @@ CF_CASE(UnknownPacketFlags, "10.3/record-unknown-flags",
         StructView(ctx.spec(), "PacketRecordHeader", p.ring()->span(), p.Ring().Get("data_offset"))
             .Set("flags", 5);
       },
-      "CORRUPT", "PKT-REC-04");
+      "CORRUPT", "PKT-REC-04", When::kLazy);
 }
 
 CF_CASE(RingBadMagic, "10.2/ring-wrong-magic",
