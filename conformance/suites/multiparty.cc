@@ -74,7 +74,7 @@ CF_CASE(SlotReusedWhileFlowing, "4.2/slot-reused-while-frames-flow",
         "generation, zeroed fields and start_seq = write_seq + 1, while the other subscriber "
         "keeps receiving every frame",
         (std::vector<std::string>{"ACK-EVICT-04", "SHM-SUB-02", "MSG-ARESP-01", "ACK-REL-04",
-                                  "ACK-EVICT-03"}),
+                                  "ACK-EVICT-03", "ACK-REUSE-01"}),
         kPub, {}) {
   const uint64_t frames = 12;
   std::vector<std::string> args = PubArgs(ctx, frames, 2, 2);
@@ -121,6 +121,20 @@ CF_CASE(SlotReusedWhileFlowing, "4.2/slot-reused-while-frames-flow",
     steady.Ack(n);
     if (n >= start) {
       newcomer.ReadFrame(n);
+      if (n == start) {
+        // The newcomer has ACKed nothing yet (ack_seq 0). A publisher that counts it for frames
+        // before its start_seq cannot reuse the slot of frame start - 2 without its ACK, so it
+        // publishes `start` only after evicting it at the ACK timeout: still ACTIVE here means
+        // it was never waited for.
+        StructView mine = newcomer.SubSlot(idx);
+        ctx.Expect(mine.Get("state") == ctx.spec().Enum("subscriber_slot_state", "ACTIVE") &&
+                       mine.Get("generation") == newcomer.hello().generation,
+                   "ACK-REUSE-01",
+                   "the newcomer still ACTIVE when frame " + N(start) +
+                       " (its start_seq) arrives: no ACK of an earlier frame was awaited from it",
+                   "state " + N(mine.Get("state")) + ", generation " + N(mine.Get("generation")),
+                   mine.All(), mine.base());
+      }
       newcomer.Ack(n);
     }
   }
