@@ -261,6 +261,14 @@ int RunConformance(const RunOptions& opts) {
   for (const CaseDef& c : cases) {
     if (Selected(c, opts.only)) selected.push_back(&c);
   }
+  // A selection that matches nothing would report PASS having run nothing (a comma-separated
+  // list is one glob, not several): refuse it.
+  if (selected.empty()) {
+    std::cerr << "cuframes-conform: --only '" << opts.only << "' matches no case (one case glob "
+              << "or requirement ID; see --list)\n";
+    rmdir(sock_tmpl);
+    return 2;
+  }
   // Workers take the next case index; the main thread prints each result as soon as every
   // earlier one is in, so the console and the reports keep registration order.
   const size_t jobs = static_cast<size_t>(std::max(1, opts.jobs));
