@@ -583,7 +583,9 @@ TlvMsg ScriptedPub::ReadHello() {
               Hex64(magic), m.raw);
   ctx_.Expect(lo >= 1 && hi >= lo, "MSG-HELLO-01", "1 <= min_proto <= max_proto",
               Num(lo) + ".." + Num(hi), m.raw);
-  ctx_.Expect(kinds & (1u << (s.Enum("memory_kind", "HOST") - 1)), "KIND-02",
+  // A subscriber started for a CUDA kind (--kind cuda) offers that kind alone; the CUDA cases
+  // check that themselves.
+  ctx_.Expect(p_.kind != "HOST" || (kinds & (1u << (s.Enum("memory_kind", "HOST") - 1))), "KIND-02",
               "kinds_mask offers HOST", Num(kinds), m.raw);
   const FieldDef& rsv = s.Field("HelloReq", "reserved0");
   ctx_.Expect(AllZero(std::span<const uint8_t>(m.payload).subspan(rsv.offset, rsv.size)),
