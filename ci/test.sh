@@ -23,7 +23,7 @@ if ! ctest --preset default --output-on-failure; then
 fi
 
 export CUFRAMES_BUILD_DIR="$ROOT/build/default"
-for dir in interop conformance; do
+for dir in interop conformance video; do
   if [[ ! -d "$dir" ]]; then
     skip "pytest $dir/: the folder does not exist"
     continue
