@@ -18,10 +18,10 @@ int main(int argc, char** argv) {
       stderr,
       "usage: cuframes-video publish --key K FILE [--realtime] [--speed F]\n"
       "                      [--ring-bytes R] [--max-packet-bytes B] [--wait-subscribers N]\n"
-      "                      [--wait-timeout-ms T] [--gate-at I] [--hold] [--linger-ms T]\n"
-      "                      [--progress]\n"
+      "                      [--wait-timeout-ms T] [--gate-at I[,I...]] [--hold]\n"
+      "                      [--linger-ms T] [--max-subscribers M] [--progress]\n"
       "       cuframes-video record --key K OUT.h264|OUT.hevc [--packets N | --until-eos]\n"
       "                      [--timeout-ms T] [--connect-timeout-ms T] [--pause-after N]\n"
-      "                      [--progress]\n");
+      "                      [--start-gate] [--progress]\n");
   return kExitUsage;
 }

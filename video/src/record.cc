@@ -19,6 +19,8 @@
 //   --until-eos              record until the publisher closes the ring (the default)
 //   --timeout-ms T           fail with TIMEOUT when no packet arrives for T ms (default 10000)
 //   --connect-timeout-ms T   the whole handshake (default 2000)
+//   --start-gate             once attached, print "gate" and wait for a line on stdin before
+//                            the first read (a reader that attached, then fell behind)
 //   --pause-after N          after writing packet N, print "paused" and wait for a line on
 //                            stdin (tests make a slow reader this way, without sleeps)
 //   --progress               one "packet" event per written packet
@@ -62,7 +64,7 @@ int RecordMain(int argc, char** argv, int first) {
   Args args;
   if (!ParseArgs(argc, argv, first,
                  {"key", "packets", "timeout-ms", "connect-timeout-ms", "pause-after"},
-                 {"until-eos", "progress"}, &args) ||
+                 {"until-eos", "progress", "start-gate"}, &args) ||
       args.positional.size() != 1 || !args.Has("key") ||
       (args.Has("packets") && args.Has("until-eos"))) {
     std::fprintf(stderr,
@@ -110,6 +112,10 @@ int RecordMain(int argc, char** argv, int first) {
   EmitJson("\"event\":\"ready\",\"key\":" + Quote(key) + ",\"pid\":" + std::to_string(getpid()) +
            ",\"proto\":" + std::to_string(info.proto_version));
 
+  if (args.Has("start-gate")) {
+    EmitJson("\"event\":\"gate\"");
+    WaitStdinLine();
+  }
   int exit_code = kExitOk;
   std::vector<uint8_t> buf(1u << 20);
   std::vector<uint8_t> params(4096);

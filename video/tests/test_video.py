@@ -86,11 +86,12 @@ def media(tmp_path_factory) -> dict[str, Path]:
             "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
             f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=0:bframes=2:log-level=error",
             "-pix_fmt", "yuv420p", str(m["hevc"]))
-    # A resolution switch: two Annex B streams (in-band SPS/PPS at each IDR) back to back.
-    a, b = d / "a.h264", d / "b.h264"
-    _x264("320x240", 60, a)
-    _x264("176x144", 60, b)
-    m["switch"].write_bytes(a.read_bytes() + b.read_bytes())
+    # Two resolution switches: three Annex B streams (in-band SPS/PPS at each IDR) back to back.
+    parts = [(d / "a.h264", "320x240", 60), (d / "b.h264", "176x144", 60),
+             (d / "c.h264", "256x192", 30)]
+    for path, size, frames in parts:
+        _x264(size, frames, path)
+    m["switch"].write_bytes(b"".join(path.read_bytes() for path, _, _ in parts))
     # One huge non-key access unit: frame 45 is pure noise (keyframes are 0, 30, 60).
     _x264("320x240", 90, m["oversized"], extra_vf="noise=alls=100:allf=t:enable='eq(n\\,45)'")
     return m
@@ -350,44 +351,62 @@ def test_lapped_reader_resyncs_at_a_keyframe(media, procs, tmp_path):
     assert rec.all("overrun")[0]["after_seq"] == 10
 
 
-def test_resolution_switch_bumps_the_generation(media, procs, tmp_path):
-    """PKT-WRITE-05, PKT-READ-08/09: new parameters (another resolution) are a new generation;
-    a reader that joined before the switch and one that joined after both decode correctly."""
+def test_resolution_switches_bump_the_generation(media, procs, tmp_path):
+    """PKT-WRITE-05, PKT-READ-08/09: new parameters (another resolution) are a new generation
+    (AU 61: 176x144, AU 121: 256x192). Readers decode every frame exactly whether they joined
+    before the switches (rec1), between them (rec2), attached early but read first after a
+    switch (rec4: PKT-READ-08 starts it at the keyframe of the current generation), or fell two
+    generations behind (rec3: the ring holds one generation, so the keyframe of generation 2 is
+    started from its own in-band parameter sets)."""
     src = media["switch"]
     _, _, packets = _source_packets(src)
-    assert len(packets) == 120
+    assert len(packets) == 150
     key = _key("switch")
-    pub = procs("publish", "--key", key, str(src), "--wait-subscribers", "1", "--gate-at",
-                "50,76", "--hold", "--progress")
+    pub = procs("publish", "--key", key, str(src), "--wait-subscribers", "3", "--gate-at",
+                "50,76,110,130", "--hold", "--progress")
     pub.expect("ready")
-    before, after = tmp_path / "before.h264", tmp_path / "after.h264"
-    rec1 = procs("record", "--key", key, str(before), "--until-eos", "--progress")
+    out = {n: tmp_path / f"rec{n}.h264" for n in (1, 2, 3, 4)}
+    rec1 = procs("record", "--key", key, str(out[1]), "--until-eos", "--progress")
     rec1.expect("ready")
+    rec3 = procs("record", "--key", key, str(out[3]), "--until-eos", "--pause-after", "10")
+    rec3.expect("ready")
+    rec4 = procs("record", "--key", key, str(out[4]), "--until-eos", "--start-gate",
+                 "--progress")
+    rec4.expect("gate")
     pub.expect("gate", lambda e: e["au"] == 50)
-    # The first reader holds generation 1 and has read up to the gate before the switch is
-    # published: it meets generation 2 at the keyframe that needs it (AU 61).
+    # rec1 has read up to the gate before the first switch is published.
     rec1.expect("packet", lambda e: e["seq"] == 49)
     pub.send_line()
     pub.expect("gate", lambda e: e["au"] == 76)
-    rec2 = procs("record", "--key", key, str(after), "--until-eos")
+    rec2 = procs("record", "--key", key, str(out[2]), "--until-eos", "--progress")
     rec2.expect("ready")
+    rec4.send_line()  # its first read comes after generation 2 was published
+    pub.send_line()
+    pub.expect("gate", lambda e: e["au"] == 110)
+    # Every reader but rec3 has met generation 2 while the ring still held it.
+    for rec in (rec1, rec2, rec4):
+        rec.expect("packet", lambda e: e["seq"] == 109)
+    pub.send_line()
+    pub.expect("gate", lambda e: e["au"] == 130)
+    rec3.expect("paused")
+    rec3.send_line()  # generation 3 is published: rec3 is two generations behind
     pub.send_line()
     pub.expect("eos")
     pub.close_stdin()
     assert pub.wait() == 0, pub.describe()
     params = pub.all("params")
-    assert [(p["generation"], p["before_au"]) for p in params] == [(1, 1), (2, 61)], params
-    done1, done2 = _finish(rec1), _finish(rec2)
-    assert done1["generations"] == [1, 2] and done2["generations"] == [2]
-    assert [(e["generation"], e["seq"], e["source"]) for e in rec1.all("params")] == \
-        [(1, 1, "ring"), (2, 61, "ring")]
-    assert [(e["generation"], e["seq"], e["source"]) for e in rec2.all("params")] == \
-        [(2, 61, "ring")]
-    segs1 = _check_recording(before, "h264", src, rec1)
-    segs2 = _check_recording(after, "h264", src, rec2)
-    assert segs1 == [(0, 119)] and segs2 == [(60, 119)]
-    sizes = [(f.width, f.height) for f in av.open(str(before), format="h264").decode(video=0)]
-    assert sizes == [(320, 240)] * 60 + [(176, 144)] * 60
+    assert [(p["generation"], p["before_au"]) for p in params] == [(1, 1), (2, 61), (3, 121)]
+    done = {1: _finish(rec1), 2: _finish(rec2), 3: _finish(rec3), 4: _finish(rec4)}
+    assert all(d["params_lost"] == 0 for d in done.values()), done
+    gens = lambda rec: [(e["generation"], e["seq"], e["source"]) for e in rec.all("params")]
+    assert gens(rec1) == [(1, 1, "ring"), (2, 61, "ring"), (3, 121, "ring")]
+    assert gens(rec2) == gens(rec4) == [(2, 61, "ring"), (3, 121, "ring")]
+    assert gens(rec3) == [(1, 1, "ring"), (2, 61, "in-band"), (3, 121, "ring")]
+    segs = {n: _check_recording(out[n], "h264", src, rec)
+            for n, rec in ((1, rec1), (2, rec2), (3, rec3), (4, rec4))}
+    assert segs[1] == segs[3] == [(0, 149)] and segs[2] == segs[4] == [(60, 149)], segs
+    sizes = [(f.width, f.height) for f in av.open(str(out[1]), format="h264").decode(video=0)]
+    assert sizes == [(320, 240)] * 60 + [(176, 144)] * 60 + [(256, 192)] * 30
 
 
 def test_oversized_access_unit_is_refused_and_nothing_else_is_lost(media, procs, tmp_path):
