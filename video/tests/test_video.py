@@ -205,10 +205,13 @@ class Proc:
             if left <= 0:
                 raise AssertionError(f"no {event} event within {timeout} s:\n" + self.describe())
             try:
-                if self._q.get(timeout=left) is None and self._seen >= len(self.events):
-                    raise AssertionError(f"exited before {event}:\n" + self.describe())
+                item = self._q.get(timeout=left)
             except queue.Empty:
-                pass
+                continue
+            if item is None:  # end of output: every event is in self.events by now
+                self._q.put(None)  # for the next expect
+                if self._seen >= len(self.events):
+                    raise AssertionError(f"exited before {event}:\n" + self.describe())
 
     def send_line(self) -> None:
         self.p.stdin.write("\n")
@@ -223,7 +226,6 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.p.kill()
             raise AssertionError(f"did not exit within {timeout} s:\n" + self.describe())
-        time.sleep(0)  # let the reader threads see EOF
         return rc
 
     def all(self, event: str) -> list[dict]:
