@@ -547,7 +547,15 @@ Status Subscriber::NextPacket(int32_t timeout_ms, void* buf, uint32_t buf_size, 
     const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
     ring::Packet p;
     for (;;) {
-      if (Status c = d.closed_status(); c != Status::kOk) return c;
+      if (Status c = d.closed_status(); c != Status::kOk) {
+        // PKT-READ-01: PEER_CLOSED only once every packet is read. A publisher that closed (or
+        // died) left its complete packets in the ring, which stays mapped: deliver them first,
+        // so that a recorder gets the end of a stream. An overrun still resumes (PKT-API-01).
+        if (c != Status::kPeerClosed) return c;
+        const Status s = d.ring.next(p, 0);
+        if (s == Status::kOk) break;
+        return s == Status::kPacketOverrun ? s : c;
+      }
       int slice = kPacketSliceMs;
       if (timeout_ms == 0) {
         slice = 0;
