@@ -152,11 +152,12 @@ def kind_claimed(side: Side, kind: str) -> bool:
     return any(k in side.kinds for k in KIND_CLAIMS[kind])
 
 
-def sub_roster(scenario: str, col: Side, others: list[Side]) -> list[Side]:
+def sub_roster(scenario: str, col: Side, others: list[Side], kind: str) -> list[Side]:
     """The subscribers a scenario starts: the column's implementation, plus (scenario M) one of
-    every other selected implementation that has a subscriber adapter."""
+    every other selected implementation that has a subscriber adapter and claims the kind."""
     if scenario == "M":
-        return [col, col, *[o for o in others if o.has_subscriber and o.name != col.name]]
+        return [col, col, *[o for o in others if o.has_subscriber and o.name != col.name
+                            and kind_claimed(o, kind)]]
     if scenario in ("C", "K", "E", "P"):
         return [col, col]   # P: early joiner + late joiner; C/K/E: victim + survivor
     return [col]
@@ -170,7 +171,7 @@ def derive(twin: Twin, pub: Side, col: Side, others: list[Side], mode: str, kind
         return CellExpect(False, f"{pub.name} has no publisher adapter")
     if not col.has_subscriber:
         return CellExpect(False, f"{col.name} has no subscriber adapter")
-    roster = sub_roster(scenario, col, others)
+    roster = sub_roster(scenario, col, others, kind)
     for side in (pub, *roster):
         if not kind_claimed(side, kind):
             return CellExpect(False, f"{side.name} does not claim kind {kind} "

@@ -360,8 +360,9 @@ def scenario_C(run: Run, pub_impl: Impl, subs: list[Impl], cell: CellExpect) -> 
 
 def scenario_K(run: Run, pub_impl: Impl, subs: list[Impl], cell: CellExpect) -> None:
     """A subscriber SIGKILLed mid-stream: the publisher sees it leave (the publisher state
-    machine's ACTIVE x EOF row: `detached`, not an eviction) and publishes to the end; the other
-    subscriber gets every frame. The victim holds each frame 20 ms, so it dies mid-stream."""
+    machine's ACTIVE x EOF row: `detached` with its error, OK, as the reason; not an eviction)
+    and publishes to the end; the other subscriber gets every frame. The victim holds each frame
+    20 ms, so it dies mid-stream."""
     (v_se, s_se), (v_impl, s_impl) = cell.subs, subs
     pub = run.pub(pub_impl, ["--frames", str(FRAMES), "--bytes", str(BYTES), "--slots", "4",
                              "--wait-subscribers", "2"], cell)
@@ -383,11 +384,11 @@ def scenario_K(run: Run, pub_impl: Impl, subs: list[Impl], cell: CellExpect) -> 
     run.frames(survivor, "survivor", published, 1, FRAMES)
     left = [e for e in pub.events if e.get("event") in ("detached", "evicted")
             and e.get("index") == att.get("index")]
-    run.check([e["event"] for e in left] == [cell.victim_event],
-              f"pub: events for the victim {strip(left)}, expected one {cell.victim_event!r}")
-    if left:
-        run.notes.append(f"victim left with reason {left[0].get('reason')!r} "
-                         f"(state machine ACTIVE x EOF: {cell.victim_reason})")
+    run.check([(e["event"], e.get("reason")) for e in left] ==
+              [(cell.victim_event, cell.victim_reason)],
+              f"pub: events for the victim {strip(left)}, expected one {cell.victim_event!r} "
+              f"with reason {cell.victim_reason!r} (publisher state machine ACTIVE x EOF; "
+              f"ADP-FMT-01)")
 
 
 def scenario_E(run: Run, pub_impl: Impl, subs: list[Impl], cell: CellExpect) -> None:

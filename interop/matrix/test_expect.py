@@ -74,6 +74,13 @@ def test_mixed_session_asks_packets_only_where_a_ring_is_negotiated():
                    ("a", False, 2, True, True), ("old", False, 1, False, False)]
 
 
+def test_mixed_roster_leaves_out_implementations_without_the_kind():
+    c = derive(TWIN, V12B, V12B, [V12, V1], "v2", "cuda", "M")
+    assert c.applicable and [s.impl for s in c.subs] == ["b", "b"]
+    assert [s.impl for s in derive(TWIN, V12B, V12B, [V12], "v2", "host", "M").subs] == \
+        ["b", "b", "a"]
+
+
 def test_no_common_version_expects_version_mismatch():
     c = derive(TWIN, V12, V2ONLY, [], "v1-pub", "host", "F")
     assert c.applicable and [(s.proto, s.outcome) for s in c.subs] == [(None, "VERSION_MISMATCH")]
