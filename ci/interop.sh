@@ -5,9 +5,10 @@
 #                 [--scenarios F,P,M,C,K,E] [--reports DIR]
 #
 # Every conformance/manifests/*.json is an implementation (NAME is the file's stem, or give a
-# manifest path); --impl (repeatable, or comma-separated) narrows the set. Each ordered pair
-# (publisher, subscriber) runs every version mode and scenario on every kind (cuda cells need an
-# NVIDIA GPU and both manifests claiming a CUDA kind; otherwise they are N/A with the reason).
+# manifest path); --impl (several names, repeatable, or comma-separated) narrows the set. Each
+# ordered pair (publisher, subscriber) runs every version mode and scenario on every kind (cuda
+# cells need an NVIDIA GPU and both manifests claiming a CUDA kind; otherwise they are N/A with
+# the reason).
 # Expected results come from the twin's negotiation rules (interop/matrix/expect.py). Writes
 # reports/interop-matrix.{md,json,html}, prints the Markdown matrix, and exits non-zero when any
 # applicable cell is red. Builds the default preset first (CUFRAMES_SKIP_BUILD=1 skips it).
@@ -15,12 +16,17 @@ set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
 
 impls=() kinds="host,cuda" modes="" scenarios="" reports="$ROOT/reports"
 while (($#)); do
   case "$1" in
-    --impl) [[ $# -ge 2 ]] || usage 1; IFS=, read -ra more <<<"$2"; impls+=("${more[@]}"); shift 2 ;;
+    --impl)  # one or more names (or comma lists) up to the next option
+      [[ $# -ge 2 && "$2" != --* ]] || usage 1
+      shift
+      while (($#)) && [[ "$1" != --* ]]; do
+        IFS=, read -ra more <<<"$1"; impls+=("${more[@]}"); shift
+      done ;;
     --kinds) [[ $# -ge 2 ]] || usage 1; kinds="$2"; shift 2 ;;
     --modes) [[ $# -ge 2 ]] || usage 1; modes="$2"; shift 2 ;;
     --scenarios) [[ $# -ge 2 ]] || usage 1; scenarios="$2"; shift 2 ;;
@@ -41,7 +47,8 @@ if [[ "${CUFRAMES_SKIP_BUILD:-0}" != 1 ]]; then
 fi
 
 export CUFRAMES_BUILD_DIR="${CUFRAMES_BUILD_DIR:-$ROOT/build/default}"
-export CUFRAMES_MATRIX_IMPLS="$(IFS=,; echo "${impls[*]}")"
+CUFRAMES_MATRIX_IMPLS="$(IFS=,; echo "${impls[*]}")"
+export CUFRAMES_MATRIX_IMPLS
 export CUFRAMES_MATRIX_KINDS="$kinds" CUFRAMES_MATRIX_MODES="$modes"
 export CUFRAMES_MATRIX_SCENARIOS="$scenarios" CUFRAMES_MATRIX_REPORTS="$reports"
 unset CUFRAMES_MATRIX_QUICK

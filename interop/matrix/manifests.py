@@ -78,7 +78,8 @@ def discover(names: list[str] | None = None, directory: Path = MANIFEST_DIR) -> 
             if not p.exists():
                 raise FileNotFoundError(f"no manifest {p} (known: "
                                         f"{', '.join(q.stem for q in sorted(directory.glob('*.json')))})")
-            impls.append(load(p))
+            if p.stem not in [i.name for i in impls]:
+                impls.append(load(p))
         return impls
     impls = [load(p) for p in sorted(directory.glob("*.json"))]
     return sorted(impls, key=lambda i: (i.name != "reference", i.name))
