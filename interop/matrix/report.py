@@ -125,11 +125,24 @@ pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow-x:auto;font-si
 """
 
 
+def expectation_line(r: CellRecord) -> str:
+    """What the twin made of this cell, e.g. 'expected: publisher v2; reference v1 frames ...'."""
+    subs = r.expect.get("subs") or []
+    if not subs:
+        return ""
+    parts = [f"{s['impl']}{' (capped)' if s.get('capped') else ''} "
+             f"v{s['proto'] if s['proto'] is not None else '-'}"
+             f"{' +ring' if s.get('ring') else ''}"
+             f"{'' if s.get('outcome') == 'ok' else ' -> ' + str(s.get('outcome'))}"
+             for s in subs]
+    return f"expected: publisher v{r.expect.get('pub_proto')}; " + ", ".join(parts)
+
+
 def _title(r: CellRecord) -> str:
     head = f"{r.scenario} {SCENARIOS[r.scenario]} - {r.status.upper()} ({r.seconds:.1f} s)"
     if r.status == "na":
         return f"{head}\nN/A: {r.reason}"
-    body = r.failures + r.notes
+    body = [x for x in [expectation_line(r)] if x] + r.failures + r.notes
     if r.evidence:
         body.append(r.evidence)
     return "\n".join([head, *body])

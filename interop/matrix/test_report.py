@@ -27,6 +27,10 @@ def synthetic() -> Matrix:
     bad = m.find("py", "reference", "v2", "host", "P")
     bad.status, bad.failures = "fail", ["late: first packet 1, expected 91 <PKT-JOIN-01>"]
     bad.evidence = "$ cuframes-sub --key k & 'x'"
+    bad.expect = {"pub_proto": 2, "subs": [
+        {"impl": "reference", "capped": True, "proto": 1, "ring": False,
+         "outcome": "NO_PACKET_RING"},
+        {"impl": "reference", "capped": False, "proto": 2, "ring": True, "outcome": "ok"}]}
     return m
 
 
@@ -68,6 +72,8 @@ def test_html_is_self_contained_and_carries_evidence():
     assert "title='P packets with a late joiner - FAIL" in page
     assert "&lt;PKT-JOIN-01&gt;" in page and "&#x27;x&#x27;" in page
     assert "N/A: no NVIDIA GPU on this machine" in page
+    assert ("expected: publisher v2; reference (capped) v1 -&gt; NO_PACKET_RING, reference v2 "
+            "+ring") in page
 
 
 def test_write_all(tmp_path):
