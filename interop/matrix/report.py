@@ -31,6 +31,7 @@ class CellRecord:
     evidence: str = ""
     seconds: float = 0.0
     expect: dict = field(default_factory=dict)
+    rerun: str = ""              # the command that runs this cell alone
 
 
 @dataclass
@@ -93,7 +94,8 @@ def markdown(m: Matrix) -> str:
         lines += ["## Failures", ""]
         for r in fails:
             lines.append(f"- {r.pub} → {r.sub}, {r.kind}, {r.mode}, `{r.scenario}`: "
-                         + "; ".join(r.failures[:3]))
+                         + "; ".join(r.failures[:3])
+                         + (f"  \n  rerun: `{r.rerun}`" if r.rerun else ""))
         lines.append("")
     na = sorted({(r.reason) for r in m.records if r.status == "na"})
     if na:
@@ -145,6 +147,8 @@ def _title(r: CellRecord) -> str:
     body = [x for x in [expectation_line(r)] if x] + r.failures + r.notes
     if r.evidence:
         body.append(r.evidence)
+    if r.rerun and r.status == "fail":
+        body.append(f"rerun: {r.rerun}")
     return "\n".join([head, *body])
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from matrix.expect import MODES, SCENARIOS, Twin, derive
-from matrix.manifests import Impl, discover
+from matrix.manifests import MANIFEST_DIR, Impl, discover
 from matrix.report import CellRecord, Matrix, write_all
 from matrix.scenarios import run_cell
 
@@ -77,6 +77,12 @@ def matrix():
             print(f"\nwrote {p}")
 
 
+def _arg(impl: Impl) -> str:
+    """How ci/interop.sh --impl names `impl`: its name when it is a manifest of the default
+    folder, else its path."""
+    return impl.name if impl.path.parent.resolve() == MANIFEST_DIR.resolve() else str(impl.path)
+
+
 def _missing_program(impl: Impl, role: str) -> str | None:
     argv = impl.argv(role, [])
     exe = Path(argv[0])
@@ -96,6 +102,9 @@ def test_cell(matrix, tmp_path, kind, mode, pub, sub, scenario):
     rec = CellRecord(pub, sub, mode, kind, scenario, "na",
                      expect={"pub_proto": cell.pub_proto,
                              "subs": [vars(se) for se in cell.subs]})
+    names = list(dict.fromkeys([pub, sub, *(se.impl for se in cell.subs)]))
+    rec.rerun = (f"ci/interop.sh --impl {' '.join(_arg(BY_NAME[n]) for n in names)} "
+                 f"--kinds {kind} --modes {mode} --scenarios {scenario}")
     m.records.append(rec)
     if cell.applicable and kind == "cuda" and not gpu_present():
         cell.applicable, cell.reason = False, "no NVIDIA GPU on this machine"

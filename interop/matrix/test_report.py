@@ -110,4 +110,7 @@ def test_a_lying_implementation_turns_its_cells_red(tmp_path):
     red = [x for x in doc["results"] if x["status"] == "fail"]
     assert all(any("attached proto 1, expected 2" in f for f in x["failures"]) for x in red)
     assert "cuframes-sub" in red[0]["evidence"]
-    assert "**F✗**" in (reports / "interop-matrix.md").read_text()
+    md = (reports / "interop-matrix.md").read_text()
+    assert "**F✗**" in md
+    assert f"rerun: `ci/interop.sh --impl reference {liar} --kinds host --modes v2 --scenarios F`" \
+        in md
