@@ -12,6 +12,10 @@ set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# The interop matrix under pytest interop/ runs reduced (reference x reference in full, other
+# implementations in scenario F with the reference); ci/interop.sh runs the whole matrix.
+export CUFRAMES_MATRIX_QUICK=1
+
 run_setup
 configure_preset default
 build_preset default
@@ -23,9 +27,6 @@ if ! ctest --preset default --output-on-failure; then
 fi
 
 export CUFRAMES_BUILD_DIR="$ROOT/build/default"
-# The interop matrix under pytest interop/ runs reduced (reference x reference in full, other
-# implementations in scenario F with the reference); ci/interop.sh runs the whole matrix.
-export CUFRAMES_MATRIX_QUICK=1
 for dir in interop conformance; do
   if [[ ! -d "$dir" ]]; then
     skip "pytest $dir/: the folder does not exist"
