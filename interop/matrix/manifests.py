@@ -1,6 +1,8 @@
 """Implementations of the interop matrix, as their conformance manifests describe them.
 
-Every conformance/manifests/*.json is an implementation (its name is the file's stem); the matrix
+Every conformance/manifests/*.json is an implementation (its name is the file's stem; manifests
+naming the same adapters with the same claims but different kinds are one, see
+merge_same_adapters); the matrix
 drives it only through the argv templates of ADAPTER.md section 1: `{args}` replaced by the
 adapter arguments, `{build_dir}` / `{manifest_dir}` substituted inside elements, and the
 manifest's `env` added to the environment. $CUFRAMES_BUILD_DIR overrides `build_dir`, as it does
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from matrix.expect import ROOT, Side
@@ -23,6 +25,7 @@ class Impl:
     name: str
     path: Path
     data: dict
+    merged: list[str] = field(default_factory=list)  # other manifests folded into this one
 
     @property
     def title(self) -> str:
@@ -67,19 +70,58 @@ def load(path: Path) -> Impl:
 
 
 def discover(names: list[str] | None = None, directory: Path = MANIFEST_DIR) -> list[Impl]:
-    """Every manifest of `directory`, sorted by name (reference first), or only `names` (a name is
-    a manifest's stem, or a path to a manifest file). Raises FileNotFoundError for an unknown one."""
-    if names:
-        impls = []
-        for n in names:
-            p = Path(n)
+    """Every implementation of `directory` (reference first), or only `names`: a name is a
+    manifest's stem in `directory` (it brings the manifests folded with it) or a path to a
+    manifest file. Raises FileNotFoundError for an unknown one."""
+    known = merge_same_adapters([load(p) for p in sorted(directory.glob("*.json"))])
+    known.sort(key=lambda i: (i.name != "reference", i.name))
+    if not names:
+        return known
+    picked: list[Impl] = []
+    for n in names:
+        p = Path(n)
+        hit = [i for i in known if p.suffix != ".json" and n in (i.name, *i.merged)]
+        if not hit:
             if p.suffix != ".json":
-                p = directory / f"{n}.json"
-            if not p.exists():
-                raise FileNotFoundError(f"no manifest {p} (known: "
+                raise FileNotFoundError(f"no manifest {directory / (n + '.json')} (known: "
                                         f"{', '.join(q.stem for q in sorted(directory.glob('*.json')))})")
-            if p.stem not in [i.name for i in impls]:
-                impls.append(load(p))
-        return impls
-    impls = [load(p) for p in sorted(directory.glob("*.json"))]
-    return sorted(impls, key=lambda i: (i.name != "reference", i.name))
+            if not p.exists():
+                raise FileNotFoundError(f"no manifest {p}")
+            hit = [load(p)]
+        if hit[0].name not in [i.name for i in picked]:
+            picked.append(hit[0])
+    return merge_same_adapters(picked)
+
+
+def _identity(impl: Impl) -> str:
+    """What makes two manifests the same implementation: the same adapters (argv templates as
+    they resolve, environment, build_dir) and the same version and feature claims."""
+    d = impl.data
+    return json.dumps([impl.argv("publisher", ["{args}"]) if "publisher" in d else None,
+                       impl.argv("subscriber", ["{args}"]) if "subscriber" in d else None,
+                       d.get("env", {}), sorted(d.get("proto_versions", [1])),
+                       sorted(d.get("features", []))], sort_keys=True)
+
+
+def merge_same_adapters(impls: list[Impl]) -> list[Impl]:
+    """Folds manifests that differ only in the kinds they claim (python.json and
+    python-cuda.json, say: one for CPU runners, one for GPU runners) into one implementation
+    claiming the union of their kinds, named by the shortest manifest name; the matrix would
+    otherwise pair an implementation with itself as if it were another."""
+    groups: dict[str, list[Impl]] = {}
+    for impl in impls:
+        groups.setdefault(_identity(impl), []).append(impl)
+    out = []
+    for group in groups.values():
+        group.sort(key=lambda i: (len(i.name), i.name))
+        first = group[0]
+        if len(group) == 1:
+            out.append(first)
+            continue
+        data = dict(first.data)
+        kinds: list[str] = []
+        for i in group:
+            kinds += [k for k in i.data.get("kinds", ["host"]) if k not in kinds]
+        data["kinds"] = kinds
+        out.append(Impl(first.name, first.path, data, [i.name for i in group[1:]]))
+    return out

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from matrix.expect import Side, Twin, TwinRuleChanged, derive
-from matrix.manifests import discover, load
+from matrix.manifests import discover, load, merge_same_adapters
 
 TWIN = Twin.load()
 V12 = Side("a", [1, 2], ["host"], ["packets", "max-proto", "ack-timeout"])
@@ -130,3 +130,21 @@ def test_every_manifest_is_an_implementation():
     assert names[0] == "reference"
     with pytest.raises(FileNotFoundError, match="no manifest"):
         discover(["no-such-impl"])
+
+
+def test_manifests_of_the_same_adapters_are_one_implementation(tmp_path):
+    base = {"publisher": ["python3", "{manifest_dir}/a.py", "pub", "{args}"],
+            "subscriber": ["python3", "{manifest_dir}/a.py", "sub", "{args}"],
+            "proto_versions": [1, 2], "features": ["packets"]}
+    for name, extra in (("py", {"kinds": ["host"]}),
+                        ("py-cuda", {"kinds": ["host", "cuda_ipc"]}),
+                        ("py-v1", {"kinds": ["host"], "proto_versions": [1]})):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**base, **extra}))
+    impls = {i.name: i for i in discover(directory=tmp_path)}
+    assert sorted(impls) == ["py", "py-v1"]  # other claims: another configuration, kept apart
+    assert impls["py"].merged == ["py-cuda"]
+    assert impls["py"].side().kinds == ["host", "cuda_ipc"]
+    assert impls["py-v1"].side().kinds == ["host"]
+    assert [i.name for i in merge_same_adapters([load(tmp_path / "py-cuda.json")])] == ["py-cuda"]
+    named = discover(["py-cuda"], directory=tmp_path)  # a folded name brings its group
+    assert [(i.name, i.side().kinds) for i in named] == [("py", ["host", "cuda_ipc"])]

@@ -66,7 +66,9 @@ CELLS = [(k, m, p.name, s.name, sc) for k in KINDS for m in MODE_LIST for p in I
 def matrix():
     twin = Twin.load()
     twin.check_rules()
-    m = Matrix({i.name: i.title for i in IMPLS}, KINDS, MODE_LIST, SCENARIO_LIST,
+    titles = {i.name: i.title + (f" (with {', '.join(x + '.json' for x in i.merged)})"
+                                 if i.merged else "") for i in IMPLS}
+    m = Matrix(titles, KINDS, MODE_LIST, SCENARIO_LIST,
                twin_release=str(twin.data.get("release", "")))
     t0 = time.monotonic()
     yield twin, m
