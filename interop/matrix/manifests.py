@@ -106,14 +106,18 @@ def _identity(impl: Impl) -> str:
 def merge_same_adapters(impls: list[Impl]) -> list[Impl]:
     """Folds manifests that differ only in the kinds they claim (python.json and
     python-cuda.json, say: one for CPU runners, one for GPU runners) into one implementation
-    claiming the union of their kinds, named by the shortest manifest name; the matrix would
-    otherwise pair an implementation with itself as if it were another."""
+    claiming the union of their kinds, named by a manifest of the default folder, the shortest
+    name first; the matrix would otherwise pair an implementation with itself as if it were
+    another."""
     groups: dict[str, list[Impl]] = {}
     for impl in impls:
         groups.setdefault(_identity(impl), []).append(impl)
     out = []
     for group in groups.values():
-        group.sort(key=lambda i: (len(i.name), i.name))
+        # the default folder's manifest first (a path given on the command line folds into
+        # it), then the shortest name: "python" rather than "python-cuda"
+        group.sort(key=lambda i: (i.path.parent.resolve() != MANIFEST_DIR.resolve(),
+                                  len(i.name), i.name))
         first = group[0]
         if len(group) == 1:
             out.append(first)

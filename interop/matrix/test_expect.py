@@ -7,7 +7,7 @@ import json
 import pytest
 
 from matrix.expect import Side, Twin, TwinRuleChanged, derive
-from matrix.manifests import discover, load, merge_same_adapters
+from matrix.manifests import MANIFEST_DIR, discover, load, merge_same_adapters
 
 TWIN = Twin.load()
 V12 = Side("a", [1, 2], ["host"], ["packets", "max-proto", "ack-timeout"])
@@ -148,3 +148,13 @@ def test_manifests_of_the_same_adapters_are_one_implementation(tmp_path):
     assert [i.name for i in merge_same_adapters([load(tmp_path / "py-cuda.json")])] == ["py-cuda"]
     named = discover(["py-cuda"], directory=tmp_path)  # a folded name brings its group
     assert [(i.name, i.side().kinds) for i in named] == [("py", ["host", "cuda_ipc"])]
+
+
+def test_a_manifest_given_by_path_folds_into_the_default_folders_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUFRAMES_BUILD_DIR", "/any/build")
+    ref = json.loads((MANIFEST_DIR / "reference.json").read_text())
+    extra = tmp_path / "refcuda.json"
+    extra.write_text(json.dumps({**ref, "kinds": ["host", "cuda_ipc"]}))
+    impls = discover(["reference", str(extra)])
+    assert [(i.name, i.merged, i.side().kinds) for i in impls] == \
+        [("reference", ["refcuda"], ["host", "cuda_ipc"])]
