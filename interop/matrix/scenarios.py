@@ -181,6 +181,16 @@ class Run:
                 left.append(f"/dev/shm/{name}")
         self.check(not left, f"files left behind (RES-CLOSE-03): {left}")
 
+    def sweep(self) -> None:
+        """Removes what a failed cell left in /dev/shm under this cell's key (after it was
+        judged), so that one implementation's leak does not pile up across runs."""
+        for name in (f"cuframes-{self.key}", f"cuframes-{self.key}-packets"):
+            try:
+                (Path("/dev/shm") / name).unlink()
+                self.notes.append(f"removed /dev/shm/{name} after judging the cell")
+            except FileNotFoundError:
+                pass
+
     def evidence(self) -> str:
         out = []
         for label, p in self.procs:
@@ -468,6 +478,7 @@ def run_cell(twin: Twin, socket_dir: Path, kind: str, scenario: str, pub_impl: I
                       reason=f"{', '.join(unsupported)} reported UNSUPPORTED (exit 77)")
     if not run.failures:
         run.leftovers()
+    run.sweep()
     status = "fail" if run.failures else "pass"
     return Result(status, run.failures, run.notes + cell.notes,
                   run.evidence() if run.failures else "", time.monotonic() - t0)
