@@ -155,6 +155,44 @@ struct Publisher::Impl {
 
   ~Impl() { Shutdown(); }
 
+  // Waking many sleepers is the kernel's work per sleeper (~1 us each), inside the FUTEX_WAKE
+  // call. With more than kInlineWakeMax frame waiters, Commit hands that call to the waker
+  // thread (started on first use) and pays at most one wake-up of that thread: the publishing
+  // thread's cost no longer grows with the number of sleeping subscribers. The waker is still
+  // the writer waking every waiter (SHM-ORDER-02), a few microseconds later; one that finds
+  // several commits pending wakes once for all of them.
+  static constexpr uint32_t kInlineWakeMax = 1;
+  std::thread waker;
+  std::atomic<uint32_t> waker_requests{0};
+  std::atomic<bool> waker_stop{false};
+  void WakeFrameWaiters(uint32_t waiters) {
+    auto* h = seg.header();
+    if (waiters <= kInlineWakeMax) {
+      mem::futex_wake_all(&h->frame_futex);
+      return;
+    }
+    if (!waker.joinable()) waker = std::thread([this] { WakerLoop(); });
+    waker_requests.fetch_add(1, std::memory_order_release);
+    waker_requests.notify_one();
+  }
+  void WakerLoop() {
+    uint32_t seen = 0;
+    while (!waker_stop.load(std::memory_order_acquire)) {
+      waker_requests.wait(seen, std::memory_order_acquire);
+      const uint32_t now = waker_requests.load(std::memory_order_acquire);
+      if (now == seen) continue;
+      seen = now;
+      mem::futex_wake_all(&seg.header()->frame_futex);
+    }
+  }
+  void StopWaker() {
+    if (!waker.joinable()) return;
+    waker_stop.store(true, std::memory_order_release);
+    waker_requests.fetch_add(1, std::memory_order_release);
+    waker_requests.notify_one();
+    waker.join();
+  }
+
   Status Init();
   void Shutdown();
   void Wake() {
@@ -253,6 +291,7 @@ Status Publisher::Impl::Init() {
 }
 
 void Publisher::Impl::Shutdown() {
+  StopWaker();  // before the segment goes: it wakes on frame_futex
   if (service.joinable()) {
     stop.store(true);
     Wake();
@@ -852,7 +891,8 @@ Status Publisher::Commit(const FrameInfo& fi) {
   // SHM-ORDER-02: increment (seq_cst), then wake only if a subscriber counts itself as waiting.
   // (The locked increment is the one full barrier; a separate fence after it added a second.)
   mem::fetch_add_seq_cst<uint32_t>(&h->frame_futex, 1);
-  if (mem::load_seq_cst(&h->frame_waiters) != 0) mem::futex_wake_all(&h->frame_futex);
+  const uint32_t waiters = mem::load_seq_cst(&h->frame_waiters);
+  if (waiters != 0) d.WakeFrameWaiters(waiters);
   return Status::kOk;
 }
 

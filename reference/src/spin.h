@@ -13,6 +13,8 @@
 #ifndef CUFRAMES_REFERENCE_SRC_SPIN_H_
 #define CUFRAMES_REFERENCE_SRC_SPIN_H_
 
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -58,7 +60,10 @@ inline void Relax() {
 }
 
 // Polls ready() until it returns true or budget_ns passed (the clock is read every 64 polls).
-// Returns the last result of ready().
+// After the first 256 polls (a few microseconds) it also yields the CPU every 64 polls: with
+// more spinning waiters than cores, a spinner must not keep the thread that would make its
+// condition true (or another waiter about to be woken) off the CPU. Returns the last result
+// of ready().
 template <class Ready>
 bool Until(Ready&& ready, int64_t budget_ns) {
   if (ready()) return true;
@@ -67,7 +72,10 @@ bool Until(Ready&& ready, int64_t budget_ns) {
   for (uint32_t i = 1;; ++i) {
     Relax();
     if (ready()) return true;
-    if ((i & 63) == 0 && std::chrono::steady_clock::now() >= end) return false;
+    if ((i & 63) == 0) {
+      if (std::chrono::steady_clock::now() >= end) return false;
+      if (i >= 256) sched_yield();
+    }
   }
 }
 
