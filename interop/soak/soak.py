@@ -247,6 +247,7 @@ class Soak:
         self.startup_ms: list[float] = []
         self.sentinels = list(range(args.sentinels))
         self.snap: dict = {}
+        self.final_pub_life_s = None
 
     # -------------------------------------------------------------------------- helpers
 
@@ -285,7 +286,7 @@ class Soak:
         argv = [str(adapter("cuframes-pub")), "--key", self.key, "--frames", BIG, "--packets",
                 BIG, "--packet-bytes", str(PACKET_BYTES), "--gop", str(GOP), "--bytes",
                 str(FRAME_BYTES), "--slots", str(SLOTS), "--max-subscribers",
-                str(self.a.subscribers + 8), "--ack-timeout-ms", str(ACK_TIMEOUT_MS),
+                str(min(64, self.a.subscribers + 8)), "--ack-timeout-ms", str(ACK_TIMEOUT_MS),
                 "--wait-subscribers", "1", "--wait-timeout-ms", "120000", "--linger-ms", "0",
                 *self.kind_args(), "--diag"]
         name = f"pub#{self.pub_gen}"
@@ -698,10 +699,13 @@ class Soak:
             out += compare_maps(p.name, p.start_snap["maps"], end["maps"], ANON_MAPS_SLACK)
         pub = self.pub
         pub_end = self.snapshot(pub)
+        if pub.start_snap is not None:
+            snaps[pub.name] = {"start": pub.start_snap, "end": pub_end}
         self.snap = {k: {w: {"fds": dict(v["fds"]), "maps": {"files": len(v["maps"]["files"]),
                                                            "anon": v["maps"]["anon"],
                                                            "shm": v["maps"]["shm"]}}
                          for w, v in d.items()} for k, d in snaps.items()}
+        self.final_pub_life_s = round((self.now() - pub.spawn_ns) / 1e9, 1)
         self.violate(out)
         self.raise_if_violated()
         self.ending = True
@@ -717,7 +721,9 @@ class Soak:
         out = pub.checker.check_idle()
         fds_end = pub_end["fds"]
         start = pub.start_snap
-        if start is not None:
+        if start is None:
+            out.append(f"{pub.name}: never served every seat at once: no start snapshot")
+        else:
             out += compare_fds(pub.name, +_no_sockets(start["fds"]), +_no_sockets(fds_end))
             out += compare_maps(pub.name, start["maps"], pub_end["maps"], ANON_MAPS_SLACK)
         self.violate(out)
@@ -800,6 +806,7 @@ class Soak:
             "worst_gap_by_disturbance_ms": by_kind,
             "rss": rss,
             "long_lived_snapshots": self.snap,
+            "final_publisher_life_s": self.final_pub_life_s,
             "schedule": self.schedule,
             "log": self.log,
         }
