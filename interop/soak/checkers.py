@@ -133,8 +133,18 @@ class DeliveryChecker:
     """The invariants of one subscriber process's event stream. feed() returns violations."""
 
     def __init__(self, who: str, frame_size: int, packet_max: int, gop: int,
-                 checksums: Checksums | None = None, want_packets: bool = True):
+                 checksums: Checksums | None = None, want_packets: bool = True,
+                 was_stopped=None):
+        """was_stopped: a callable, true once the process has been stopped (SIGSTOP or a
+        fault point's stop). Such a process may hold a frame past the ACK timeout: the
+        publisher then evicts it and reuses the slot (ACK-EVICT-01, 5.1), so the bytes it checks
+        after resuming may be the next frame's. Its invalid frames are kept in `suspect` for
+        the driver, which accepts one only if the publisher evicted this subscriber before the
+        check (eviction_explains); any other invalid frame is a violation at once."""
         self.who = who
+        self.was_stopped = was_stopped
+        self.suspect: list[dict] = []
+        self.last_attach: dict | None = None
         self.frame_size = frame_size
         self.packet_max = packet_max
         self.gop = gop
@@ -195,6 +205,7 @@ class DeliveryChecker:
     def _attached(self, ev: dict) -> list[str]:
         out = []
         self.sessions += 1
+        self.last_attach = ev
         self._in_session = True
         self._start_seq = int(ev.get("start_seq", 0))
         self._frame = None
@@ -235,7 +246,11 @@ class DeliveryChecker:
         seq = int(ev["seq"])
         self.frames += 1
         if ev.get("valid") is not True:
-            out += self._v(ev, "torn or wrong frame delivered (content does not match its seq)")
+            if self.was_stopped is not None and self.was_stopped():
+                self.suspect.append(ev)
+            else:
+                out += self._v(ev, "torn or wrong frame delivered (content does not match its "
+                               "seq)")
         if int(ev.get("size", -1)) != self.frame_size:
             out += self._v(ev, f"frame size {ev.get('size')}, every frame is {self.frame_size}")
         if self._frame is None:
@@ -277,6 +292,16 @@ class DeliveryChecker:
         if self.checksums is not None:
             out += self.checksums.subscriber("packet", seq, ev.get("checksum"), self.who)
         return out
+
+
+def eviction_explains(frame_ev: dict, attach_ev: dict | None,
+                       evictions: list[tuple[int, int]]) -> bool:
+    """True when the publisher evicted the subscriber's slot (index, t_ns) between its attach
+    and the frame's check: the slot was free for reuse, so the held frame may be overwritten."""
+    if attach_ev is None or "t_ns" not in attach_ev or "t_ns" not in frame_ev:
+        return False
+    return any(index == attach_ev.get("index") and attach_ev["t_ns"] <= t <= frame_ev["t_ns"]
+               for index, t in evictions)
 
 
 class PublisherChecker:

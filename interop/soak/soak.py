@@ -54,7 +54,8 @@ sys.path.insert(0, str(HERE.parent))  # interop/: the shared spawn helpers
 sys.path.insert(0, str(HERE))
 
 from checkers import (Checksums, DeliveryChecker, GapWatch, PublisherChecker,  # noqa: E402
-                      compare_fds, compare_maps, fd_snapshot, maps_snapshot, rss_growth, rss_kib)
+                      compare_fds, compare_maps, eviction_explains, fd_snapshot, maps_snapshot,
+                      rss_growth, rss_kib)
 from cuframes_procs import Proc, adapter, build_dir  # noqa: E402
 from fault_points import ROOT, fault_points  # noqa: E402
 
@@ -247,6 +248,7 @@ class Soak:
         self.startup_ms: list[float] = []
         self.sentinels = list(range(args.sentinels))
         self.snap: dict = {}
+        self.evictions: list[tuple[int, int]] = []  # (subscriber index, t_ns) by any publisher
         self.final_pub_life_s = None
 
     # -------------------------------------------------------------------------- helpers
@@ -313,7 +315,8 @@ class Soak:
                 "--reconnect-timeout-ms", "120000", "--wait-params", *self.kind_args(), "--diag"]
         name = f"seat{seat}#{self.seat_gen[seat]}"
         party = Party("sub", name, None, self.now(), seat=seat, armed=armed)  # type: ignore
-        party.checker = DeliveryChecker(name, FRAME_BYTES, PACKET_BYTES, GOP, self.checksums)
+        party.checker = DeliveryChecker(name, FRAME_BYTES, PACKET_BYTES, GOP, self.checksums,
+                                        was_stopped=lambda party=party: party.was_stopped)
         party.proc = Proc(argv, env, sink=lambda p, ev, party=party: self.sink(party, ev))
         self.seats[seat] = party
         self.record(what="spawn", party=name, pid=party.pid, fault=env.get("CUFRAMES_FAULT"))
@@ -347,7 +350,9 @@ class Soak:
             self.wake.set()
 
     def on_control(self, name: str, party: Party, ev: dict | None) -> None:
-        if name == "ready":
+        if name == "evicted":
+            self.evictions.append((ev.get("index"), ev.get("t_ns", self.now())))
+        elif name == "ready":
             party.ready_ns = ev.get("t_ns", self.now())
             if self.pub_down is not None:
                 self.gaps.close(self.pub_down, party.ready_ns, BOUNDS["pub_back"])
@@ -466,6 +471,12 @@ class Soak:
             return True, "SIGKILLed"
         if rc == 0 and p.expect == "term":
             return True, "closed on SIGTERM"
+        if p.role == "sub" and rc == 4 and p.checker.suspect:
+            bad = [f for f in p.checker.suspect
+                   if not eviction_explains(f, p.checker.last_attach, self.evictions)]
+            if bad:
+                return False, f"torn or wrong frame delivered: {bad[0]}"
+            return True, "evicted while stopped holding a frame, which was then reused"
         errors = [e for e in p.last if e.get("event") == "error"]
         if p.role == "sub" and rc == 2 and errors and errors[-1].get("name") == "EVICTED":
             if p.was_stopped:

@@ -281,3 +281,22 @@ def test_every_fault_point_has_a_plan():
         soak.point_plan("pub.unknown.step", 16)
     reached = {e["point"] for e in soak.make_schedule(1, 3600, 16, 2, 2.5, pts) if "point" in e}
     assert reached == set(pts)
+
+
+def test_invalid_frame_of_a_stopped_subscriber_waits_for_the_eviction_check():
+    stopped = [False]
+    c = ck.DeliveryChecker("sub", FB, PB, GOP, was_stopped=lambda: stopped[0])
+    att = dict(attached(), index=3, t_ns=100)
+    assert c.feed(att) == []
+    stopped[0] = True
+    bad = dict(frame(1, valid=False), t_ns=500)
+    assert c.feed(bad) == [] and c.suspect == [bad]
+    assert ck.eviction_explains(bad, c.last_attach, [(3, 300)])
+    assert not ck.eviction_explains(bad, c.last_attach, [(2, 300)])   # another slot
+    assert not ck.eviction_explains(bad, c.last_attach, [(3, 50)])    # before this session
+    assert not ck.eviction_explains(bad, c.last_attach, [(3, 600)])   # after the check
+    assert not ck.eviction_explains(bad, c.last_attach, [])
+    # never stopped: an invalid frame is a violation at once
+    d = ck.DeliveryChecker("sub", FB, PB, GOP, was_stopped=lambda: False)
+    d.feed(att)
+    assert d.feed(bad) and d.suspect == []
