@@ -585,7 +585,8 @@ class Soak:
             ref = max(last or 0, p.spawn_ns, p.cont_ns)
             msg = self.gaps.check(p.name, ref, first and p.cont_ns < p.spawn_ns, now)
             if msg:
-                self.violate([msg + f"; last events: {[e.get('event') for e in p.last]}"])
+                last = [{k: v for k, v in e.items() if not k.startswith("_")} for e in p.last]
+                self.violate([msg + f"; last events: {last}; stderr: {p.proc.stderr[-300:]!r}"])
 
     def sample_rss(self) -> None:
         now = self.now()

@@ -51,3 +51,30 @@ def test_evicted_subscriber_resumed_does_not_ack_into_its_reused_slot(cf):
     assert not b_errors, b_errors
     pub_evictions = [e for e in pub.events if e.get("event") == "evicted"]
     assert pub_evictions == [evicted], pub_evictions
+
+
+def test_codec_params_poll_sees_the_publishers_death(cf):
+    """Publisher dead before it published codec parameters (soak seed 20261201, 10 min, 389 s:
+    a subscriber that reconnected to a publisher killed right after waited out its whole
+    --timeout-ms polling get_codec_params, which answered NO_CODEC_PARAMS for ever). The poll
+    must end with PEER_CLOSED within the death-detection bound, like every blocking call
+    (RES-CRASH-01)."""
+    key = cf.key()
+    # Waits for two subscribers before it publishes anything, parameters included.
+    pub = cf.pub(key, "--frames", "0", "--packets", "100", "--wait-subscribers", "2",
+                 "--wait-timeout-ms", "20000", "--linger-ms", "0", "--diag")
+    pub.wait_event("ready")
+    sub = cf.sub(key, "--packets", "100", "--wait-params", "--timeout-ms", "20000", "--diag")
+    sub.wait_event("attached", 15)
+    pub.p.send_signal(signal.SIGKILL)
+    pub.p.wait()
+    t_kill = __import__("time").monotonic_ns()
+    err = sub.wait_match(lambda e: e.get("event") == "error", 10, "the subscriber's error")
+    assert err["name"] == "PEER_CLOSED", err
+    assert err["where"] == "get_codec_params", err
+    assert (err["t_ns"] - t_kill) / 1e6 < 1500, (err["t_ns"] - t_kill) / 1e6
+    for name in (f"cuframes-{key}", f"cuframes-{key}-packets"):  # the dead publisher's files
+        try:
+            __import__("os").unlink(f"/dev/shm/{name}")
+        except FileNotFoundError:
+            pass

@@ -581,6 +581,12 @@ Status Subscriber::GetCodecParams(void* buf, uint32_t buf_size, uint32_t* codec,
   const Status s = d.ring.codec_params(snap);
   // PKT-PARAMS-02: after the bounded spin, PEER_CLOSED if the socket shows the publisher dead.
   if (s == Status::kCorrupt && d.PeerGone() != Status::kOk) return d.PeerGone();
+  // No parameters, and none will come once the session is over (the publisher died or left,
+  // or evicted us): say so, as every blocking call does (RES-CRASH-01), or a decoder polling
+  // for its SPS/PPS waits for a dead publisher forever.
+  if (s == Status::kNoCodecParams) {
+    if (const Status c = d.closed_status(); c != Status::kOk) return c;
+  }
   if (s != Status::kOk) return s;
   *codec = snap.codec;
   *size = static_cast<uint32_t>(snap.data.size());
