@@ -486,7 +486,8 @@ _ANON = re.compile(r"^\[(heap|stack|vdso|vvar|vsyscall|anon:[^\]]*)\]$")
 
 def fd_snapshot(pid: int) -> collections.Counter:
     """The kinds of a process's descriptors: "socket", "pipe", "anon_inode:[eventfd]", paths
-    (a /dev/shm file that was unlinked keeps its name with " (deleted)")."""
+    (a /dev/shm file that was unlinked keeps its name with " (deleted)"); files under /proc are
+    left out (transient: the adapters' --diag reads them while printing an event)."""
     out: collections.Counter = collections.Counter()
     import os
     base = f"/proc/{pid}/fd"
@@ -495,6 +496,8 @@ def fd_snapshot(pid: int) -> collections.Counter:
             target = os.readlink(f"{base}/{fd}")
         except OSError:
             continue
+        if target.startswith("/proc/"):
+            continue  # the --diag counters' own brief reads of /proc/self/{fd,maps,net/unix}
         out[re.sub(r":\[\d+\]$", "", target) if target.startswith(("socket:", "pipe:"))
             else target] += 1
     return out

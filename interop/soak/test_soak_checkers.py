@@ -232,6 +232,8 @@ def test_compare_fds_and_maps():
 def test_snapshots_of_this_process():
     import os
     assert sum(ck.fd_snapshot(os.getpid()).values()) >= 3
+    with open(f"/proc/{os.getpid()}/status"):  # a transient /proc read is no descriptor leak
+        assert not any(k.startswith("/proc/") for k in ck.fd_snapshot(os.getpid()))
     assert ck.maps_snapshot(os.getpid())["files"]
     assert ck.rss_kib(os.getpid()) > 0
 
