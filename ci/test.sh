@@ -4,7 +4,8 @@
 #   ci/test.sh
 #
 # Steps: ci/setup.sh; cmake --preset default (build/default); build with $CUFRAMES_JOBS (2)
-# jobs; ctest --output-on-failure; then python3 -m pytest over interop/ and conformance/ for
+# jobs; ctest --output-on-failure -j $CUFRAMES_JOBS (the kill check as a sample of 8 variants:
+# ci/kill-check.sh runs them all); then python3 -m pytest over interop/ and conformance/ for
 # each that has tests. pytest sees CUFRAMES_BUILD_DIR=<repo>/build/default. Every step runs even
 # after an earlier test step failed; the exit status is non-zero if any step failed. Skips are
 # printed with their reason. .ci/run calls this script.
@@ -18,7 +19,7 @@ build_preset default
 
 failed=()
 log "ctest (build/default)"
-if ! ctest --preset default --output-on-failure; then
+if ! ctest --preset default --output-on-failure -j "$JOBS"; then
   failed+=("ctest")
 fi
 
