@@ -7,6 +7,10 @@ a queue, and tests wait (with a bounded timeout) for the event they need, e.g. t
 Every event gets "_rx_ns", the CLOCK_MONOTONIC time (time.monotonic_ns) at which the test read it.
 Lines on stderr that are fault-point markers of reference/src/fault.h ({"event":"fault",...})
 join the same event stream, so a test can wait for a process to reach its fault point.
+
+A long run (the chaos soak) passes sink=callable instead: each event goes to sink(proc, ev) on the
+reader thread as it is read, and sink(proc, None) once both streams ended; nothing is queued or
+kept, so memory stays flat however many events a child prints.
 """
 from __future__ import annotations
 
@@ -36,10 +40,12 @@ class Proc:
     """A child process whose stdout JSON lines are collected as they arrive."""
 
     def __init__(self, argv: list[str], env: dict[str, str], stdin: bool = False,
-                 prefix: list[str] | None = None):
+                 prefix: list[str] | None = None, sink=None):
         """stdin=True gives the child a pipe on stdin (see send_line); prefix runs the program
-        through a wrapper (e.g. setpriv to change uid)."""
+        through a wrapper (e.g. setpriv to change uid); sink: see the module comment (the
+        wait_* and finish methods then see no events)."""
         self.argv = argv
+        self._sink = sink
         self.p = subprocess.Popen([*(prefix or []), *argv], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE,
                                   stdin=subprocess.PIPE if stdin else None,
@@ -60,7 +66,10 @@ class Proc:
             self._open_streams -= 1
             last = self._open_streams == 0
         if last:
-            self._q.put(None)  # EOF of both streams
+            if self._sink is not None:
+                self._sink(self, None)
+            else:
+                self._q.put(None)  # EOF of both streams
 
     def _read(self) -> None:
         assert self.p.stdout is not None
@@ -74,8 +83,14 @@ class Proc:
                 ev = {"event": "unparsed", "line": line}
             if isinstance(ev, dict):
                 ev["_rx_ns"] = time.monotonic_ns()
-            self._q.put(ev)
+            self._put(ev)
         self._stream_done()
+
+    def _put(self, ev) -> None:
+        if self._sink is not None:
+            self._sink(self, ev)
+        else:
+            self._q.put(ev)
 
     def _read_err(self) -> None:
         assert self.p.stderr is not None
@@ -87,7 +102,7 @@ class Proc:
                 except json.JSONDecodeError:
                     continue
                 ev["_rx_ns"] = time.monotonic_ns()
-                self._q.put(ev)
+                self._put(ev)
         self._stderr = "".join(self._err_lines)
         self._stream_done()
 
@@ -150,7 +165,7 @@ class Proc:
             self.p.wait()
             raise
         self._reader.join(timeout=5)
-        while True:
+        while self._sink is None:
             ev = self._q.get()
             if ev is None:
                 self._q.put(None)

@@ -532,6 +532,15 @@ Status Subscriber::Release(uint64_t seq) {
   if (d.acked == before) return Status::kOk;
   auto* h = d.seg.header();
   CUFRAMES_FAULT_POINT("sub.ack.before_store");
+  // SHM-SUB-01/-04: the slot is ours only while it is ACTIVE with our generation. A subscriber
+  // evicted while it was stopped (or starved) must not store its ACK into the slot the publisher
+  // has since given to another subscriber, which would then be evicted for our value
+  // (ACK-EVICT-02). The check narrows that to the instant between it and the store; closing it
+  // needs the publisher to tell whose ACK it reads.
+  if (mem::load_acquire(&d.own->state) != layout::kSubActive ||
+      mem::load_relaxed(&d.own->generation) != d.ci.generation) {
+    return d.Evicted();
+  }
   mem::store_release<uint64_t>(&d.own->ack_seq, d.acked);
   CUFRAMES_FAULT_POINT("sub.ack.after_store");
   mem::fetch_add<uint32_t>(&h->ack_futex, 1);
@@ -592,6 +601,12 @@ Status Subscriber::GetCodecParams(void* buf, uint32_t buf_size, uint32_t* codec,
   const Status s = d.ring.codec_params(snap);
   // PKT-PARAMS-02: after the bounded spin, PEER_CLOSED if the socket shows the publisher dead.
   if (s == Status::kCorrupt && d.PeerGone() != Status::kOk) return d.PeerGone();
+  // No parameters, and none will come once the session is over (the publisher died or left,
+  // or evicted us): say so, as every blocking call does (RES-CRASH-01), or a decoder polling
+  // for its SPS/PPS waits for a dead publisher forever.
+  if (s == Status::kNoCodecParams) {
+    if (const Status c = d.closed_status(); c != Status::kOk) return c;
+  }
   if (s != Status::kOk) return s;
   *codec = snap.codec;
   *size = static_cast<uint32_t>(snap.data.size());
