@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import socket
 
 from . import _atomics as A
 from .errors import CuframesError, Err
@@ -76,3 +79,23 @@ def unlink_checked(path: str) -> None:
         from .errors import os_error_code
 
         raise CuframesError(os_error_code(e), f"unlink {path}: {e.strerror}") from None
+
+
+def close_socket(sock: "socket.socket") -> None:
+    """Closes a connection so that what we sent last (an ERROR, a DETACH) reaches the peer:
+    shut down our side, then drop the bytes the peer sent that we did not read (a Unix socket
+    closed with unread data resets the peer, which can then lose our last message). At most
+    1 MiB is dropped, without blocking."""
+    import socket as _s
+
+    try:
+        sock.shutdown(_s.SHUT_WR)
+    except OSError:
+        pass
+    try:
+        for _ in range(16):
+            if not sock.recv(65536, _s.MSG_DONTWAIT):
+                break
+    except OSError:
+        pass
+    sock.close()

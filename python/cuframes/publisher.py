@@ -12,13 +12,14 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from . import _atomics as A
 from . import tlv
-from ._util import (LIB_VERSION, WAIT_SLICE_MS, check_key, proc_start_time, ring_path,
+from ._util import (LIB_VERSION, WAIT_SLICE_MS, check_key, close_socket, proc_start_time, ring_path,
                     segment_path, socket_path, unlink_checked)
 from .errors import CuframesError, Err, known_or_protocol, os_error_code
 from .layout import (DEFAULT_ACK_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, HEADER_SIZE, HELLO_MAGIC,
@@ -80,7 +81,7 @@ class Publisher:
         check_key(key)
         if not MIN_SLOTS <= slot_count <= MAX_SLOTS or not 1 <= max_subscribers <= MAX_SUBSCRIBERS:
             raise CuframesError(Err.INVALID_ARGUMENT, "slot_count or max_subscribers out of range")
-        if slot_bytes < 0 or max_proto < 1 or mode not in (0o600, 0o660):
+        if slot_bytes < 1 or max_proto < 1 or mode not in (0o600, 0o660):
             raise CuframesError(Err.INVALID_ARGUMENT, "slot_bytes, max_proto or mode")
         if memory_kind != HOST:
             from . import cuda  # noqa: F401  (raises UNSUPPORTED without CuPy or a device)
@@ -307,11 +308,7 @@ class Publisher:
             self.seg.store32(self._slot_off(c.slot, "state"), SUB_EVICTED)
         if send:
             self._send(c, send)
-        try:
-            c.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        c.sock.close()
+        close_socket(c.sock)
         c.state = CLOSED
         idx = c.slot
         self._free_slot(c)
@@ -384,7 +381,7 @@ class Publisher:
         except OSError:
             data = b""
         if not data:
-            self._close_conn(c, None, Err.PEER_CLOSED)
+            self._close_conn(c, None, Err.OK)  # row EOF: error OK
             return
         try:
             for mtype, payload in c.dec.feed(data):
@@ -402,12 +399,12 @@ class Publisher:
         if mtype == tlv.PONG:
             return
         if mtype == tlv.DETACH:
-            self._close_conn(c, None, known_or_protocol(tlv.decode_detach(payload)))
+            tlv.decode_detach(payload)
+            self._close_conn(c, None, Err.OK)  # rows DETACH: error OK, whatever the reason
             return
         if mtype == tlv.ERROR:
-            code, _text = tlv.decode_error(payload)
-            k = known_or_protocol(code)
-            self._close_conn(c, None, Err.PROTOCOL if k == Err.OK else k)
+            tlv.decode_error(payload)
+            self._close_conn(c, None, Err.OK)  # rows ERROR: close, error OK
             return
         if mtype in (tlv.HELLO_RESP, tlv.ATTACH_RESP):
             self._close_conn(c, tlv.encode_error(Err.STATE, "wrong direction"), Err.STATE)
@@ -509,11 +506,15 @@ class Publisher:
         finally:
             seg.store32(S["ack_waiting"], 0)
 
-    def publish(self, data: Union[bytes, bytearray, memoryview, np.ndarray], *,
+    def publish(self, data: Union[bytes, bytearray, memoryview, "np.ndarray"], *,
                 timestamp_ns: int = 0, user_data: int = 0, flags: int = 0) -> int:
         """Publishes one frame (a copy of `data`, at most slot_bytes) and returns its seq. Blocks
         while a slot's previous frame is unreleased (back-pressure), at most the ACK timeout."""
-        buf = memoryview(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data)
+        buf = memoryview(data)  # type: ignore[arg-type]
+        if not buf.c_contiguous:
+            import numpy as np  # imported lazily: the adapters start faster without it
+
+            buf = memoryview(np.ascontiguousarray(data))
         buf = buf.cast("B")
         if len(buf) > self.slot_bytes:
             raise CuframesError(Err.INVALID_ARGUMENT, "frame larger than slot_bytes")

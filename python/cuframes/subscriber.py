@@ -10,13 +10,14 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from . import _atomics as A
 from . import tlv
-from ._util import (LIB_VERSION, WAIT_SLICE_MS, bounded_wait, check_key, ring_path,
+from ._util import (LIB_VERSION, WAIT_SLICE_MS, bounded_wait, check_key, close_socket, ring_path,
                     segment_path, socket_path)
 from .errors import CuframesError, Err, known_or_protocol
 from .layout import (CAP_PACKET_RING_PRESENT, CAP_WANT_PACKETS, CUDA_IPC, HANDSHAKE_TIMEOUT_MS,
@@ -57,14 +58,28 @@ class Frame:
         self.released = False
 
     @property
-    def array(self) -> np.ndarray:
+    def array(self) -> "np.ndarray":
+        """HOST: a read-only uint8 NumPy view of the payload (zero-copy). CUDA_IPC: a CuPy
+        array on the device (see cuframes.cuda)."""
         if self.released:
             raise CuframesError(Err.STATE, f"frame {self.seq} was released")
         if self._cuda is not None:
             return self._cuda.array(self)
+        import numpy as np  # lazily: the adapters use `buffer` and start faster without it
+
         if self._mm is None:
             return np.empty(0, dtype=np.uint8)
         return np.frombuffer(self._mm, dtype=np.uint8, count=self.payload_bytes)
+
+    @property
+    def buffer(self) -> memoryview:
+        """HOST: a read-only memoryview of the payload (zero-copy), with the same lifetime
+        rules as `array`."""
+        if self.released:
+            raise CuframesError(Err.STATE, f"frame {self.seq} was released")
+        if self._mm is None:
+            return memoryview(b"")
+        return memoryview(self._mm)[:self.payload_bytes]
 
     def tobytes(self) -> bytes:
         return bytes(self.array)
@@ -145,11 +160,7 @@ class Subscriber:
     def _close_sock(self) -> None:
         with self._send_lock:
             if self._sock is not None:
-                try:
-                    self._sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                self._sock.close()
+                close_socket(self._sock)
                 self._sock = None
 
     def _teardown(self) -> None:
@@ -285,8 +296,6 @@ class Subscriber:
         except CuframesError as e:
             if e.code == Err.TIMEOUT:
                 raise self._fail_hs(Err.TIMEOUT, None, str(e))
-            if e.code == Err.PEER_CLOSED:
-                raise self._fail_hs(Err.PEER_CLOSED, None, str(e))
             raise self._fail_hs(e.code, tlv.encode_detach(e.code), str(e))
         flags = 1 if self._cuda is not None else 0
         self._send(tlv.encode(tlv.ATTACH_REQ,
@@ -334,6 +343,8 @@ class Subscriber:
             bad = f"slot_count {sc}"
         elif not 1 <= ms <= MAX_SUBSCRIBERS:
             bad = f"max_subscribers {ms}"
+        elif vals["slot_bytes"] < 1:
+            bad = "slot_bytes 0"
         elif vals["slot_desc_offset"] != HEADER_SIZE or vals["sub_slot_offset"] != sub_slot_offset(sc):
             bad = "descriptor offsets"
         elif vals["segment_size"] != size:
@@ -380,6 +391,25 @@ class Subscriber:
             os.close(fd)
         self.reader = RingReader(self._ring_region, cap, mpb, seq, pos, self._dead,
                                  self._packet_wait)
+
+    def wait_codec_params(self, timeout_ms: float) -> CodecParams:
+        """codec_params(), waiting up to timeout_ms while none are published yet (a publisher
+        may publish them after the subscriber attached). Raises TIMEOUT, PEER_CLOSED, and
+        what codec_params() raises."""
+        deadline = time.monotonic() + timeout_ms / 1000.0
+        while True:
+            try:
+                return self.codec_params()
+            except CuframesError as e:
+                if e.code != Err.NO_CODEC_PARAMS:
+                    raise
+            if self._fail is not None:
+                raise CuframesError(self._fail, "connection ended")
+            left = (deadline - time.monotonic()) * 1000
+            if left <= 0:
+                raise CuframesError(Err.TIMEOUT, "no codec parameters")
+            # parameters do not bump packet_futex: this wait is a bounded poll (SHM-ORDER-03)
+            time.sleep(min(left, 10) / 1000.0)
 
     # ---- service thread (SM-SUB-03) -------------------------------------------------------
     def _set_fail(self, code: Err) -> None:

@@ -47,8 +47,9 @@ def check_header(hdr: bytes) -> tuple[int, int]:
     mtype, rsv, length = struct.unpack_from("<HHI", hdr, 0)
     is_error = mtype == ERROR
     if length > MAX_PAYLOAD:
-        raise FramingError(Err.MESSAGE_TOO_LARGE if not is_error else Err.PROTOCOL, not is_error,
-                           f"length {length} > {MAX_PAYLOAD}")
+        # TLV-ERR-01/07: answered whatever the type says. Only the checks of TLV-ERR-03 defer
+        # to TLV-ERR-06 for an ERROR; a length this large is checked before the type is.
+        raise FramingError(Err.MESSAGE_TOO_LARGE, True, f"length {length} > {MAX_PAYLOAD}")
     if mtype not in LENGTHS:
         raise FramingError(Err.UNKNOWN_MESSAGE, True, f"unknown type {mtype}")
     if rsv != 0:

@@ -8,8 +8,6 @@ import sys
 import threading
 from typing import Any, NoReturn
 
-import numpy as np
-
 from .._checksum import fnv1a64
 from ..errors import Err
 
@@ -64,9 +62,14 @@ def checksum(buf: Any) -> str:
     return f"{fnv1a64(buf):016x}"
 
 
-def frame_payload(seq: int, size: int) -> np.ndarray:
-    i = np.arange(size, dtype=np.uint64)
-    return ((seq * 31 + i * 7) % 256).astype(np.uint8)
+def _periodic(first: int, step: int, size: int) -> bytes:
+    # byte i = (first + i * step) mod 256 repeats every 256 bytes
+    period = bytes((first + i * step) % 256 for i in range(256))
+    return (period * (size // 256 + 1))[:size]
+
+
+def frame_payload(seq: int, size: int) -> bytes:
+    return _periodic(seq * 31, 7, size)
 
 
 def packet_size(seq: int, max_bytes: int) -> int:
@@ -74,8 +77,7 @@ def packet_size(seq: int, max_bytes: int) -> int:
 
 
 def packet_payload(seq: int, max_bytes: int) -> bytes:
-    i = np.arange(packet_size(seq, max_bytes), dtype=np.uint64)
-    return ((seq * 13 + i * 5 + 1) % 256).astype(np.uint8).tobytes()
+    return _periodic(seq * 13 + 1, 5, packet_size(seq, max_bytes))
 
 
 def is_keyframe(seq: int, gop: int) -> bool:

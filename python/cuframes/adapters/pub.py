@@ -22,7 +22,7 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--frames", type=C.uint(), default=0)
     p.add_argument("--slots", type=C.uint(2, 256), default=4)
     p.add_argument("--max-subscribers", type=C.uint(1, 64), default=8)
-    p.add_argument("--bytes", type=C.uint(0, 1 << 40), default=None)
+    p.add_argument("--bytes", type=C.uint(1, 1 << 40), default=None)
     p.add_argument("--width", type=C.uint(0, 1 << 20), default=0)
     p.add_argument("--height", type=C.uint(0, 1 << 20), default=0)
     p.add_argument("--kind", choices=["host", "cuda"], default="host")

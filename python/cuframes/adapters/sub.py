@@ -6,8 +6,6 @@ import sys
 import time
 from typing import Any, Optional
 
-import numpy as np
-
 from ..errors import CuframesError, Err
 from . import _common as C
 
@@ -63,16 +61,22 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         params_gen = 0
         last_seq = 0
+        if a.packets:
+            cp = sub.wait_codec_params(a.timeout_ms)
+            params_gen = cp.generation
+            cok = cp.data == C.params_payload(cp.codec)
+            invalid |= not cok
+            C.emit("codec_params", codec=cp.codec, generation=cp.generation, valid=cok)
         while frames < a.frames or (a.packets and last_seq < a.packets):
             if frames < a.frames:
                 with sub.next_frame(a.timeout_ms) as f:
-                    arr = f.array
+                    buf = f.buffer
                     expect = C.frame_payload(f.seq, f.payload_bytes)
-                    ok = bool(np.array_equal(arr, expect)) and f.seq == frames + sub.start_seq
+                    ok = buf == expect and f.seq == frames + sub.start_seq
                     invalid |= not ok
-                    C.emit("frame", seq=f.seq, size=f.payload_bytes, checksum=C.checksum(arr),
+                    C.emit("frame", seq=f.seq, size=f.payload_bytes, checksum=C.checksum(buf),
                            valid=ok)
-                    del arr
+                    buf.release()
                     if a.hold_ms:
                         time.sleep(a.hold_ms / 1000.0)  # the contract's hold, not a sync
                 frames += 1
