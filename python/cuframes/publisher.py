@@ -23,7 +23,8 @@ from ._util import (LIB_VERSION, WAIT_SLICE_MS, check_key, close_socket, proc_st
                     segment_path, socket_path, unlink_checked)
 from .errors import CuframesError, Err, known_or_protocol, os_error_code
 from .layout import (DEFAULT_ACK_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, HEADER_SIZE, HELLO_MAGIC,
-                     HOST, LAYOUT_VERSION, MAX_SLOTS, MAX_SUBSCRIBERS, META, MIN_SLOTS, PIX_NV12,
+                     CUDA_IPC, HOST, LAYOUT_VERSION, SUB_FLAG_ACK_EVENT_PRESENT,
+                     ATTACH_FLAG_ACK_EVENT_WRITTEN, MAX_SLOTS, MAX_SUBSCRIBERS, META, MIN_SLOTS, PIX_NV12,
                      PIX_OPAQUE, SEG, SEG_FLAG_PACKET_RING, SEGMENT_MAGIC, SLOT_DESC_SIZE, SUB,
                      SUB_ACK_EVENT, SUB_ACTIVE, SUB_ATTACHING, SUB_EVICTED, SUB_FREE,
                      SUB_SLOT_SIZE, ST_CLOSED, ST_READY, CAP_WANT_PACKETS, Region, host_layout,
@@ -83,10 +84,9 @@ class Publisher:
             raise CuframesError(Err.INVALID_ARGUMENT, "slot_count or max_subscribers out of range")
         if slot_bytes < 1 or max_proto < 1 or mode not in (0o600, 0o660):
             raise CuframesError(Err.INVALID_ARGUMENT, "slot_bytes, max_proto or mode")
-        if memory_kind != HOST:
-            from . import cuda  # noqa: F401  (raises UNSUPPORTED without CuPy or a device)
-
-            raise CuframesError(Err.UNSUPPORTED, "this build publishes the HOST kind only")
+        if memory_kind not in (HOST, CUDA_IPC):
+            raise CuframesError(Err.UNSUPPORTED, f"memory kind {memory_kind}")
+        self._cuda: Any = None
         self.key = key
         self.proto = min(max_proto, PROTO_MAX)
         self.kind = memory_kind
@@ -170,8 +170,13 @@ class Publisher:
 
     def _build(self, want_ring: bool, cap: int, mpb: int, codec: int) -> None:
         S_ = self.slot_count
-        self.data_offset, self.data_stride, size = host_layout(S_, self.max_subs, self.slot_bytes)
         self.sub_off = sub_slot_offset(S_)
+        if self.kind == HOST:
+            self.data_offset, self.data_stride, size = host_layout(S_, self.max_subs,
+                                                                   self.slot_bytes)
+        else:  # SHM-LAYOUT-01: CUDA kinds keep no buffers in the segment
+            self.data_offset = self.data_stride = 0
+            size = self.sub_off + SUB_SLOT_SIZE * self.max_subs
         self.segment_size = size
         os.ftruncate(self._fd, size)
         seg = self.seg = Region(self._fd, size)
@@ -191,6 +196,10 @@ class Publisher:
                           ("slot_desc_offset", HEADER_SIZE), ("sub_slot_offset", self.sub_off),
                           ("data_offset", self.data_offset), ("data_stride", self.data_stride)):
             seg.put(SEG[name][0], SEG[name][1], val)
+        if self.kind == CUDA_IPC:
+            from .cuda import PublisherCuda
+
+            self._cuda = PublisherCuda(seg, S_, self.slot_bytes)
         if want_ring:
             unlink_checked(self._ring_path)
             try:
@@ -290,6 +299,8 @@ class Publisher:
 
     def _free_slot(self, c: _Conn) -> None:
         if c.slot is not None:
+            if self._cuda is not None:
+                self._cuda.close_ack(c.slot)  # ACK-CUDA-02 / ACK-EVICT-04
             self.seg.store32(self._slot_off(c.slot, "state"), SUB_FREE)
             del self._slot_conn[c.slot]
             c.slot = None
@@ -457,9 +468,22 @@ class Publisher:
             self._close_conn(c, tlv.encode_error(Err.PROTOCOL, "ATTACH_REQ index/generation"),
                              Err.PROTOCOL)
             return
+        base = self.sub_off + c.slot * SUB_SLOT_SIZE
+        if self._cuda is not None:
+            # MSG-ATTACH-03, then ACK-CUDA-02: open the subscriber's ack event once
+            if not req.flags & ATTACH_FLAG_ACK_EVENT_WRITTEN or \
+                    not self.seg.load32(base + 28) & SUB_FLAG_ACK_EVENT_PRESENT:
+                self._close_conn(c, tlv.encode(tlv.ATTACH_RESP,
+                                               tlv.AttachResp(Err.PROTOCOL).encode()), Err.PROTOCOL)
+                return
+            try:
+                self._cuda.open_ack(c.slot, self.seg.read(base + SUB_ACK_EVENT, 64))
+            except CuframesError as e:
+                self._close_conn(c, tlv.encode(tlv.ATTACH_RESP, tlv.AttachResp(e.code).encode()),
+                                 e.code)
+                return
         # MSG-ARESP-01: under _lock, so no commit happens between start_seq and ACTIVE
         start = self.write_seq + 1
-        base = self.sub_off + c.slot * SUB_SLOT_SIZE
         self.seg.put(base + 16, "Q", start)
         self.seg.store32(base, SUB_ACTIVE)
         c.state = ACTIVE
@@ -510,13 +534,19 @@ class Publisher:
                 timestamp_ns: int = 0, user_data: int = 0, flags: int = 0) -> int:
         """Publishes one frame (a copy of `data`, at most slot_bytes) and returns its seq. Blocks
         while a slot's previous frame is unreleased (back-pressure), at most the ACK timeout."""
-        buf = memoryview(data)  # type: ignore[arg-type]
-        if not buf.c_contiguous:
-            import numpy as np  # imported lazily: the adapters start faster without it
+        device = self._cuda is not None and hasattr(data, "__cuda_array_interface__")
+        if device:
+            nbytes = int(data.nbytes)  # type: ignore[union-attr]  (a device array: no copy)
+            buf = memoryview(b"")
+        else:
+            buf = memoryview(data)  # type: ignore[arg-type]
+            if not buf.c_contiguous:
+                import numpy as np  # imported lazily: the adapters start faster without it
 
-            buf = memoryview(np.ascontiguousarray(data))
-        buf = buf.cast("B")
-        if len(buf) > self.slot_bytes:
+                buf = memoryview(np.ascontiguousarray(data))
+            buf = buf.cast("B")
+            nbytes = len(buf)
+        if nbytes > self.slot_bytes:
             raise CuframesError(Err.INVALID_ARGUMENT, "frame larger than slot_bytes")
         if self._closed:
             raise CuframesError(Err.STATE, "publisher closed")
@@ -525,14 +555,21 @@ class Publisher:
         if n > self.slot_count:
             self._wait_acks(n - self.slot_count)
         seg = self.seg
-        doff = self.data_offset + s * self.data_stride
-        seg.write(doff, bytes(buf))  # ACK-HOST-01: after the ACK wait, before meta.seq
+        if self._cuda is not None:
+            with self._lock:
+                waits = [c.slot for c in self._conns.values()
+                         if c.state == ACTIVE and c.slot is not None]
+            # ACK-REUSE-02, the copy, then the ready event (ACK-COMMIT-01)
+            self._cuda.write(s, data if device else buf, waits)
+        else:
+            doff = self.data_offset + s * self.data_stride
+            seg.write(doff, bytes(buf))  # ACK-HOST-01: after the ACK wait, before meta.seq
         mbase = HEADER_SIZE + s * SLOT_DESC_SIZE
         nv12 = bool(self.width and self.height)
         for name, val in (("timestamp_ns", timestamp_ns), ("width", self.width if nv12 else 0),
                           ("height", self.height if nv12 else 0),
                           ("pixel_format", PIX_NV12 if nv12 else PIX_OPAQUE),
-                          ("pitch", self.width if nv12 else 0), ("payload_bytes", len(buf)),
+                          ("pitch", self.width if nv12 else 0), ("payload_bytes", nbytes),
                           ("flags", flags), ("user_data", user_data)):
             seg.put(mbase + META[name][0], META[name][1], val)
         with self._lock:
@@ -592,6 +629,8 @@ class Publisher:
         A.futex_wake(seg.base + S["frame_futex"], 0x7FFFFFFF)
         if self.ring is not None:
             self.ring.close()
+        if self._cuda is not None:
+            self._cuda.free()  # RES-CUDA-03: every connection is closed by now
         errors: list[CuframesError] = []
         for p in (self._ring_path, self._seg_path):
             if p == self._ring_path and self.ring is None:

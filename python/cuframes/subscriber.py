@@ -77,12 +77,19 @@ class Frame:
         rules as `array`."""
         if self.released:
             raise CuframesError(Err.STATE, f"frame {self.seq} was released")
+        if self._cuda is not None:
+            raise CuframesError(Err.UNSUPPORTED, "a CUDA frame has no host buffer; use array")
         if self._mm is None:
             return memoryview(b"")
         return memoryview(self._mm)[:self.payload_bytes]
 
     def tobytes(self) -> bytes:
-        return bytes(self.array)
+        """A host copy of the payload (CUDA kinds: copied on the reading stream)."""
+        if self.released:
+            raise CuframesError(Err.STATE, f"frame {self.seq} was released")
+        if self._cuda is not None:
+            return bytes(self._cuda.to_host(self))
+        return bytes(self.buffer)
 
     def release(self) -> None:
         """Releases (ACKs) the frame; frames are ACKed in seq order (ACK-REL-01)."""
@@ -370,6 +377,9 @@ class Subscriber:
         if self.seg.load32(base) != SUB_ATTACHING or self.seg.load32(base + 4) != self.generation:
             raise CuframesError(Err.CORRUPT, "own subscriber slot not ATTACHING/generation")
         self._slot_base = base
+
+    def _slot_base_for_attach(self) -> int:
+        return self._slot_base
 
     def _map_ring(self, seq: int, pos: int) -> None:
         try:

@@ -60,8 +60,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             cuda.require_device()
         except CuframesError as e:
-            C.fail(e.code, f"--kind cuda: {e}")
-        C.fail(Err.UNSUPPORTED, "--kind cuda: the Python publisher offers HOST only")
+            C.fail(Err.UNSUPPORTED, f"--kind cuda: {e}")
     if a.packets and a.max_proto < 2:
         C.fail(Err.INVALID_ARGUMENT, "create: --packets needs proto_version 2")
     from ..publisher import Publisher

@@ -70,7 +70,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         while frames < a.frames or (a.packets and last_seq < a.packets):
             if frames < a.frames:
                 with sub.next_frame(a.timeout_ms) as f:
-                    buf = f.buffer
+                    buf = f.buffer if sub.kind == 1 else memoryview(f.tobytes())
                     expect = C.frame_payload(f.seq, f.payload_bytes)
                     ok = buf == expect and f.seq == frames + sub.start_seq
                     invalid |= not ok
