@@ -4,8 +4,8 @@
 #   ci/test.sh
 #
 # Steps: ci/setup.sh; cmake --preset default (build/default); build with $CUFRAMES_JOBS (2)
-# jobs; ctest --output-on-failure; then python3 -m pytest over interop/ and conformance/ for
-# each that has tests. pytest sees CUFRAMES_BUILD_DIR=<repo>/build/default. Every step runs even
+# jobs; ctest --output-on-failure; then python3 -m pytest over interop/, conformance/ and
+# python/ (cuframes for Python) for each that has tests. pytest sees CUFRAMES_BUILD_DIR=<repo>/build/default. Every step runs even
 # after an earlier test step failed; the exit status is non-zero if any step failed. Skips are
 # printed with their reason. .ci/run calls this script.
 set -euo pipefail
@@ -23,7 +23,7 @@ if ! ctest --preset default --output-on-failure; then
 fi
 
 export CUFRAMES_BUILD_DIR="$ROOT/build/default"
-for dir in interop conformance; do
+for dir in interop conformance python; do
   if [[ ! -d "$dir" ]]; then
     skip "pytest $dir/: the folder does not exist"
     continue
