@@ -277,6 +277,10 @@ class Publisher:
                     return False
                 self._changed.wait(min(left, 0.05))
 
+    def wait_idle(self, timeout_ms: float) -> bool:
+        """Waits until no subscriber is ACTIVE; False at the deadline."""
+        return self.wait_active(0, timeout_ms, zero=True)
+
     # ---- slot table (2.5, 5.7) --------------------------------------------------------------
     def _reserve(self, c: _Conn) -> Optional[int]:
         seg = self.seg
