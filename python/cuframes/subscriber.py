@@ -147,7 +147,13 @@ class Subscriber:
         self._highest = 0
         try:
             self._handshake(want_packets)
+        except CuframesError:
+            self._teardown()
+            raise
         except BaseException:
+            # interrupted (KeyboardInterrupt, a signal handler's exception): LOCAL_CLOSE in
+            # HELLO_SENT or ATTACH_SENT, which says goodbye with DETACH(OK) (table 4.1)
+            self._send(tlv.encode_detach(Err.OK))
             self._teardown()
             raise
         self.cursor = self.start_seq
