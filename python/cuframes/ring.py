@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 from . import _atomics as A
@@ -29,25 +28,35 @@ def valid_capacity(capacity: int, max_packet_bytes: int) -> bool:
             and max_packet_bytes + 32 <= capacity // 2)
 
 
-@dataclass
 class Packet:
     """One delivered packet: its seq, flags (KEYFRAME), pts, params_generation and bytes."""
-    seq: int
-    flags: int
-    pts: int
-    params_generation: int
-    data: bytes
+
+    __slots__ = ("seq", "flags", "pts", "params_generation", "data")
+
+    def __init__(self, seq: int, flags: int, pts: int, params_generation: int,
+                 data: bytes) -> None:
+        self.seq, self.flags, self.pts = seq, flags, pts
+        self.params_generation, self.data = params_generation, data
 
     @property
     def keyframe(self) -> bool:
         return bool(self.flags & PKT_KEYFRAME)
 
+    def __repr__(self) -> str:
+        return (f"Packet(seq={self.seq}, flags={self.flags}, pts={self.pts}, "
+                f"params_generation={self.params_generation}, {len(self.data)} bytes)")
 
-@dataclass
+
 class CodecParams:
-    generation: int
-    codec: int
-    data: bytes
+    """Codec parameters (extradata) with their generation and codec."""
+
+    __slots__ = ("generation", "codec", "data")
+
+    def __init__(self, generation: int, codec: int, data: bytes) -> None:
+        self.generation, self.codec, self.data = generation, codec, data
+
+    def __repr__(self) -> str:
+        return f"CodecParams(generation={self.generation}, codec={self.codec}, {self.data!r})"
 
 
 def _copy_in(region: Region, off: int, data: bytes) -> None:

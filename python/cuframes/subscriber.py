@@ -107,11 +107,28 @@ class Frame:
             self._cuda.release(self)
         self._sub._ack(self.seq)
 
+    @property
+    def stream(self) -> Any:
+        """CUDA kinds: the CuPy stream that waited for this frame's ready event and on which
+        release() records the ack event. Run the kernels that read `array` on it (`with
+        f.stream:`), or order your stream after it, so that the ACK covers them (ACK-REL-01).
+        None for HOST frames."""
+        return None if self._cuda is None else self._cuda.stream
+
     def __enter__(self) -> "Frame":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+    def __del__(self) -> None:
+        # a frame dropped without release() is released when it is collected, so that a
+        # forgotten frame costs latency, not an eviction
+        try:
+            if not self.released:
+                self.release()
+        except Exception:
+            pass
 
 
 class Subscriber:

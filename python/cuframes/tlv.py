@@ -6,7 +6,6 @@ as a structure (TLV-FRAME-04); the stream decoder checks a header before it buff
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from .errors import Err
@@ -94,19 +93,39 @@ class Decoder:
 
 # ---- payloads ------------------------------------------------------------------------------
 
+class _Fields:
+    """A small record (plain class rather than dataclasses: its import costs start-up time)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __init__(self, *args: int) -> None:
+        for name, v in zip(self.__slots__, args):
+            setattr(self, name, v)
+        for name in self.__slots__[len(args):]:
+            setattr(self, name, 0)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
 def _need(p: bytes, n: int) -> None:
     if len(p) < n:
         raise FramingError(Err.PROTOCOL, True, f"payload of {len(p)} bytes, {n} needed")
 
 
-@dataclass
-class HelloReq:
+class HelloReq(_Fields):
+    __slots__ = ('magic', 'min_proto', 'max_proto', 'kinds_mask', 'lib_version', 'caps',)
     magic: int
     min_proto: int
     max_proto: int
     kinds_mask: int
     lib_version: int
-    caps: int = 0
+    caps: int
 
     def encode(self) -> bytes:
         return struct.pack("<IHHIII44x", self.magic, self.min_proto, self.max_proto,
@@ -118,17 +137,17 @@ class HelloReq:
         return HelloReq(*struct.unpack_from("<IHHIII", p, 0))
 
 
-@dataclass
-class HelloResp:
+class HelloResp(_Fields):
+    __slots__ = ('status', 'proto_version', 'memory_kind', 'subscriber_index', 'generation', 'lib_version', 'caps', 'initial_packet_seq', 'initial_packet_pos',)
     status: int
-    proto_version: int = 0
-    memory_kind: int = 0
-    subscriber_index: int = 0
-    generation: int = 0
-    lib_version: int = 0
-    caps: int = 0
-    initial_packet_seq: int = 0
-    initial_packet_pos: int = 0
+    proto_version: int
+    memory_kind: int
+    subscriber_index: int
+    generation: int
+    lib_version: int
+    caps: int
+    initial_packet_seq: int
+    initial_packet_pos: int
 
     def encode(self) -> bytes:
         return struct.pack("<IHHIIIIQQ24x", self.status, self.proto_version, self.memory_kind,
@@ -141,11 +160,11 @@ class HelloResp:
         return HelloResp(*struct.unpack_from("<IHHIIIIQQ", p, 0))
 
 
-@dataclass
-class AttachReq:
+class AttachReq(_Fields):
+    __slots__ = ('subscriber_index', 'generation', 'flags',)
     subscriber_index: int
     generation: int
-    flags: int = 0
+    flags: int
 
     def encode(self) -> bytes:
         return struct.pack("<III4x", self.subscriber_index, self.generation, self.flags)
@@ -156,10 +175,10 @@ class AttachReq:
         return AttachReq(*struct.unpack_from("<III", p, 0))
 
 
-@dataclass
-class AttachResp:
+class AttachResp(_Fields):
+    __slots__ = ('status', 'start_seq',)
     status: int
-    start_seq: int = 0
+    start_seq: int
 
     def encode(self) -> bytes:
         return struct.pack("<I4xQ", self.status, self.start_seq)

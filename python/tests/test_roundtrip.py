@@ -189,3 +189,17 @@ def test_overrun_resumes_at_the_latest_keyframe(env):
             assert e.value.code == Err.PACKET_OVERRUN
             p = sub.next_packet(1000)
             assert p.keyframe and p.seq == 9 and p.data == b"b" * 900
+
+
+def test_a_dropped_frame_is_released_when_collected(env):
+    k = key("i")
+    with Publisher(k, slot_count=2, slot_bytes=4096, ack_timeout_ms=5000) as pub:
+        with Subscriber(k) as sub:
+            pub.publish(b"1")
+            f = sub.next_frame(2000)
+            del f  # never released explicitly
+            pub.publish(b"2")
+            t = time.monotonic()
+            pub.publish(b"3")  # reuses frame 1's slot: needs its ACK
+            assert time.monotonic() - t < 2.0
+            assert sub.next_frame(2000).seq == 2
