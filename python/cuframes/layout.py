@@ -117,7 +117,7 @@ class Region:
 
     def get(self, off: int, fmt: str) -> int:
         assert self.mm is not None
-        return struct.unpack_from("<" + fmt, self.mm, off)[0]
+        return int(struct.unpack_from("<" + fmt, self.mm, off)[0])
 
     def put(self, off: int, fmt: str, value: int) -> None:
         assert self.mm is not None

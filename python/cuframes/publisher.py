@@ -35,7 +35,7 @@ PROTO_MAX = 2
 S = {k: v[0] for k, v in SEG.items()}
 
 AWAIT_HELLO, AWAIT_ATTACH, ACTIVE, CLOSED = "AWAIT_HELLO", "AWAIT_ATTACH", "ACTIVE", "CLOSED"
-EventFn = Callable[[str, dict], None]
+EventFn = Callable[[str, "dict[str, Any]"], None]
 
 
 class _Conn:
@@ -356,9 +356,9 @@ class Publisher:
                     if fd == ls.fileno():
                         self._accept()
                         continue
-                    c = self._conns.get(fd)
-                    if c is not None and c.state != CLOSED:
-                        self._readable(c)
+                    conn = self._conns.get(fd)
+                    if conn is not None and conn.state != CLOSED:
+                        self._readable(conn)
                 self._check_timeouts()
 
     def _accept(self) -> None:
@@ -540,14 +540,14 @@ class Publisher:
         while a slot's previous frame is unreleased (back-pressure), at most the ACK timeout."""
         device = self._cuda is not None and hasattr(data, "__cuda_array_interface__")
         if device:
-            nbytes = int(data.nbytes)  # type: ignore[union-attr]  (a device array: no copy)
+            nbytes = int(getattr(data, "nbytes"))  # a device array: no host copy
             buf = memoryview(b"")
         else:
             buf = memoryview(data)  # type: ignore[arg-type]
             if not buf.c_contiguous:
                 import numpy as np  # imported lazily: the adapters start faster without it
 
-                buf = memoryview(np.ascontiguousarray(data))
+                buf = memoryview(np.ascontiguousarray(data))  # type: ignore[arg-type]
             buf = buf.cast("B")
             nbytes = len(buf)
         if nbytes > self.slot_bytes:

@@ -64,7 +64,8 @@ class Frame:
         if self.released:
             raise CuframesError(Err.STATE, f"frame {self.seq} was released")
         if self._cuda is not None:
-            return self._cuda.array(self)
+            arr: "np.ndarray" = self._cuda.array(self)
+            return arr
         import numpy as np  # lazily: the adapters use `buffer` and start faster without it
 
         if self._mm is None:
@@ -355,7 +356,10 @@ class Subscriber:
         hdr = Region(fd, HEADER_SIZE)
         try:
             self._wait_ready(hdr, "segment")
-            g = lambda name: hdr.get(S[name], SEG[name][1])  # noqa: E731
+
+            def g(name: str) -> int:
+                return hdr.get(S[name], SEG[name][1])
+
             if (g("layout_version") != LAYOUT_VERSION or g("magic") != SEGMENT_MAGIC
                     or g("header_size") != HEADER_SIZE):
                 raise CuframesError(Err.UNSUPPORTED_LAYOUT, "segment header")
@@ -579,7 +583,8 @@ class Subscriber:
                            offset=self.data_offset + s * self.data_stride)
             return Frame(self, n, meta, mm, self.data_stride)
         assert self._cuda is not None
-        return self._cuda.frame(self, n, s, meta)
+        frame: Frame = self._cuda.frame(self, n, s, meta)
+        return frame
 
     def _corrupt(self, why: str) -> CuframesError:
         self._send(tlv.encode_detach(Err.CORRUPT))

@@ -196,7 +196,7 @@ def encode_detach(reason: int) -> bytes:
 
 def decode_detach(p: bytes) -> int:
     _need(p, 8)
-    return struct.unpack_from("<I", p, 0)[0]
+    return int(struct.unpack_from("<I", p, 0)[0])
 
 
 def encode_error(code: int, text: str = "") -> bytes:
@@ -221,4 +221,4 @@ def encode_ping(mtype: int, nonce: int) -> bytes:
 
 def decode_nonce(p: bytes) -> int:
     _need(p, 8)
-    return struct.unpack_from("<Q", p, 0)[0]
+    return int(struct.unpack_from("<Q", p, 0)[0])
