@@ -17,7 +17,7 @@ use_apt=1
 [[ "${1:-}" == --no-apt ]] && use_apt=0
 
 PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
-          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev python3-pytest ccache pkgconf
+          libbenchmark-dev librapidcheck-dev nlohmann-json3-dev libcli11-dev python3-pytest ccache pkgconf
           python3-dev)
 
 # cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
@@ -42,6 +42,7 @@ provided() {
       command -v clang++ >/dev/null 2>&1 &&
         compgen -G "$(clang++ --print-runtime-dir 2>/dev/null)/libclang_rt.fuzzer*.a" ;;
     libgtest-dev) cmake_package GTest ;;
+    libcli11-dev) cmake_package CLI11 ;;
     libgmock-dev) cmake_package GTest && compgen -G "/usr*/include/gmock/gmock.h" ;;
     libbenchmark-dev) cmake_package benchmark ;;
     librapidcheck-dev) cmake_package rapidcheck ;;

@@ -4,8 +4,10 @@
 #   ci/test.sh
 #
 # Steps: ci/setup.sh; cmake --preset default (build/default); build with $CUFRAMES_JOBS (2)
-# jobs; ctest --output-on-failure; then python3 -m pytest over interop/, conformance/ and
-# python/ (cuframes for Python) for each that has tests. pytest sees CUFRAMES_BUILD_DIR=<repo>/build/default. Every step runs even
+# jobs; ctest --output-on-failure -j $CUFRAMES_JOBS (the kill check as a sample of 8 variants:
+# ci/kill-check.sh runs them all); then python3 -m pytest over interop/, conformance/ and
+# python/ (cuframes for Python) for each that has tests. pytest sees
+# CUFRAMES_BUILD_DIR=<repo>/build/default. Every step runs even
 # after an earlier test step failed; the exit status is non-zero if any step failed. Skips are
 # printed with their reason. .ci/run calls this script.
 set -euo pipefail
@@ -18,7 +20,7 @@ build_preset default
 
 failed=()
 log "ctest (build/default)"
-if ! ctest --preset default --output-on-failure; then
+if ! ctest --preset default --output-on-failure -j "$JOBS"; then
   failed+=("ctest")
 fi
 

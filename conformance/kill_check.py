@@ -18,6 +18,13 @@ The first line of each patch file that starts with '#' (before the diff) says wh
 Prints a table variant -> cases that caught it and writes <reports>/killcheck.json. Exit status 0
 only when every variant is killed and every patch applied; 1 otherwise; 2 for a setup error.
 Options: --only NAME[,NAME] runs a subset; --check-patches only checks that every patch applies;
+--sample K runs K variants drawn with --seed S (default: derived from the source tree's git
+commit, so successive commits rotate through the variants while any one run is reproducible);
+a sampled run still dry-runs every patch, so a patch that no longer applies fails it at once;
+--hints FILE (default conformance/variants/killed_by.json, written by a full run with
+--write-hints) names, per variant, up to 3 cases that killed it last time: a sampled run runs
+those first and the whole harness only when they do not kill it, so hints save time and never
+change a verdict.
 --retries N (default 2) reruns the harness on a variant that survived, since some kills depend
 on timing (an observer sample inside a window) and one run on a loaded machine can miss them.
 Python 3.11 standard library only.
@@ -26,7 +33,9 @@ Python 3.11 standard library only.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -35,6 +44,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BASELINE = "baseline"
+HINTS = HERE / "variants" / "killed_by.json"
+MAX_HINTS = 3
 
 
 def run(cmd: list[str], cwd: Path | None = None, log: Path | None = None) -> int:
@@ -112,8 +123,10 @@ def adapters(bdir: Path, name: str) -> Path | None:
     return d if ok else None
 
 
-def harness(harness_bin: str, adir: Path, name: str, work: Path) -> dict[str, str]:
-    """Runs the suite against the adapters in adir; returns case id -> outcome."""
+def harness(harness_bin: str, adir: Path, name: str, work: Path,
+            only: list[str] | None = None) -> dict[str, str]:
+    """Runs the suite (or the cases in `only`) against the adapters in adir; returns case id ->
+    outcome."""
     (work / name).mkdir(parents=True, exist_ok=True)
     manifest = work / name / "manifest.json"
     ref = json.loads((HERE / "manifests" / "reference.json").read_text())
@@ -123,13 +136,25 @@ def harness(harness_bin: str, adir: Path, name: str, work: Path) -> dict[str, st
     manifest.write_text(json.dumps(ref, indent=2))
     reports = work / name / "reports"
     shutil.rmtree(reports, ignore_errors=True)
-    run([harness_bin, "--manifest", str(manifest), "--reports", str(reports)],
-        log=work / name / "harness.log")
+    cmd = [harness_bin, "--manifest", str(manifest), "--reports", str(reports)]
+    if only:
+        cmd += ["--only", ",".join(only)]
+    run(cmd, log=work / name / "harness.log")
     try:
         data = json.loads((reports / "conformance.json").read_text())
     except (OSError, ValueError):
         return {}
     return {c["id"]: c["outcome"] for c in data["cases"]}
+
+
+def default_seed(root: Path) -> int:
+    """The sample's seed when none is given: the commit of the source tree (0 outside git)."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    return int(hashlib.sha256(head.encode()).hexdigest()[:8], 16)
 
 
 def check_patches(root: Path, patches: list[Path], work: Path) -> int:
@@ -160,6 +185,13 @@ def main() -> int:
     ap.add_argument("--retries", type=int, default=2,
                     help="extra harness runs for a variant that survived one (default 2)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--sample", type=int, default=0,
+                    help="run only K variants drawn with --seed (0: all)")
+    ap.add_argument("--seed", type=int, help="seed of --sample (default: from the git commit)")
+    ap.add_argument("--hints", default=str(HINTS),
+                    help="cases to try first per variant (JSON); '' to run the whole harness")
+    ap.add_argument("--write-hints", action="store_true",
+                    help="after a run of every variant, rewrite --hints from what killed each")
     ap.add_argument("--check-patches", action="store_true",
                     help="only check that every patch applies to the current reference/")
     args = ap.parse_args()
@@ -184,6 +216,15 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if args.check_patches:
         return 1 if check_patches(root, patches, work) else 0
+    if args.sample and args.sample < len(patches):
+        # Every patch must still apply, sampled or not: a stale patch is caught on every run.
+        if check_patches(root, patches, work):
+            print("kill_check: a patch no longer applies (see above)", file=sys.stderr)
+            return 1
+        seed = default_seed(root) if args.seed is None else args.seed
+        patches = sorted(random.Random(seed).sample(patches, args.sample))
+        print(f"kill_check: sample of {len(patches)} variants, seed {seed} (rerun: --sample "
+              f"{args.sample} --seed {seed}; all variants: ci/kill-check.sh)")
     if not args.harness or not args.reports:
         print("kill_check: --harness and --reports are required", file=sys.stderr)
         return 2
@@ -223,11 +264,23 @@ def main() -> int:
         print(f"kill_check: note: against the baseline these cases do not PASS (they cannot "
               f"kill a variant): {', '.join(not_passing)}", file=sys.stderr)
 
+    hints: dict[str, list[str]] = {}
+    if args.hints and not args.write_hints and Path(args.hints).is_file():
+        hints = json.loads(Path(args.hints).read_text())
     for name in built:
         adir = adapters(bdir, name)
         if adir is None:
             rows[name]["status"] = "BUILD-FAILED"
             continue
+        # The cases that killed this variant last time, tried first: a kill found there is
+        # judged exactly like one found in a whole run (fails here, passes on the baseline).
+        tried = [c for c in hints.get(name, []) if baseline.get(c) == "PASS"]
+        if tried:
+            outcomes = harness(args.harness, adir, name, work, only=tried)
+            caught = sorted(c for c, o in outcomes.items() if o == "FAIL" and c in tried)
+            if caught:
+                rows[name].update(caught_by=caught, status="KILLED", runs=1, hinted=True)
+                continue
         # Some kills are timing-dependent (the observer must sample inside a window, a late
         # joiner must arrive while frames flow); on a loaded machine one run can miss them. A
         # survivor gets up to --retries more runs; the table says which run killed it.
@@ -244,10 +297,17 @@ def main() -> int:
             rows[name]["caught_by"] = [f"(run {attempt + 1})"] + caught
 
     table = list(rows.values())
+    if args.write_hints and not args.only and not args.sample:
+        Path(args.hints).write_text(json.dumps(
+            {r["variant"]: [c for c in r["caught_by"] if not c.startswith("(")][:MAX_HINTS]
+             for r in table if r["status"] == "KILLED"}, indent=1, sort_keys=True) + "\n")
+        print(f"kill_check: wrote {args.hints}")
     width = max(len(r["variant"]) for r in table)
     print(f"{'variant':<{width}}  status        caught by")
     for r in table:
-        print(f"{r['variant']:<{width}}  {r['status']:<12}  {', '.join(r['caught_by']) or '-'}")
+        how = " (hinted cases)" if r.get("hinted") else ""
+        print(f"{r['variant']:<{width}}  {r['status']:<12}  "
+              f"{', '.join(r['caught_by']) or '-'}{how}")
     bad = [r for r in table if r["status"] != "KILLED"]
     Path(args.reports).mkdir(parents=True, exist_ok=True)
     (Path(args.reports) / "killcheck.json").write_text(json.dumps(table, indent=2) + "\n")

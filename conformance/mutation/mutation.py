@@ -10,6 +10,8 @@ anyone's idea of a bug.
      *.cu, are left out: CPU CI cannot run them). Each mutant is reduced to (file, line, original
      text, replacement); mutants that only touch comments or whitespace are dropped as trivially
      equivalent (counted). The pool is cached under the work dir, keyed by the sources' hash.
+     Mutants of the test machinery (TEST_MACHINERY: the fault-injection hook, inert unless
+     CUFRAMES_FAULT is set) are left out of the draw: the score measures the protocol's code.
   2. Sample: the pool sorted by mutant id, shuffled with random.Random(SEED); mutants are taken
      in that order, and one that does not compile (with the project's -Werror flags) is counted
      and replaced by the next, until N have compiled. The same seed and sources give the same
@@ -218,6 +220,17 @@ def generate_pool(root: Path, work: Path, log=print) -> tuple[list[Mutant], dict
     cache.write_text(json.dumps({"stats": stats,
                                  "mutants": [dataclasses.asdict(m) for m in unique]}))
     return unique, stats
+
+
+# Files of reference/src that are test machinery, not protocol: the crash-recovery suite's
+# fault-injection hook (fault.h, fault.cpp), inert unless CUFRAMES_FAULT is set. Their mutants
+# stay in the cached pool (its key does not change) but are never drawn.
+TEST_MACHINERY = ("fault.cpp", "fault.h")
+
+
+def drawable(pool: list[Mutant]) -> list[Mutant]:
+    """The pool less the mutants of TEST_MACHINERY files."""
+    return [m for m in pool if Path(m.file).name not in TEST_MACHINERY]
 
 
 def sample_order(pool: list[Mutant], seed: int) -> list[Mutant]:
@@ -609,7 +622,9 @@ def render_md(state: dict, summary: dict, exemptions: dict[str, str]) -> str:
              f"- tool: {state['pool_stats'].get('tool', '?')}; pool: "
              f"{state['pool_stats'].get('pool', '?')} mutants of reference/src "
              f"({state['pool_stats'].get('trivially_equivalent', 0)} comment/whitespace-only "
-             f"dropped); CUDA-only files left out",
+             f"dropped); CUDA-only files left out; "
+             f"{state['pool_stats'].get('test_machinery', 0)} mutants of test machinery "
+             f"({', '.join(TEST_MACHINERY)}) never drawn",
              f"- sample: N={cfg['n']}, seed={cfg['seed']}; started {state['started']}",
              f"- not compiling (replaced by the next draw): {summary['not_compiled']}",
              f"- judged: {summary['judged']}: killed by the harness {summary['killed_by_harness']}"
@@ -761,6 +776,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    {pool_stats['pool']} mutants ({pool_stats['generated']} generated, "
           f"{pool_stats['trivially_equivalent']} comment/whitespace-only, "
           f"{pool_stats['duplicates']} duplicates)")
+    pool_all = pool
+    pool = drawable(pool)
+    pool_stats = dict(pool_stats, test_machinery=len(pool_all) - len(pool))
+    print(f"    {pool_stats['test_machinery']} of them in test machinery "
+          f"({', '.join(TEST_MACHINERY)}): never drawn")
     order = sample_order(pool, args.seed)
     if args.ids:
         wanted = [i for i in args.ids.split(",") if i]

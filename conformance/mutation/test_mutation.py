@@ -239,6 +239,14 @@ def test_apply_and_restore_leave_the_copy_clean(tmp_path):
     assert (root / "reference" / "src" / "a.cpp").read_text() == SRC  # the checkout untouched
 
 
+def test_test_machinery_is_never_drawn():
+    pool = [mu.Mutant("fault.cpp:1", "reference/src/fault.cpp", 1, "a", "b"),
+            mu.Mutant("fault.h:2", "reference/src/fault.h", 2, "a", "b"),
+            mu.Mutant("tlv.cpp:3", "reference/src/tlv.cpp", 3, "a", "b")]
+    assert [m.id for m in mu.drawable(pool)] == ["tlv.cpp:3"]
+    assert all(m.file.endswith("tlv.cpp") for m in mu.sample_order(mu.drawable(pool), 7))
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_source_files_leave_cuda_out(tmp_path):
     root = git_checkout(tmp_path)

@@ -1,13 +1,12 @@
 // cuframes-conform: the wire-level conformance harness for cuframes implementations.
 //
-//   cuframes-conform --manifest M [--reports DIR] [--build-dir DIR] [--only ID-or-glob]
+//   cuframes-conform --manifest M [--reports DIR] [--build-dir DIR] [--only ID-or-glob[,...]]
 //                    [--strict] [--xfail FILE] [--spec cuframes.json] [--list [--json]]
 //                    [--transition-exemptions FILE] [--field-exemptions FILE] [--jobs N]
 //
 // Exit status: 0 when every MUST passes and every MUST is covered, 1 otherwise, 2 for a usage or
 // setup error.
-#include <cstdlib>
-#include <cstring>
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -41,79 +40,49 @@ int ListJson(const cuframes::conform::RunOptions& o) {
   return 0;
 }
 
-void Usage() {
-  std::cerr << "usage: cuframes-conform --manifest M [--reports DIR] [--build-dir DIR]\n"
-               "                        [--only CASE-GLOB|REQ-ID] [--strict] [--xfail FILE]\n"
-               "                        [--spec cuframes.json] [--exemptions FILE]\n"
-               "                        [--list [--json]]\n"
-               "                        [--transition-exemptions FILE] [--field-exemptions FILE]\n"
-               "                        [--jobs N]  (cases run N at a time, default 4)\n";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   cuframes::conform::RunOptions o;
   o.program = argv[0];
   bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= argc) {
-        Usage();
-        std::exit(2);
-      }
-      *out = argv[++i];
-    };
-    if (a == "--manifest")
-      value(&o.manifest_path);
-    else if (a == "--reports")
-      value(&o.reports_dir);
-    else if (a == "--build-dir")
-      value(&o.build_dir);
-    else if (a == "--only")
-      value(&o.only);
-    else if (a == "--xfail")
-      value(&o.xfail_path);
-    else if (a == "--spec")
-      value(&o.spec_path);
-    else if (a == "--exemptions")
-      value(&o.exemptions_path);
-    else if (a == "--transition-exemptions")
-      value(&o.row_exemptions_path);
-    else if (a == "--field-exemptions")
-      value(&o.field_exemptions_path);
-    else if (a == "--jobs" || a == "-j") {
-      std::string n;
-      value(&n);
-      o.jobs = std::atoi(n.c_str());
-      if (o.jobs < 1) {
-        std::cerr << "cuframes-conform: --jobs needs a number >= 1\n";
-        return 2;
-      }
-    } else if (a == "--strict")
-      o.strict = true;
-    else if (a == "--list")
-      o.list = true;
-    else if (a == "--json")
-      json = true;
-    else if (a == "--help" || a == "-h") {
-      Usage();
-      return 0;
-    } else {
-      std::cerr << "cuframes-conform: unknown argument " << a << "\n";
-      Usage();
-      return 2;
+  CLI::App app{
+      "The wire-level conformance harness of cuframes: plays the missing peer against an\n"
+      "implementation's adapters (spec/ADAPTER.md) and reports per requirement ID.",
+      "cuframes-conform"};
+  app.add_option("--manifest", o.manifest_path, "the implementation's manifest (ADAPTER.md 1)");
+  app.add_option("--reports", o.reports_dir, "where the reports go")->capture_default_str();
+  app.add_option("--build-dir", o.build_dir, "{build_dir} of the manifest");
+  app.add_option("--only", o.only,
+                 "comma-separated case globs, requirement IDs or section prefixes (\"3.2/\")");
+  app.add_flag("--strict", o.strict, "SHOULDs count like MUSTs");
+  app.add_option("--xfail", o.xfail_path, "expected failures: '<case id> [# message]' per line");
+  app.add_option("--spec", o.spec_path, "the twin (spec/cuframes.json)")->capture_default_str();
+  app.add_option("--exemptions", o.exemptions_path, "requirement coverage exemptions")
+      ->capture_default_str();
+  app.add_option("--transition-exemptions", o.row_exemptions_path,
+                 "state-transition rows exempt from derived cases")
+      ->capture_default_str();
+  app.add_option("--field-exemptions", o.field_exemptions_path,
+                 "constrained fields exempt from boundary cases")
+      ->capture_default_str();
+  app.add_option("-j,--jobs", o.jobs, "cases run N at a time")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--list", o.list, "list the cases instead of running them");
+  app.add_flag("--json", json, "with --list: one JSON array")->needs("--list");
+  try {
+    app.parse(argc, argv);
+    if (o.manifest_path.empty() && !o.list) {
+      throw CLI::RequiredError("--manifest (or --list)");
     }
-  }
-  if (json && !o.list) {
-    std::cerr << "cuframes-conform: --json goes with --list\n";
+  } catch (const CLI::CallForHelp& e) {
+    app.exit(e);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "cuframes-conform: " << e.what() << "\nRun with --help for the options.\n";
     return 2;
   }
   if (o.list && json) return ListJson(o);
-  if (o.manifest_path.empty() && !o.list) {
-    Usage();
-    return 2;
-  }
   return cuframes::conform::RunConformance(o);
 }

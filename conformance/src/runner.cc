@@ -52,12 +52,29 @@ std::string ShellQuote(const std::string& s) {
 
 }  // namespace
 
+namespace {
+
+bool SelectedBy(const CaseDef& def, const std::string& pattern) {
+  if (fnmatch(pattern.c_str(), def.id.c_str(), 0) == 0) return true;
+  if (def.id.rfind(pattern, 0) == 0 && pattern.back() == '/') return true;
+  for (const std::string& r : def.reqs) {
+    if (fnmatch(pattern.c_str(), r.c_str(), 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// `only` is a comma-separated list (case ids never contain a comma); a case is selected when any
+// element names it.
 bool Selected(const CaseDef& def, const std::string& only) {
   if (only.empty()) return true;
-  if (fnmatch(only.c_str(), def.id.c_str(), 0) == 0) return true;
-  if (def.id.rfind(only, 0) == 0 && only.back() == '/') return true;
-  for (const std::string& r : def.reqs) {
-    if (fnmatch(only.c_str(), r.c_str(), 0) == 0) return true;
+  size_t start = 0;
+  while (start <= only.size()) {
+    const size_t end = std::min(only.find(',', start), only.size());
+    const std::string pattern = only.substr(start, end - start);
+    if (!pattern.empty() && SelectedBy(def, pattern)) return true;
+    start = end + 1;
   }
   return false;
 }
@@ -261,11 +278,10 @@ int RunConformance(const RunOptions& opts) {
   for (const CaseDef& c : cases) {
     if (Selected(c, opts.only)) selected.push_back(&c);
   }
-  // A selection that matches nothing would report PASS having run nothing (a comma-separated
-  // list is one glob, not several): refuse it.
+  // A selection that matches nothing (a typo) would report PASS having run nothing: refuse it.
   if (selected.empty()) {
-    std::cerr << "cuframes-conform: --only '" << opts.only << "' matches no case (one case glob "
-              << "or requirement ID; see --list)\n";
+    std::cerr << "cuframes-conform: --only '" << opts.only << "' matches no case (case globs, "
+              << "requirement IDs or section prefixes, comma-separated; see --list)\n";
     rmdir(sock_tmpl);
     return 2;
   }

@@ -27,8 +27,9 @@ struct RunOptions {
   int jobs = 4;
 };
 
-// Returns true when `def` is selected by `only` (empty selects all): a glob over the case ID
-// (fnmatch), a requirement ID the case names, or a section prefix ("3.2/").
+// Returns true when `def` is selected by `only` (empty selects all): a comma-separated list whose
+// elements are each a glob over the case ID (fnmatch), a requirement ID the case names, or a
+// section prefix ("3.2/").
 bool Selected(const CaseDef& def, const std::string& only);
 
 // Returns the reason a case cannot run against `m` ("" when it can): a missing adapter role, an

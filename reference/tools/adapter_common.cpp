@@ -108,54 +108,6 @@ std::string Hex64(uint64_t v) {
   return buf;
 }
 
-std::string Args::Str(const std::string& name, const std::string& def) const {
-  auto it = values.find(name);
-  return it == values.end() ? def : it->second;
-}
-
-bool Args::U64(const std::string& name, uint64_t def, uint64_t* out) const {
-  auto it = values.find(name);
-  if (it == values.end()) {
-    *out = def;
-    return true;
-  }
-  if (it->second.empty()) return false;
-  char* end = nullptr;
-  *out = std::strtoull(it->second.c_str(), &end, 10);
-  return end != nullptr && *end == '\0' && it->second[0] != '-';
-}
-
-bool ParseArgs(int argc, char** argv, const std::vector<std::string>& options,
-               const std::vector<std::string>& flags, Args* out) {
-  auto contains = [](const std::vector<std::string>& v, const std::string& s) {
-    for (const auto& x : v) {
-      if (x == s) return true;
-    }
-    return false;
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      std::fprintf(stderr, "unexpected argument: %s\n", a.c_str());
-      return false;
-    }
-    const std::string name = a.substr(2);
-    if (contains(flags, name)) {
-      out->values[name] = "1";
-    } else if (contains(options, name)) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "--%s needs a value\n", name.c_str());
-        return false;
-      }
-      out->values[name] = argv[++i];
-    } else {
-      std::fprintf(stderr, "unknown option: %s\n", a.c_str());
-      return false;
-    }
-  }
-  return true;
-}
-
 namespace {
 std::mutex g_out_mu;
 bool g_diag = false;
@@ -283,11 +235,10 @@ void EmitError(int status, const std::string& where) {
            ",\"name\":" + Quote(cuframes_status_name(status)) + ",\"where\":" + Quote(where));
 }
 
-bool ProtoCap(const Args& args, uint32_t* out) {
+bool ProtoCap(const uint64_t* max_proto, uint32_t* out) {
   uint64_t v = 0;
-  if (args.Has("max-proto")) {
-    if (!args.U64("max-proto", 0, &v) || v == 0 || v > 0xffff) return false;
-    *out = static_cast<uint32_t>(v);
+  if (max_proto != nullptr) {
+    *out = static_cast<uint32_t>(*max_proto);
     return true;
   }
   const char* env = std::getenv("CUFRAMES_MAX_PROTO");

@@ -1,5 +1,5 @@
-// adapter_common.h: shared pieces of the cuframes-pub / cuframes-sub adapters: argument parsing,
-// JSON-lines output, the deterministic frame/packet content and the exit codes.
+// adapter_common.h: shared pieces of the cuframes-pub / cuframes-sub adapters: JSON-lines output,
+// the deterministic frame/packet content and the exit codes.
 //
 // Deterministic content (both adapters, documented for other implementations' adapters):
 //   frame seq n, byte i:   (n * 31 + i * 7) & 0xff
@@ -22,7 +22,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -61,18 +60,6 @@ bool CheckPacket(const uint8_t* data, uint64_t size, uint64_t seq);
 uint64_t Fnv1a64(const uint8_t* data, size_t size);
 std::string Hex64(uint64_t v);
 
-// Parses "--name value" and "--flag" arguments. Boolean flags must be listed in `flags`.
-// Returns false (and prints usage to stderr) on an unknown or malformed argument.
-struct Args {
-  std::map<std::string, std::string> values;
-  bool Has(const std::string& name) const { return values.count(name) != 0; }
-  std::string Str(const std::string& name, const std::string& def) const;
-  // Returns false if present but not a number.
-  bool U64(const std::string& name, uint64_t def, uint64_t* out) const;
-};
-bool ParseArgs(int argc, char** argv, const std::vector<std::string>& options,
-               const std::vector<std::string>& flags, Args* out);
-
 // Prints one JSON line to stdout (thread-safe, flushed). `body` is the inside of the object.
 // With SetDiag(true), the --diag fields are appended.
 void EmitJson(const std::string& body);
@@ -94,9 +81,9 @@ bool TermRequested();
 // JSON string literal of `s` (quotes and escapes).
 std::string Quote(const std::string& s);
 
-// Returns the proto cap: --max-proto if given, else $CUFRAMES_MAX_PROTO, else 0 (library max).
-// Returns false if either is malformed.
-bool ProtoCap(const Args& args, uint32_t* out);
+// Returns the proto cap: `*max_proto` (--max-proto, already range-checked) when given, else
+// $CUFRAMES_MAX_PROTO, else 0 (the library's highest). Returns false if the variable is malformed.
+bool ProtoCap(const uint64_t* max_proto, uint32_t* out);
 
 }  // namespace cuframes::adapter
 

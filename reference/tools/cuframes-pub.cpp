@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "../src/fault.h"
+#include "adapter_cli.h"
 #include "adapter_common.h"
 #include "cuframes/cuframes.h"
 
@@ -79,69 +80,56 @@ uint64_t NextPow2(uint64_t v) {
   return p;
 }
 
-void Usage() {
-  std::fprintf(stderr,
-               "usage: cuframes-pub --key K --frames N [--kind host|cuda] [--slots S]\n"
-               "  [--max-subscribers M] [--width W --height H] [--bytes B]\n"
-               "  [--packets N --packet-bytes B --gop G --codec C] [--max-proto V]\n"
-               "  [--wait-subscribers M] [--wait-timeout-ms T] [--ack-timeout-ms T]\n"
-               "  [--linger-ms T] [--file-mode 0600|0660] [--ring-bytes R] [--gate-at K]\n"
-               "  [--diag]\n");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args;
-  if (!ParseArgs(argc, argv,
-                 {"key",
-                  "frames",
-                  "kind",
-                  "slots",
-                  "max-subscribers",
-                  "width",
-                  "height",
-                  "bytes",
-                  "packets",
-                  "packet-bytes",
-                  "gop",
-                  "codec",
-                  "max-proto",
-                  "wait-subscribers",
-                  "wait-timeout-ms",
-                  "ack-timeout-ms",
-                  "linger-ms",
-                  "file-mode",
-                  "gate-at",
-                  "ring-bytes"},
-                 {"diag"}, &args) ||
-      !args.Has("key")) {
-    Usage();
-    return kExitUsage;
-  }
-  uint64_t frames, slots, max_subs, width, height, bytes, packets, packet_bytes, gop, codec;
-  uint64_t wait_subs, wait_timeout, ack_timeout, linger, gate_at, ring_bytes;
-  const bool gate = args.Has("gate-at");
+  std::string key, kind = "host", mode = "0600";
+  uint64_t frames = 0, slots = 4, max_subs = 8, width = 0, height = 0, bytes = 0, packets = 0;
+  uint64_t packet_bytes = 1024, gop = 30, codec = 1, wait_subs = 0, wait_timeout = 10000;
+  uint64_t ack_timeout = 2000, linger = 10000, gate_at = 0, ring_bytes = 0, max_proto = 0;
+  bool diag = false;
+  constexpr uint64_t kU32 = 0xffffffffull, kI32 = INT32_MAX;
+  Cli cli("cuframes-pub",
+          "The reference's publisher adapter (spec/ADAPTER.md): publishes frames and packets\n"
+          "under --key in $CUFRAMES_SOCKET_DIR and prints one JSON event per line.");
+  cli.Text("--key", &key, {}, "the key (RES-NAME-01)", true);
+  cli.Number("--frames", &frames, 0, UINT64_MAX, "frames to publish, seq 1..N");
+  cli.Text("--kind", &kind, {"host", "cuda"}, "memory kind");
+  cli.Number("--slots", &slots, 0, kU32, "slot_count");
+  cli.Number("--max-subscribers", &max_subs, 0, kU32, "max_subscribers");
+  cli.Number("--width", &width, 0, kU32, "nominal NV12 width (ADP-FMT-02)");
+  cli.Number("--height", &height, 0, kU32, "nominal NV12 height (ADP-FMT-02)");
+  cli.Number("--bytes", &bytes, 0, UINT64_MAX,
+             "slot_bytes and payload_bytes (default W*H*3/2, else 4096)");
+  cli.Number("--packets", &packets, 0, UINT64_MAX, "packets to publish, seq 1..N");
+  cli.Number("--packet-bytes", &packet_bytes, 1, kU32, "max_packet_bytes");
+  cli.Number("--gop", &gop, 0, UINT64_MAX, "keyframe every G packets");
+  cli.Number("--codec", &codec, 0, kU32, "codec value of the codec parameters");
+  cli.Number("--max-proto", &max_proto, 1, 0xffff,
+             "highest proto_version spoken (default $CUFRAMES_MAX_PROTO, else the highest)");
+  cli.Number("--wait-subscribers", &wait_subs, 0, UINT64_MAX,
+             "wait for M subscribers ACTIVE at the same time before publishing (ADP-PUB-01)");
+  cli.Number("--wait-timeout-ms", &wait_timeout, 0, kI32, "give up waiting after T ms");
+  cli.Number("--ack-timeout-ms", &ack_timeout, 0, kI32, "ACK timeout (ACK-EVICT-01)");
+  cli.Number("--linger-ms", &linger, 0, UINT64_MAX,
+             "after done, keep serving active subscribers at most T ms (ADP-PUB-02)");
+  cli.Text("--file-mode", &mode, {"0600", "0660"}, "mode of the segment, ring and socket");
+  cli.Number("--ring-bytes", &ring_bytes, 4096, UINT64_MAX,
+             "packet ring capacity: a power of two (ADP-PUB-03)");
+  cli.Number("--gate-at", &gate_at, 0, UINT64_MAX,
+             "stop before frame K until a line arrives on stdin (tests)");
+  cli.Flag("--diag", &diag, "add descriptor and mapping counts to every event");
+  if (const int rc = cli.Parse(argc, argv); rc >= 0) return rc;
+  const bool gate = cli.Given("--gate-at");
   uint32_t proto_cap = 0;
-  const bool ok = args.U64("frames", 0, &frames) && args.U64("slots", 4, &slots) &&
-                  args.U64("max-subscribers", 8, &max_subs) && args.U64("width", 0, &width) &&
-                  args.U64("height", 0, &height) && args.U64("bytes", 0, &bytes) &&
-                  args.U64("packets", 0, &packets) &&
-                  args.U64("packet-bytes", 1024, &packet_bytes) && args.U64("gop", 30, &gop) &&
-                  args.U64("codec", 1, &codec) && args.U64("wait-subscribers", 0, &wait_subs) &&
-                  args.U64("wait-timeout-ms", 10000, &wait_timeout) &&
-                  args.U64("ack-timeout-ms", 2000, &ack_timeout) &&
-                  args.U64("linger-ms", 10000, &linger) && args.U64("gate-at", 0, &gate_at) &&
-                  args.U64("ring-bytes", 0, &ring_bytes) && ProtoCap(args, &proto_cap);
-  const std::string kind = args.Str("kind", "host");
-  const std::string mode = args.Str("file-mode", "0600");
-  if (!ok || (kind != "host" && kind != "cuda") || (mode != "0600" && mode != "0660") ||
-      packet_bytes == 0 || packet_bytes > 0xffffffffull || slots > 0xffffffffull ||
-      max_subs > 0xffffffffull || width > 0xffffffffull || height > 0xffffffffull ||
-      ack_timeout > INT32_MAX || wait_timeout > INT32_MAX || codec > 0xffffffffull ||
-      (args.Has("ring-bytes") && (ring_bytes < 4096 || (ring_bytes & (ring_bytes - 1)) != 0 ||
-                                  ring_bytes < 2 * (packet_bytes + 32)))) {
-    Usage();  // ADP-ARGS-01 / ADP-PUB-03: a value the option does not accept
+  if (!ProtoCap(cli.Given("--max-proto") ? &max_proto : nullptr, &proto_cap) ||
+      (cli.Given("--ring-bytes") &&
+       ((ring_bytes & (ring_bytes - 1)) != 0 || ring_bytes < 2 * (packet_bytes + 32)))) {
+    // ADP-ARGS-01 / ADP-PUB-03: $CUFRAMES_MAX_PROTO malformed, or a ring too small for two of
+    // the largest records or not a power of two.
+    std::fprintf(stderr,
+                 "cuframes-pub: --ring-bytes must be a power of two >= 2 * (--packet-bytes + 32), "
+                 "and $CUFRAMES_MAX_PROTO a number in [1, 65535]\n");
     return kExitUsage;
   }
   if (kind == "cuda" && !CudaUsable()) {  // ADP-KIND-01
@@ -149,9 +137,8 @@ int main(int argc, char** argv) {
     return kExitUnsupported;
   }
   InstallTermHandler();
-  SetDiag(args.Has("diag"), args.Str("key", ""));
+  SetDiag(diag, key);
   if (bytes == 0) bytes = width != 0 && height != 0 ? width * height * 3 / 2 : 4096;
-  const std::string key = args.Str("key", "");
 
   cuframes_pub_options o;
   cuframes_pub_options_init(&o);

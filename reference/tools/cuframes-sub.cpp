@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapter_cli.h"
 #include "adapter_common.h"
 #include "cuframes/cuframes.h"
 
@@ -83,14 +84,6 @@ bool FrameBytes(const cuframes_frame& f, std::vector<uint8_t>* copy, const uint8
 #endif
 }
 
-void Usage() {
-  std::fprintf(stderr,
-               "usage: cuframes-sub --key K [--frames N] [--packets N] [--timeout-ms T]\n"
-               "  [--max-proto V] [--kind host|cuda|any] [--hold-ms T] [--verify-hold]\n"
-               "  [--hold-max-us U] [--seed S] [--connect-timeout-ms T] [--no-release-after N]\n"
-               "  [--reconnect N] [--reconnect-timeout-ms T] [--wait-params] [--diag]\n");
-}
-
 // Connects, retrying while the publisher is not (yet) there: NOT_FOUND (no socket, or nobody
 // listening on a dead publisher's stale one) and PEER_CLOSED (it went away mid-handshake).
 // Returns the last status after `timeout_ms`.
@@ -109,42 +102,50 @@ int ConnectRetrying(const cuframes_sub_options& o, int64_t timeout_ms, cuframes_
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args;
-  if (!ParseArgs(argc, argv,
-                 {"key", "frames", "packets", "timeout-ms", "max-proto", "kind", "hold-ms", "seed",
-                  "connect-timeout-ms", "no-release-after", "hold-max-us", "reconnect",
-                  "reconnect-timeout-ms", "gop"},
-                 {"verify-hold", "diag", "wait-params"}, &args) ||
-      !args.Has("key")) {
-    Usage();
-    return kExitUsage;
-  }
-  uint64_t frames, packets, timeout_ms, hold_ms, seed, connect_timeout, no_release_after;
-  uint64_t hold_max_us, reconnect, reconnect_timeout, gop;
+  std::string key, kind = "any";
+  uint64_t frames = 0, packets = 0, timeout_ms = 5000, hold_ms = 0, seed = 1;
+  uint64_t connect_timeout = 2000, no_release_after = UINT64_MAX, hold_max_us = 2000;
+  uint64_t reconnect = 0, reconnect_timeout = 10000, gop = 0, max_proto = 0;
+  bool verify_hold = false, wait_params = false, diag = false;
+  constexpr uint64_t kI32 = INT32_MAX;
+  Cli cli("cuframes-sub",
+          "The reference's subscriber adapter (spec/ADAPTER.md): reads frames and packets of\n"
+          "--key in $CUFRAMES_SOCKET_DIR, verifies them and prints one JSON event per line.");
+  cli.Text("--key", &key, {}, "the key (RES-NAME-01)", true);
+  cli.Number("--frames", &frames, 0, UINT64_MAX, "frames to read and release, then close");
+  cli.Number("--packets", &packets, 0, UINT64_MAX, "ask for packets; read until seq >= N");
+  cli.Number("--timeout-ms", &timeout_ms, 0, kI32, "bound of each blocking call");
+  cli.Number("--max-proto", &max_proto, 1, 0xffff,
+             "highest proto_version offered (default $CUFRAMES_MAX_PROTO, else the highest)");
+  cli.Text("--kind", &kind, {"host", "cuda", "any"}, "kinds offered in kinds_mask");
+  cli.Number("--hold-ms", &hold_ms, 0, UINT64_MAX, "hold each frame T ms before releasing it");
+  cli.Flag("--verify-hold", &verify_hold,
+           "hold each frame 0..--hold-max-us us and verify it again before releasing");
+  cli.Number("--hold-max-us", &hold_max_us, 0, UINT64_MAX, "longest --verify-hold hold");
+  cli.Number("--seed", &seed, 0, UINT64_MAX, "seed of the --verify-hold holds");
+  cli.Number("--connect-timeout-ms", &connect_timeout, 0, kI32,
+             "retry connecting while the publisher is not there, at most T ms");
+  cli.Number("--no-release-after", &no_release_after, 0, UINT64_MAX,
+             "stop releasing after N frames (to provoke eviction)");
+  cli.Number("--reconnect", &reconnect, 0, UINT64_MAX,
+             "connect again up to N times after PEER_CLOSED or NOT_FOUND");
+  cli.Number("--reconnect-timeout-ms", &reconnect_timeout, 0, kI32,
+             "retry each reconnection at most T ms");
+  cli.Number("--gop", &gop, 1, UINT64_MAX, "check each packet's KEYFRAME flag (ADP-SUB-01)");
+  cli.Flag("--wait-params", &wait_params, "poll the codec parameters until they are set");
+  cli.Flag("--diag", &diag, "add descriptor and mapping counts to every event");
+  if (const int rc = cli.Parse(argc, argv); rc >= 0) return rc;
   uint32_t proto_cap = 0;
-  const bool ok =
-      args.U64("frames", 0, &frames) && args.U64("packets", 0, &packets) &&
-      args.U64("timeout-ms", 5000, &timeout_ms) && args.U64("hold-ms", 0, &hold_ms) &&
-      args.U64("seed", 1, &seed) && args.U64("connect-timeout-ms", 2000, &connect_timeout) &&
-      args.U64("no-release-after", UINT64_MAX, &no_release_after) &&
-      args.U64("hold-max-us", 2000, &hold_max_us) && args.U64("reconnect", 0, &reconnect) &&
-      args.U64("reconnect-timeout-ms", 10000, &reconnect_timeout) && args.U64("gop", 0, &gop) &&
-      (!args.Has("gop") || gop > 0) && connect_timeout <= INT32_MAX &&
-      reconnect_timeout <= INT32_MAX && ProtoCap(args, &proto_cap) && timeout_ms <= INT32_MAX;
-  const std::string kind = args.Str("kind", "any");
-  if (!ok || (kind != "host" && kind != "cuda" && kind != "any")) {
-    Usage();
-    return kExitUsage;
+  if (!ProtoCap(cli.Given("--max-proto") ? &max_proto : nullptr, &proto_cap)) {
+    std::fprintf(stderr, "cuframes-sub: $CUFRAMES_MAX_PROTO must be a number in [1, 65535]\n");
+    return kExitUsage;  // ADP-ARGS-01
   }
   if (kind == "cuda" && !CudaUsable()) {  // ADP-KIND-01
     EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: no CUDA kind in this build or no usable device");
     return kExitUnsupported;
   }
   InstallTermHandler();
-  SetDiag(args.Has("diag"), args.Str("key", ""));
-  const std::string key = args.Str("key", "");
-  const bool verify_hold = args.Has("verify-hold");
-  const bool wait_params = args.Has("wait-params");
+  SetDiag(diag, key);
   std::mt19937_64 rng(seed);
 
   cuframes_sub_options o;
@@ -211,9 +212,13 @@ int main(int argc, char** argv) {
       }
       bool stopped = false;  // SIGTERM: close (DETACH OK) and exit 0 (ADP-SIG-01)
       // Each blocking call waits at most --timeout-ms (ADP-SUB-02), in slices so SIGTERM is seen.
-      // A slice is 250 ms: longer than SEQLOCK_SPIN_LIMIT_MS, so a record lock held odd is still
-      // reported CORRUPT (the library's spin restarts with each call), and never 0 ms, which
-      // would make the last call non-blocking (AGAIN instead of TIMEOUT).
+      // A slice is 1000 ms: well above PEER_DEATH_DETECT_MS (250 ms), so whether the library
+      // bounds its own futex waits (SHM-ORDER-04) shows at the wire instead of being hidden by the
+      // adapter's retry; above SEQLOCK_SPIN_LIMIT_MS, so a record lock held odd is still reported
+      // CORRUPT (the library's spin restarts with each call); never 0 ms, which would make the
+      // last call non-blocking (AGAIN instead of TIMEOUT); and short next to the harness's 5 s
+      // for a SIGTERM to end the subscriber.
+      constexpr int64_t kSliceMs = 1000;
       auto sliced = [&](auto&& call) {
         const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
         int r;
@@ -221,7 +226,7 @@ int main(int argc, char** argv) {
           const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 until - std::chrono::steady_clock::now())
                                 .count();
-          r = call(static_cast<int32_t>(std::clamp<int64_t>(left, 1, 250)));
+          r = call(static_cast<int32_t>(std::clamp<int64_t>(left, 1, kSliceMs)));
         } while (r == CUFRAMES_TIMEOUT && !TermRequested() &&
                  std::chrono::steady_clock::now() < until);
         if (r == CUFRAMES_TIMEOUT && TermRequested()) stopped = true;

@@ -44,8 +44,11 @@ cmake --build "$work/cmake-build" >"$work/build.log" 2>&1 || {
   cat "$work/build.log"; fail "find_package(cuframes) consumer did not build"; }
 expect_output "$work/cmake-build/consumer_shared"
 expect_output "$work/cmake-build/consumer_static"
-ldd "$work/cmake-build/consumer_shared" | grep -q "libcuframes.so.$soversion => $libdir" ||
-  fail "consumer_shared does not load the installed libcuframes.so.$soversion"
+# ldd's output is kept before matching it: `ldd | grep -q` under pipefail fails at random when
+# grep exits at the first match and ldd dies of SIGPIPE.
+loaded="$(ldd "$work/cmake-build/consumer_shared")"
+grep -q "libcuframes.so.$soversion => $libdir" <<<"$loaded" ||
+  fail "consumer_shared does not load the installed libcuframes.so.$soversion: $loaded"
 
 # 2. pkg-config, shared library.
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
