@@ -9,7 +9,10 @@
 # CUFRAMES_CUDA=ON, CMAKE_CUDA_ARCHITECTURES=native unless CUFRAMES_CUDA_ARCHITECTURES says
 # otherwise); build; then
 #   1. ctest -L cuda                      the CUDA-kind tests
-#   2. cuframes-conform                   for each conformance/manifests/*cuda*.json
+#   2. cuframes-conform                   for each conformance/manifests/*cuda*.json (the CUDA_IPC
+#                                         cases of suites/cuda.cc with the host ones), then the
+#                                         CUDA kill check conformance/kill_check_cuda.py (every
+#                                         conformance/variants/cuda/*.patch must fail a CUDA case)
 #   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios
 #   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
 #      table of bench/report.py
@@ -107,6 +110,16 @@ else
     log "conform: $(basename "$m")"
     "$conform" --manifest "$m" --reports "$ROOT/reports/" || failed+=("conform $(basename "$m")")
   done
+  log "kill check (CUDA): conformance/kill_check_cuda.py"
+  rc=0
+  "$PYTHON" "$ROOT/conformance/kill_check_cuda.py" --source-dir "$ROOT" --harness "$conform" \
+    --work-dir "$ROOT/build/gpu/build-variants-cuda" --reports "$ROOT/reports/" \
+    --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" || rc=$?
+  case "$rc" in
+    0) ;;
+    77) skip "kill check (CUDA): nothing to judge here (reason above)" ;;
+    *) failed+=("kill_check_cuda.py (exit $rc)") ;;
+  esac
 fi
 
 # 3. CUDA interop scenarios

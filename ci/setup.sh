@@ -18,7 +18,8 @@ use_apt=1
 
 PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
           libbenchmark-dev librapidcheck-dev nlohmann-json3-dev libcli11-dev python3-pytest ccache pkgconf
-          python3-dev)
+          python3-dev
+          ffmpeg libavformat-dev libavcodec-dev libavutil-dev)  # ffmpeg...: video/ (cuframes-video)
 
 # cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
 cmake_package() {

@@ -378,11 +378,15 @@ void ShmChecker::Feed(const SegSample& s, uint32_t en, std::vector<ObsViolation>
         slot_fail("SHM-SUB-02", "pid recorded at reservation and unchanged",
                   "pid " + N(was.pid) + " -> " + N(now.pid));
       }
+      // For CUDA kinds the subscriber sets flags (ACK_EVENT_PRESENT) while its slot is ATTACHING
+      // (MSG-ATTACH-01), so a first sample of a new reservation may legitimately show it: only
+      // a HOST slot's flags, which no subscriber writes, are judged here.
+      const uint64_t flags = F("SubscriberSlot", s.subs, sb, "flags");
       if (now.state == kAttaching &&
           (!have_prev_ || was.generation != now.generation || was.state != kAttaching) &&
-          (now.ack_seq != 0 || F("SubscriberSlot", s.subs, sb, "flags") != 0)) {
+          (now.ack_seq != 0 || (host_ && flags != 0))) {
         slot_fail("SHM-SUB-02", "ack_seq and flags zeroed when the slot is reserved",
-                  "ATTACHING with ack_seq " + N(now.ack_seq));
+                  "ATTACHING with ack_seq " + N(now.ack_seq) + ", flags " + N(flags));
       }
     }
     if (pub && (en & kObsReserved)) {

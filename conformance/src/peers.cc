@@ -505,9 +505,12 @@ void ScriptedPub::Create() {
   const Spec& s = ctx_.spec();
   sub_slot_offset_ = s.Size("SegmentHeader") + s.Size("SlotDescriptor") * p_.slot_count;
   const uint64_t align = s.Const("HOST_DATA_ALIGN");
-  data_offset_ = RoundUp(sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers, align);
-  data_stride_ = RoundUp(p_.slot_bytes, align);
-  const uint64_t size = data_offset_ + p_.slot_count * data_stride_;
+  const bool host = p_.kind == "HOST";
+  data_offset_ =
+      host ? RoundUp(sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers, align) : 0;
+  data_stride_ = host ? RoundUp(p_.slot_bytes, align) : 0;
+  const uint64_t size = host ? data_offset_ + p_.slot_count * data_stride_
+                             : sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers;
   std::string error;
   seg_ = ShmFile::Create(ctx_.SegmentPath(), size, &error);
   if (!seg_) ctx_.Fail("HARNESS", "the scripted publisher creates its segment", error);
@@ -517,7 +520,7 @@ void ScriptedPub::Create() {
   h.Set("state", s.Enum("segment_state", "INIT"));
   h.Set("header_size", s.Const("SEGMENT_HEADER_SIZE"));
   h.Set("proto_version", p_.proto);
-  h.Set("memory_kind", s.Enum("memory_kind", "HOST"));
+  h.Set("memory_kind", s.Enum("memory_kind", p_.kind));
   h.Set("slot_count", p_.slot_count);
   h.Set("max_subscribers", p_.max_subscribers);
   h.Set("flags", p_.ring ? s.Enum("segment_flags", "PACKET_RING") : 0);
@@ -546,6 +549,7 @@ void ScriptedPub::Create() {
     r.Set("state", s.Enum("segment_state", "READY"));
     ring_shadow_.assign(ring_->data(), ring_->data() + ring_->size());
   }
+  if (p_.before_ready) p_.before_ready(*this);
   h.Set("state", s.Enum("segment_state", "READY"));
   listener_ = Listener::Bind(ctx_.SocketPath(), &error);
   if (!listener_) ctx_.Fail("HARNESS", "the scripted publisher listens", error);
@@ -579,7 +583,9 @@ TlvMsg ScriptedPub::ReadHello() {
               Hex64(magic), m.raw);
   ctx_.Expect(lo >= 1 && hi >= lo, "MSG-HELLO-01", "1 <= min_proto <= max_proto",
               Num(lo) + ".." + Num(hi), m.raw);
-  ctx_.Expect(kinds & (1u << (s.Enum("memory_kind", "HOST") - 1)), "KIND-02",
+  // A subscriber started for a CUDA kind (--kind cuda) offers that kind alone; the CUDA cases
+  // check that themselves.
+  ctx_.Expect(p_.kind != "HOST" || (kinds & (1u << (s.Enum("memory_kind", "HOST") - 1))), "KIND-02",
               "kinds_mask offers HOST", Num(kinds), m.raw);
   const FieldDef& rsv = s.Field("HelloReq", "reserved0");
   ctx_.Expect(AllZero(std::span<const uint8_t>(m.payload).subspan(rsv.offset, rsv.size)),
@@ -603,7 +609,7 @@ MessageBuilder ScriptedPub::HelloResp() {
   MessageBuilder b(s, "HELLO_RESP");
   b.Set("status", 0)
       .Set("proto_version", 1)
-      .Set("memory_kind", s.Enum("memory_kind", "HOST"))
+      .Set("memory_kind", s.Enum("memory_kind", p_.kind))
       .Set("subscriber_index", 0)
       .Set("generation", generation_)
       .Set("lib_version", 0x000200);

@@ -8,6 +8,7 @@
 #define CUFRAMES_CONFORMANCE_SRC_PEERS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -120,6 +121,11 @@ struct PubParams {
   bool ring = false;
   uint64_t ring_capacity = 8192;
   uint32_t max_packet_bytes = 1000;
+  // The memory kind (a name of the twin's memory_kind enum). For CUDA kinds the segment has no
+  // buffers (SHM-LAYOUT-01) and `before_ready` writes the slot descriptors' handles, which
+  // SHM-SLOT-01 wants in place before READY.
+  std::string kind = "HOST";
+  std::function<void(class ScriptedPub&)> before_ready;
 };
 
 class ScriptedPub {

@@ -36,7 +36,9 @@ CF_CASE(Oversized, "3.2/oversized-length",
 CF_CASE(OversizedHuge, "3.2/oversized-length-4g",
         "a header announcing 0xffffffff bytes gets ERROR(MESSAGE_TOO_LARGE)",
         (std::vector<std::string>{"TLV-ERR-01", "TLV-FRAME-03"}), kPub, {}) {
-  Hostile(ctx, EncodeTlv(6, {}, 0, 0xffffffffu), "MESSAGE_TOO_LARGE", "TLV-ERR-01");
+  // A HELLO_REQ header: an oversized ERROR is never answered (TLV-ERR-06 over TLV-ERR-01, v0.4
+  // decision Z; the field case 3.8/ErrorMsg.text_len=4089 checks that one).
+  Hostile(ctx, EncodeTlv(1, {}, 0, 0xffffffffu), "MESSAGE_TOO_LARGE", "TLV-ERR-01");
 }
 
 CF_CASE(UnknownType, "3.2/unknown-type",

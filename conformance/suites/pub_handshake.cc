@@ -290,6 +290,28 @@ CF_CASE(ErrorNoReply, "3.2/no-error-for-error",
   GoodSubscriber(ctx, pub, 2);
 }
 
+// An ERROR whose text_len disagrees with its TLV length (TLV-ERR-03): text_len is the payload's
+// second u32, at byte 12 of the message.
+std::vector<uint8_t> ErrorWithWrongTextLen(const Spec& spec) {
+  std::vector<uint8_t> m = EncodeError(spec, spec.Err("PROTOCOL"), "harness says no");
+  m[12] = static_cast<uint8_t>(m[12] + 1);
+  return m;
+}
+
+CF_CASE(MalformedErrorNoReply, "3.2/malformed-error-not-answered",
+        "an ERROR with a framing error (text_len not length - 8) is not answered either; the "
+        "publisher closes that connection and serves the others",
+        (std::vector<std::string>{"TLV-ERR-03", "TLV-ERR-06", "TLV-ERR-05"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  {
+    ScriptedSub bad(ctx);
+    bad.Hello();
+    bad.Send(ErrorWithWrongTextLen(ctx.spec()));
+    ExpectCloseOnly(ctx, bad.conn(), "TLV-ERR-03", 3000);
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
 void ExpectPong(CaseContext& ctx, ScriptedSub& sub, uint64_t nonce) {
   MessageBuilder b(ctx.spec(), "PING");
   b.Set("nonce", nonce);

@@ -362,6 +362,23 @@ CF_CASE(SubErrorEvicted, "3.8/subscriber-gets-error",
   ExpectAdapterError(ctx, sub, "EVICTED", "SM-SUB-01", 4000, true);
 }
 
+CF_CASE(SubMalformedError, "3.8/subscriber-gets-malformed-error",
+        "an ERROR with a framing error (text_len not length - 8) is not answered; the subscriber "
+        "closes and reports PROTOCOL",
+        (std::vector<std::string>{"TLV-ERR-03", "TLV-ERR-06", "TLV-ERR-08"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.Handshake();
+  pub.Publish();
+  std::vector<uint8_t> m = EncodeError(ctx.spec(), ctx.spec().Err("EVICTED"), "harness evicts you");
+  m[12] = static_cast<uint8_t>(m[12] + 1);  // text_len (byte 12) one above length - 8
+  pub.conn().Send(m);
+  pub.conn().ShutdownWrite();
+  ExpectCloseOnly(ctx, pub.conn(), "TLV-ERR-03", 3000);
+  ExpectAdapterError(ctx, sub, "PROTOCOL", "TLV-ERR-08", 4000, true);
+}
+
 CF_CASE(SubUnknownCode, "8/unknown-error-code",
         "ERROR with code 999 (not in the table) is reported as PROTOCOL",
         (std::vector<std::string>{"ERR-02"}), kSub, {}) {

@@ -396,6 +396,12 @@ void Publisher::Impl::ReadConn(Conn& c) {
     if (s != Status::kOk) {
       auto step = handshake::PublisherStep(c.state, Event::kMalformed);
       step.error = s;
+      if (c.rx.FailedOnError()) {
+        // A framing error in an ERROR is never answered (TLV-ERR-06): close, report PROTOCOL
+        // (TLV-ERR-08).
+        step.action = Action::kClose;
+        step.error = Status::kProtocol;
+      }
       ApplyStep(c, step, nullptr);
       return;
     }

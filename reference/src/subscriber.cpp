@@ -190,7 +190,15 @@ Status Subscriber::Impl::Expect(Clock::time_point deadline, tlv::Message* out) {
           return step.error;
       }
     }
-    if (s != Status::kAgain) return Fail(s, std::string("malformed message: ") + StatusName(s));
+    if (s != Status::kAgain) {
+      // A framing error in an ERROR is never answered (TLV-ERR-06): close, report PROTOCOL
+      // (TLV-ERR-08).
+      if (rx.FailedOnError()) {
+        state = SubState::kClosed;
+        return Status::kProtocol;
+      }
+      return Fail(s, std::string("malformed message: ") + StatusName(s));
+    }
     const int64_t left_ms = RemainingNs(deadline) / 1000000;
     if (left_ms <= 0) {  // SM-SUB-02: close and report TIMEOUT (nothing is sent)
       state = SubState::kClosed;
@@ -344,9 +352,13 @@ bool Subscriber::Impl::Drain() {
     const Status s = rx.Next(&m);
     if (s == Status::kAgain) return true;
     if (s != Status::kOk) {
-      Send(tlv::ErrorMsg{ToWire(s), std::string("malformed message: ") + StatusName(s)});
+      // A framing error in an ERROR is never answered (TLV-ERR-06) and reported as PROTOCOL
+      // (TLV-ERR-08); any other is answered with the code it is reported as.
+      const bool in_error = rx.FailedOnError();
+      if (!in_error)
+        Send(tlv::ErrorMsg{ToWire(s), std::string("malformed message: ") + StatusName(s)});
       ::shutdown(fd, SHUT_RDWR);
-      MarkClosed(s);
+      MarkClosed(in_error ? Status::kProtocol : s);
       return false;
     }
     const handshake::SubStep step =
@@ -535,7 +547,15 @@ Status Subscriber::NextPacket(int32_t timeout_ms, void* buf, uint32_t buf_size, 
     const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
     ring::Packet p;
     for (;;) {
-      if (Status c = d.closed_status(); c != Status::kOk) return c;
+      if (Status c = d.closed_status(); c != Status::kOk) {
+        // PKT-READ-01: PEER_CLOSED only once every packet is read. A publisher that closed (or
+        // died) left its complete packets in the ring, which stays mapped: deliver them first,
+        // so that a recorder gets the end of a stream. An overrun still resumes (PKT-API-01).
+        if (c != Status::kPeerClosed) return c;
+        const Status s = d.ring.next(p, 0);
+        if (s == Status::kOk) break;
+        return s == Status::kPacketOverrun ? s : c;
+      }
       int slice = kPacketSliceMs;
       if (timeout_ms == 0) {
         slice = 0;

@@ -250,4 +250,10 @@ Status Reassembler::Next(Message* out) {
   return Status::kOk;
 }
 
+bool Reassembler::FailedOnError() const {
+  // Next() leaves start_ at the message it failed on; its type is the header's first 2 bytes.
+  return error_ != Status::kOk && buf_.size() - start_ >= 2 &&
+         Get16(buf_.data() + start_) == static_cast<uint16_t>(MsgType::kError);
+}
+
 }  // namespace cuframes::tlv

@@ -151,6 +151,10 @@ class Reassembler {
   // Returns true if bytes of an incomplete message are buffered (a sender stalled mid-message).
   bool HasPartial() const { return buf_.size() > start_; }
 
+  // True when the message Next() stopped at (after a decode error) says it is an ERROR: a
+  // framing error in an ERROR is never answered with ERROR (TLV-ERR-01/03 with TLV-ERR-06).
+  bool FailedOnError() const;
+
  private:
   std::vector<uint8_t> buf_;
   size_t start_ = 0;

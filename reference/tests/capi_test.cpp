@@ -171,6 +171,47 @@ TEST_F(CApi, RoundTrip) {
   cuframes_sub_close(sub);
 }
 
+// PKT-READ-01: PEER_CLOSED comes once every packet is read. A recorder that is behind when the
+// publisher closes (the end of a file) still gets the stream's last packets, then PEER_CLOSED.
+TEST_F(CApi, PacketsWrittenBeforeCloseAreDeliveredBeforePeerClosed) {
+  cuframes_pub_options po;
+  cuframes_pub_options_init(&po);
+  po.key = key_.c_str();
+  po.slot_bytes = 64;
+  po.packet_capacity = 1 << 16;
+  po.max_packet_bytes = 1024;
+  po.codec = CUFRAMES_CODEC_HEVC;
+  cuframes_publisher* pub = nullptr;
+  ASSERT_EQ(cuframes_pub_create(&po, &pub), CUFRAMES_OK);
+  cuframes_sub_options so;
+  cuframes_sub_options_init(&so);
+  so.key = key_.c_str();
+  so.want_packets = 1;
+  cuframes_subscriber* sub = nullptr;
+  ASSERT_EQ(cuframes_sub_connect(&so, &sub), CUFRAMES_OK);
+  ASSERT_EQ(cuframes_pub_set_codec_params(pub, CUFRAMES_CODEC_HEVC, "\x00\x00\x00\x01\x40", 5),
+            CUFRAMES_OK);
+  for (int i = 1; i <= 3; ++i) {
+    const char payload[1] = {static_cast<char>('a' + i)};
+    ASSERT_EQ(cuframes_pub_publish_packet(pub, payload, 1, i * 3600,
+                                          i == 1 ? CUFRAMES_PACKET_KEYFRAME : 0u),
+              CUFRAMES_OK);
+  }
+  cuframes_pub_destroy(pub);
+  char buf[8];
+  cuframes_packet p;
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(cuframes_sub_next_packet(sub, 1000, buf, sizeof(buf), &p), CUFRAMES_OK) << i;
+    EXPECT_EQ(p.seq, static_cast<uint64_t>(i));
+    EXPECT_EQ(p.pts, i * 3600);
+    EXPECT_EQ(p.params_generation, 1u);
+    EXPECT_EQ(buf[0], static_cast<char>('a' + i));
+  }
+  EXPECT_EQ(cuframes_sub_next_packet(sub, 1000, buf, sizeof(buf), &p), CUFRAMES_PEER_CLOSED);
+  EXPECT_EQ(cuframes_sub_next_packet(sub, 0, buf, sizeof(buf), &p), CUFRAMES_PEER_CLOSED);
+  cuframes_sub_close(sub);
+}
+
 TEST_F(CApi, OlderCallerWithSmallerOptionsStruct) {
   // A caller built against a header whose options ended after `codec`: the rest defaults.
   cuframes_pub_options po;

@@ -29,10 +29,11 @@ std::vector<uint8_t> Raw(uint16_t type, uint16_t reserved, uint32_t length,
   // Header bytes written into a vector sized up front: GCC 12 at -O2 misreports inserting into
   // an initializer-list vector as an out-of-bounds memcpy (-Warray-bounds).
   std::vector<uint8_t> v(8 + payload.size());
-  const uint8_t header[8] = {static_cast<uint8_t>(type),         static_cast<uint8_t>(type >> 8),
-                             static_cast<uint8_t>(reserved),     static_cast<uint8_t>(reserved >> 8),
-                             static_cast<uint8_t>(length),       static_cast<uint8_t>(length >> 8),
-                             static_cast<uint8_t>(length >> 16), static_cast<uint8_t>(length >> 24)};
+  const uint8_t header[8] = {
+      static_cast<uint8_t>(type),         static_cast<uint8_t>(type >> 8),
+      static_cast<uint8_t>(reserved),     static_cast<uint8_t>(reserved >> 8),
+      static_cast<uint8_t>(length),       static_cast<uint8_t>(length >> 8),
+      static_cast<uint8_t>(length >> 16), static_cast<uint8_t>(length >> 24)};
   std::copy(std::begin(header), std::end(header), v.begin());
   std::copy(payload.begin(), payload.end(), v.begin() + 8);
   return v;
@@ -177,6 +178,30 @@ TEST(Reassembler, OneByteAtATime) {
   ASSERT_EQ(got.size(), msgs.size());
   for (size_t i = 0; i < msgs.size(); ++i)
     EXPECT_TRUE(Same(got[i], msgs[i])) << i;
+}
+
+TEST(Reassembler, FailedOnErrorNamesAFramingErrorInsideAnError) {
+  // An ERROR whose text_len disagrees with its length, and one above 4096 bytes: both framing
+  // errors of an ERROR, which is never answered (TLV-ERR-06).
+  std::vector<uint8_t> bad_len = Encode(Message(ErrorMsg{7, "abc"}));
+  bad_len[12] = 4;  // text_len 4, but the payload holds 8 + 3 bytes
+  for (const std::vector<uint8_t>& bytes : {bad_len, Raw(6, 0, 4097)}) {
+    Reassembler r;
+    r.Feed(bytes);
+    Message m;
+    EXPECT_NE(r.Next(&m), Status::kOk);
+    EXPECT_TRUE(r.FailedOnError());
+  }
+  // A framing error in any other message, or no error at all, is not one.
+  Reassembler other;
+  other.Feed(Raw(1, 0, 4097));
+  Message m;
+  EXPECT_EQ(other.Next(&m), Status::kMessageTooLarge);
+  EXPECT_FALSE(other.FailedOnError());
+  Reassembler fine;
+  fine.Feed(Encode(Message(ErrorMsg{7, "abc"})));
+  EXPECT_EQ(fine.Next(&m), Status::kOk);
+  EXPECT_FALSE(fine.FailedOnError());
 }
 
 TEST(Reassembler, ManyMessagesInOneRead) {

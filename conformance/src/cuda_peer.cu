@@ -1,0 +1,331 @@
+// cuda_peer.cu: the harness's device side for CUDA_IPC (see cuda_peer.h), on the CUDA runtime
+// (static cudart). Frames are written and verified by kernels against the adapter contract's
+// payload, byte i of frame n = (n * 31 + i * 7) mod 256, so an overwrite or an early read shows
+// up as mismatching bytes on the device itself, with no copy to the host that could hide it.
+#include <cuda.h>  // CUdeviceptr and CUresult only: the driver is reached through cudart
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <map>
+
+#include "cuda_peer.h"
+
+namespace cuframes::conform::cudapeer {
+namespace {
+
+constexpr unsigned kEventFlags = cudaEventInterprocess | cudaEventDisableTiming;
+constexpr size_t kMaxResults = 4096;
+static_assert(sizeof(cudaIpcMemHandle_t) == 64 && sizeof(cudaIpcEventHandle_t) == 64);
+
+std::string Err(const char* what, cudaError_t e) {
+  cudaGetLastError();  // clear a non-sticky error so the next case starts clean
+  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+}
+
+__device__ uint64_t GlobalNs() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+// A deliberately slow consumer or producer: one thread that holds its stream for `ns`.
+__global__ void SpinKernel(uint64_t ns) {
+  const uint64_t t0 = GlobalNs();
+  while (GlobalNs() - t0 < ns) {}
+}
+
+__device__ uint8_t FrameByteDev(uint64_t seq, uint64_t i) {
+  return static_cast<uint8_t>((seq * 31 + i * 7) & 0xff);
+}
+
+__global__ void FillKernel(uint8_t* buf, uint64_t seq, uint64_t bytes) {
+  for (uint64_t i = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; i < bytes;
+       i += uint64_t{gridDim.x} * blockDim.x) {
+    buf[i] = FrameByteDev(seq, i);
+  }
+}
+
+struct DevCheck {
+  unsigned long long mismatches;
+  unsigned long long first_bad;
+};
+
+__global__ void ResetKernel(DevCheck* r) {
+  r->mismatches = 0;
+  r->first_bad = ~0ull;
+}
+
+__global__ void VerifyKernel(const uint8_t* buf, uint64_t seq, uint64_t bytes, DevCheck* r) {
+  unsigned long long bad = 0, first = ~0ull;
+  for (uint64_t i = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; i < bytes;
+       i += uint64_t{gridDim.x} * blockDim.x) {
+    if (buf[i] != FrameByteDev(seq, i)) {
+      ++bad;
+      if (i < first) first = i;
+    }
+  }
+  if (bad != 0) {
+    atomicAdd(&r->mismatches, bad);
+    atomicMin(&r->first_bad, first);
+  }
+}
+
+unsigned Blocks(uint64_t bytes) {
+  const uint64_t b = (bytes + 255) / 256;
+  return static_cast<unsigned>(b < 1 ? 1 : b > 1024 ? 1024 : b);
+}
+
+// cuMemGetAddressRange through cudart's entry-point query: linking libcuda would make the harness
+// unable to start on a machine without a driver, where it must report UNSUPPORTED instead.
+uint64_t RangeBytes(const void* ptr) {
+  using Fn = CUresult (*)(CUdeviceptr*, size_t*, CUdeviceptr);
+  static Fn fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &p, 12000, cudaEnableDefault,
+                                         &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      return static_cast<Fn>(nullptr);
+    }
+    return reinterpret_cast<Fn>(p);
+  }();
+  if (fn == nullptr) return 0;
+  CUdeviceptr base = 0;
+  size_t size = 0;
+  if (fn(&base, &size, reinterpret_cast<CUdeviceptr>(ptr)) != CUDA_SUCCESS) return 0;
+  return size - (reinterpret_cast<CUdeviceptr>(ptr) - base);
+}
+
+class CudaImporter final : public Importer {
+ public:
+  ~CudaImporter() override {
+    // RES-CUDA-02 for our own side: close each import once, after the last use on our stream.
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    for (auto& [bytes, ptr] : opened_)
+      cudaIpcCloseMemHandle(ptr);
+    for (cudaEvent_t e : ready_)
+      cudaEventDestroy(e);
+    if (ack_ != nullptr) cudaEventDestroy(ack_);
+    if (results_ != nullptr) cudaFree(results_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  std::string Init() {
+    cudaError_t e = cudaSetDevice(0);
+    if (e != cudaSuccess) return Err("cudaSetDevice(0)", e);
+    e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    if (e != cudaSuccess) return Err("cudaStreamCreateWithFlags", e);
+    e = cudaMalloc(&results_, sizeof(DevCheck) * kMaxResults);
+    if (e != cudaSuccess) return Err("cudaMalloc(results)", e);
+    return "";
+  }
+
+  std::string OpenSlot(const IpcHandle& mem, const IpcHandle& ready) override {
+    auto it = opened_.find(mem);
+    if (it == opened_.end()) {
+      cudaIpcMemHandle_t h;
+      std::memcpy(&h, mem.data(), sizeof(h));
+      void* ptr = nullptr;
+      const cudaError_t e = cudaIpcOpenMemHandle(&ptr, h, cudaIpcMemLazyEnablePeerAccess);
+      if (e != cudaSuccess) return Err("cudaIpcOpenMemHandle(mem_handle)", e);
+      it = opened_.emplace(mem, ptr).first;
+    }
+    cudaIpcEventHandle_t eh;
+    std::memcpy(&eh, ready.data(), sizeof(eh));
+    cudaEvent_t ev = nullptr;
+    const cudaError_t e = cudaIpcOpenEventHandle(&ev, eh);
+    if (e != cudaSuccess) return Err("cudaIpcOpenEventHandle(ready_event)", e);
+    buffers_.push_back(static_cast<const uint8_t*>(it->second));
+    ready_.push_back(ev);
+    return "";
+  }
+
+  uint64_t AllocationBytes(uint32_t slot) override {
+    return slot < buffers_.size() ? RangeBytes(buffers_[slot]) : 0;
+  }
+
+  std::string CreateAckEvent(IpcHandle* out) override {
+    cudaError_t e = cudaEventCreateWithFlags(&ack_, kEventFlags);
+    if (e != cudaSuccess) return Err("cudaEventCreateWithFlags(ack)", e);
+    cudaIpcEventHandle_t h;
+    e = cudaIpcGetEventHandle(&h, ack_);
+    if (e != cudaSuccess) return Err("cudaIpcGetEventHandle(ack)", e);
+    std::memcpy(out->data(), &h, sizeof(h));
+    return "";
+  }
+
+  std::string EnqueueVerify(uint32_t slot, uint64_t seq, uint64_t bytes, uint32_t spin_us,
+                            bool wait_ready, bool record_ack, size_t index) override {
+    if (slot >= buffers_.size() || index >= kMaxResults) return "slot or result index out of range";
+    cudaError_t e;
+    if (wait_ready) {
+      e = cudaStreamWaitEvent(stream_, ready_[slot], 0);
+      if (e != cudaSuccess) return Err("cudaStreamWaitEvent(ready_event)", e);
+    }
+    ResetKernel<<<1, 1, 0, stream_>>>(results_ + index);
+    if (spin_us != 0) SpinKernel<<<1, 1, 0, stream_>>>(uint64_t{spin_us} * 1000);
+    VerifyKernel<<<Blocks(bytes), 256, 0, stream_>>>(buffers_[slot], seq, bytes, results_ + index);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return Err("verify kernel launch", e);
+    if (record_ack) {
+      e = cudaEventRecord(ack_, stream_);
+      if (e != cudaSuccess) return Err("cudaEventRecord(ack)", e);
+    }
+    return "";
+  }
+
+  std::string Collect(size_t count, std::vector<FrameCheck>* out) override {
+    if (count > kMaxResults) return "too many results";
+    std::vector<DevCheck> host(count);
+    cudaError_t e = cudaStreamSynchronize(stream_);
+    if (e != cudaSuccess) return Err("cudaStreamSynchronize", e);
+    if (count != 0) {
+      e = cudaMemcpy(host.data(), results_, sizeof(DevCheck) * count, cudaMemcpyDeviceToHost);
+      if (e != cudaSuccess) return Err("cudaMemcpy(results)", e);
+    }
+    out->clear();
+    for (const DevCheck& d : host)
+      out->push_back({d.mismatches, d.first_bad});
+    return "";
+  }
+
+  size_t opened() const override { return opened_.size(); }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  DevCheck* results_ = nullptr;
+  std::map<IpcHandle, void*> opened_;  // keyed by the 64 handle bytes (RES-CUDA-01)
+  std::vector<const uint8_t*> buffers_;
+  std::vector<cudaEvent_t> ready_;
+  cudaEvent_t ack_ = nullptr;
+};
+
+class CudaExporter final : public Exporter {
+ public:
+  ~CudaExporter() override {
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    for (cudaEvent_t e : acks_)
+      cudaEventDestroy(e);
+    for (cudaEvent_t e : ready_)
+      cudaEventDestroy(e);
+    for (void* b : buffers_)
+      cudaFree(b);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  std::string Init(uint32_t slots, uint64_t slot_bytes) {
+    cudaError_t e = cudaSetDevice(0);
+    if (e != cudaSuccess) return Err("cudaSetDevice(0)", e);
+    e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
+    if (e != cudaSuccess) return Err("cudaStreamCreateWithFlags", e);
+    for (uint32_t i = 0; i < slots; ++i) {
+      void* b = nullptr;
+      e = cudaMalloc(&b, slot_bytes);
+      if (e != cudaSuccess) return Err("cudaMalloc(slot)", e);
+      buffers_.push_back(static_cast<uint8_t*>(b));
+      e = cudaMemset(b, 0, slot_bytes);
+      if (e != cudaSuccess) return Err("cudaMemset(slot)", e);
+      cudaIpcMemHandle_t mh;
+      e = cudaIpcGetMemHandle(&mh, b);
+      if (e != cudaSuccess) return Err("cudaIpcGetMemHandle", e);
+      IpcHandle m;
+      std::memcpy(m.data(), &mh, sizeof(mh));
+      mem_.push_back(m);
+      cudaEvent_t ev = nullptr;
+      e = cudaEventCreateWithFlags(&ev, kEventFlags);
+      if (e != cudaSuccess) return Err("cudaEventCreateWithFlags(ready)", e);
+      ready_.push_back(ev);
+      cudaIpcEventHandle_t eh;
+      e = cudaIpcGetEventHandle(&eh, ev);
+      if (e != cudaSuccess) return Err("cudaIpcGetEventHandle(ready)", e);
+      IpcHandle r;
+      std::memcpy(r.data(), &eh, sizeof(eh));
+      ready_h_.push_back(r);
+    }
+    e = cudaDeviceSynchronize();
+    return e == cudaSuccess ? "" : Err("cudaDeviceSynchronize", e);
+  }
+
+  IpcHandle MemHandle(uint32_t slot) const override { return mem_.at(slot); }
+  IpcHandle ReadyHandle(uint32_t slot) const override { return ready_h_.at(slot); }
+
+  std::string OpenAckEvent(const IpcHandle& h) override {
+    cudaIpcEventHandle_t eh;
+    std::memcpy(&eh, h.data(), sizeof(eh));
+    cudaEvent_t ev = nullptr;
+    const cudaError_t e = cudaIpcOpenEventHandle(&ev, eh);
+    if (e != cudaSuccess) return Err("cudaIpcOpenEventHandle(ack_event)", e);
+    acks_.push_back(ev);
+    return "";
+  }
+
+  std::string WaitAck() override {
+    for (cudaEvent_t ev : acks_) {
+      const cudaError_t e = cudaStreamWaitEvent(stream_, ev, 0);
+      if (e != cudaSuccess) return Err("cudaStreamWaitEvent(ack_event)", e);
+    }
+    return "";
+  }
+
+  std::string WriteFrame(uint32_t slot, uint64_t seq, uint64_t bytes, uint32_t spin_us,
+                         bool ready_before_write) override {
+    if (slot >= buffers_.size()) return "slot out of range";
+    cudaError_t e;
+    if (ready_before_write) {
+      e = cudaEventRecord(ready_[slot], stream_);
+      if (e != cudaSuccess) return Err("cudaEventRecord(ready)", e);
+    }
+    if (spin_us != 0) SpinKernel<<<1, 1, 0, stream_>>>(uint64_t{spin_us} * 1000);
+    FillKernel<<<Blocks(bytes), 256, 0, stream_>>>(buffers_[slot], seq, bytes);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return Err("fill kernel launch", e);
+    if (!ready_before_write) {
+      e = cudaEventRecord(ready_[slot], stream_);
+      if (e != cudaSuccess) return Err("cudaEventRecord(ready)", e);
+    }
+    return "";
+  }
+
+  std::string Sync() override {
+    const cudaError_t e = cudaStreamSynchronize(stream_);
+    return e == cudaSuccess ? "" : Err("cudaStreamSynchronize", e);
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  std::vector<uint8_t*> buffers_;
+  std::vector<cudaEvent_t> ready_;
+  std::vector<IpcHandle> mem_, ready_h_;
+  std::vector<cudaEvent_t> acks_;
+};
+
+}  // namespace
+
+std::string Unavailable() {
+  static const std::string reason = [] {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) return "no usable CUDA device: " + Err("cudaGetDeviceCount", e);
+    if (n == 0) return std::string("no usable CUDA device: cudaGetDeviceCount found none");
+    e = cudaFree(nullptr);
+    if (e != cudaSuccess) return "no usable CUDA device: " + Err("cudaFree(nullptr)", e);
+    return std::string();
+  }();
+  return reason;
+}
+
+std::unique_ptr<Importer> MakeImporter(std::string* error) {
+  auto imp = std::make_unique<CudaImporter>();
+  *error = imp->Init();
+  if (!error->empty()) return nullptr;
+  return imp;
+}
+
+std::unique_ptr<Exporter> MakeExporter(uint32_t slots, uint64_t slot_bytes, std::string* error) {
+  auto exp = std::make_unique<CudaExporter>();
+  *error = exp->Init(slots, slot_bytes);
+  if (!error->empty()) return nullptr;
+  return exp;
+}
+
+}  // namespace cuframes::conform::cudapeer
