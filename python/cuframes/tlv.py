@@ -46,8 +46,10 @@ def check_header(hdr: bytes) -> tuple[int, int]:
     mtype, rsv, length = struct.unpack_from("<HHI", hdr, 0)
     is_error = mtype == ERROR
     if length > MAX_PAYLOAD:
-        # TLV-ERR-01/07: answered whatever the type says. Only the checks of TLV-ERR-03 defer
-        # to TLV-ERR-06 for an ERROR; a length this large is checked before the type is.
+        # TLV-ERR-01/07: checked before the type is. An ERROR this large is never answered
+        # (TLV-ERR-06, decision Z of v0.4) and is reported as PROTOCOL (TLV-ERR-08).
+        if is_error:
+            raise FramingError(Err.PROTOCOL, False, f"ERROR length {length} > {MAX_PAYLOAD}")
         raise FramingError(Err.MESSAGE_TOO_LARGE, True, f"length {length} > {MAX_PAYLOAD}")
     if mtype not in LENGTHS:
         raise FramingError(Err.UNKNOWN_MESSAGE, True, f"unknown type {mtype}")

@@ -35,7 +35,8 @@ def test_reserved_bytes_written_zero():
 
 @pytest.mark.parametrize("header,code,send", [
     (hdr(99, 5000, 1), Err.MESSAGE_TOO_LARGE, True),   # length first (TLV-ERR-07)
-    (hdr(6, 0xFFFFFFFF), Err.MESSAGE_TOO_LARGE, True),
+    (hdr(6, 0xFFFFFFFF), Err.PROTOCOL, False),  # an ERROR is never answered (TLV-ERR-06)
+    (hdr(1, 0xFFFFFFFF), Err.MESSAGE_TOO_LARGE, True),
     (hdr(99, 8, 1), Err.UNKNOWN_MESSAGE, True),        # then type
     (hdr(0, 8), Err.UNKNOWN_MESSAGE, True),
     (hdr(7, 9, 1), Err.PROTOCOL, True),                # then reserved bytes
