@@ -53,6 +53,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     def on_term(_sig: int, _frm: Any) -> None:
         raise _Terminate()
 
+    def closing(p: Any) -> None:
+        # Once the shut-down has begun, a SIGTERM must neither interrupt it (a half-done close
+        # leaves the segment behind, RES-CLOSE-03) nor kill the adapter (ADP-SIG-01: exit 0):
+        # it is ignored from here on.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        p.close()
+
     kind = HOST if a.kind == "host" else CUDA_IPC
     if kind != HOST:
         try:
@@ -79,7 +86,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         C.emit("ready", key=a.key, pid=os.getpid(), proto=pub.proto, kind=a.kind)
         if a.wait_subscribers and not pub.wait_active(a.wait_subscribers, a.wait_timeout_ms):
             C.emit("error", code=int(Err.TIMEOUT), name="TIMEOUT", where="wait-subscribers")
-            pub.close()
+            closing(pub)
             return 3
         if a.packets:
             pub.set_codec_params(a.codec, C.params_payload(a.codec))
@@ -97,22 +104,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         C.emit("done", frames=a.frames, packets=a.packets)
         # ADP-PUB-02: linger while any subscriber is ACTIVE, at most --linger-ms
         pub.wait_active(0, a.linger_ms, zero=True)
-        pub.close()
+        closing(pub)
         return 0
     except _Terminate:
         if pub is not None:
-            pub.close()
+            closing(pub)
         return 0
     except CuframesError as e:
         C.emit("error", code=int(e.code), name=e.code.name, where=str(e))
         if pub is not None:
             try:
-                pub.close()
+                closing(pub)
             except CuframesError:
                 pass
         return C.exit_code_for(e.code)
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":
