@@ -18,6 +18,7 @@ use_apt=1
 
 PACKAGES=(cmake ninja-build g++ clang libclang-rt-dev libgtest-dev libgmock-dev
           libbenchmark-dev librapidcheck-dev nlohmann-json3-dev libcli11-dev python3-pytest ccache pkgconf
+          python3-dev
           ffmpeg libavformat-dev libavcodec-dev libavutil-dev)  # ffmpeg...: video/ (cuframes-video)
 
 # cmake_package NAME: success when a CMake config for NAME is installed in a standard prefix.
@@ -50,6 +51,9 @@ provided() {
     python3-pytest) [[ -n "$PYTHON" ]] && "$PYTHON" -m pytest --version ;;
     ccache) command -v ccache ;;
     pkgconf) command -v pkg-config ;;
+    python3-dev)
+      [[ -n "$PYTHON" ]] && "$PYTHON" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ;;
     *) return 1 ;;
   esac
 }
@@ -115,4 +119,29 @@ else
   "$PYTHON" -m pip install -q "${missing_py[@]}" ||
     "$PYTHON" -m pip install -q --break-system-packages "${missing_py[@]}" ||
     note "setup: pip could not install ${missing_py[*]}; the tests that need them say so"
+fi
+
+# cuframes for Python (python/): installed editable, so that its tests and adapters run this
+# checkout's code; reinstalled only when another checkout's copy is the one imported or a C
+# source is newer than its built extension. Offline machines fall back to the setuptools
+# already installed (--no-build-isolation).
+py_pkg="$ROOT/python"
+if [[ -f "$py_pkg/pyproject.toml" ]]; then
+  need_py=0
+  "$PYTHON" -c 'import os, sys, cuframes._atomics, cuframes._checksum
+sys.exit(not os.path.realpath(cuframes.__file__).startswith(os.path.realpath(sys.argv[1]) + "/"))' \
+    "$py_pkg" >/dev/null 2>&1 || need_py=1
+  for c in "$py_pkg"/cuframes/*.c; do
+    so=("${c%.c}".*.so)
+    [[ -e "${so[0]}" && ! "$c" -nt "${so[0]}" ]] || need_py=1
+  done
+  if ((need_py)); then
+    log "setup: pip install -e python/ (cuframes for Python) for $PYTHON"
+    pip_e=("$PYTHON" -m pip install -q -e "$py_pkg")
+    "${pip_e[@]}" || "${pip_e[@]}" --no-build-isolation || "${pip_e[@]}" --break-system-packages ||
+      "${pip_e[@]}" --no-build-isolation --break-system-packages ||
+      note "setup: could not install python/ (cuframes for Python); its tests will fail to import"
+  else
+    note "setup: cuframes for Python installed from $py_pkg"
+  fi
 fi

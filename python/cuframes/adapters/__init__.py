@@ -1,0 +1,1 @@
+"""Command-line adapters of spec/ADAPTER.md (python -m cuframes.adapters.pub / .sub)."""
