@@ -78,3 +78,48 @@ build_targets_matching() {
     build_preset "$preset"
   fi
 }
+
+# DEP_PREFIXES: dependency prefixes for CMake (carried builds, then what deps_prefixes builds).
+DEP_PREFIXES=()
+
+# find_cmake_package NAME: success when a CMake config of NAME is installed in /usr, /usr/local
+# or one of DEP_PREFIXES.
+find_cmake_package() {
+  local name="$1" d
+  for d in "${DEP_PREFIXES[@]}" /usr /usr/local; do
+    compgen -G "$d/lib*/cmake/$name/*onfig.cmake" >/dev/null && return 0
+    compgen -G "$d/lib/*-linux-gnu/cmake/$name/*onfig.cmake" >/dev/null && return 0
+    compgen -G "$d/share/cmake/$name/*onfig.cmake" >/dev/null && return 0
+  done
+  return 1
+}
+
+# deps_prefixes: fills DEP_PREFIXES for machines without a package manager (the GPU runners):
+# the prefixes named in CUFRAMES_DEPS_PREFIX (colon-separated) and .gpu/prefix, then, when no
+# GoogleTest is installed, one built from /usr/src/googletest into build/deps/googletest (once).
+# Callers pass "-DCMAKE_PREFIX_PATH=$(deps_prefix_path)" to configure_preset.
+deps_prefixes() {
+  DEP_PREFIXES=()
+  [[ -n "${CUFRAMES_DEPS_PREFIX:-}" ]] && IFS=: read -r -a DEP_PREFIXES <<<"$CUFRAMES_DEPS_PREFIX"
+  [[ -d "$ROOT/.gpu/prefix" ]] && DEP_PREFIXES+=("$ROOT/.gpu/prefix")
+  find_cmake_package GTest && return 0
+  local gtest_prefix="$ROOT/build/deps/googletest"
+  if [[ ! -f "$gtest_prefix/.installed" ]]; then
+    [[ -f /usr/src/googletest/CMakeLists.txt ]] ||
+      die "no installed GoogleTest and no /usr/src/googletest to build (run ci/setup.sh)"
+    log "deps: building GoogleTest from /usr/src/googletest into build/deps/googletest"
+    cmake -S /usr/src/googletest -B "$ROOT/build/deps/googletest-build" -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$gtest_prefix" \
+      -DCMAKE_POSITION_INDEPENDENT_CODE=ON >/dev/null
+    cmake --build "$ROOT/build/deps/googletest-build" -j "$JOBS" >/dev/null
+    cmake --install "$ROOT/build/deps/googletest-build" >/dev/null
+    touch "$gtest_prefix/.installed"
+  fi
+  DEP_PREFIXES+=("$gtest_prefix")
+}
+
+# deps_prefix_path: DEP_PREFIXES joined with ';' (empty when there are none).
+deps_prefix_path() {
+  local IFS=';'
+  printf '%s' "${DEP_PREFIXES[*]:-}"
+}

@@ -41,36 +41,8 @@ else
   note "nvidia-smi not found: CUDA tests may report themselves skipped"
 fi
 
-# Dependency prefixes: carried builds first, then what this script builds.
-prefixes=()
-[[ -n "${CUFRAMES_DEPS_PREFIX:-}" ]] && IFS=: read -r -a prefixes <<<"$CUFRAMES_DEPS_PREFIX"
-[[ -d "$ROOT/.gpu/prefix" ]] && prefixes+=("$ROOT/.gpu/prefix")
-
-find_cmake_package() {  # find_cmake_package NAME: success when NAMEConfig.cmake is installed
-  local name="$1" d
-  for d in "${prefixes[@]}" /usr /usr/local; do
-    compgen -G "$d/lib*/cmake/$name/*onfig.cmake" >/dev/null && return 0
-    compgen -G "$d/lib/*-linux-gnu/cmake/$name/*onfig.cmake" >/dev/null && return 0
-    compgen -G "$d/share/cmake/$name/*onfig.cmake" >/dev/null && return 0
-  done
-  return 1
-}
-
-if ! find_cmake_package GTest; then
-  gtest_prefix="$ROOT/build/deps/googletest"
-  if [[ ! -f "$gtest_prefix/.installed" ]]; then
-    [[ -f /usr/src/googletest/CMakeLists.txt ]] ||
-      die "ci/gpu.sh: no installed GoogleTest and no /usr/src/googletest to build"
-    log "deps: building GoogleTest from /usr/src/googletest into build/deps/googletest"
-    cmake -S /usr/src/googletest -B "$ROOT/build/deps/googletest-build" -G Ninja \
-      -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$gtest_prefix" \
-      -DCMAKE_POSITION_INDEPENDENT_CODE=ON >/dev/null
-    cmake --build "$ROOT/build/deps/googletest-build" -j "$JOBS" >/dev/null
-    cmake --install "$ROOT/build/deps/googletest-build" >/dev/null
-    touch "$gtest_prefix/.installed"
-  fi
-  prefixes+=("$gtest_prefix")
-fi
+# Dependency prefixes: carried builds first, then a GoogleTest built here when none is installed.
+deps_prefixes
 
 bench_flag=-DCUFRAMES_BENCH=OFF
 if find_cmake_package benchmark; then
@@ -79,7 +51,7 @@ else
   skip "Google Benchmark is not installed here: building without bench/ (GPU benches skipped)"
 fi
 
-prefix_path="$(IFS=';'; echo "${prefixes[*]:-}")"
+prefix_path="$(deps_prefix_path)"
 configure_preset gpu "$bench_flag" \
   "-DCMAKE_CUDA_ARCHITECTURES=${CUFRAMES_CUDA_ARCHITECTURES:-native}" \
   ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}

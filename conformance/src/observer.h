@@ -6,8 +6,8 @@
 // reports every invariant a sample breaks, naming the requirement with the sample as evidence;
 // the unit tests feed it synthetic samples. Observer is the live half: one thread per case maps
 // each watched key's segment and ring read-only once they are READY and samples them in a tight
-// loop (relaxed atomic loads, parts copied in a fixed order with acquire fences between them so
-// that "A read before B" orderings can be judged), handing every sample to a ShmChecker.
+// loop (acquire loads, parts copied in a fixed order, so that "A read before B" orderings can be
+// judged), handing every sample to a ShmChecker.
 #ifndef CUFRAMES_CONFORMANCE_SRC_OBSERVER_H_
 #define CUFRAMES_CONFORMANCE_SRC_OBSERVER_H_
 
@@ -59,7 +59,7 @@ struct ConnSample {
 };
 
 // One sample of a frame segment. The parts were copied in the order hdr, descs, bufheads, subs,
-// hdr_after with an acquire fence between parts; then the files were stat()ed and the
+// hdr_after (acquire loads, so in that order); then the files were stat()ed and the
 // connections polled.
 struct SegSample {
   int64_t t_ns = 0;

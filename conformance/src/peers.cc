@@ -9,6 +9,7 @@
 
 #include "bytes.h"
 #include "payload.h"
+#include "shm_fence.h"
 
 namespace cuframes::conform {
 
@@ -768,7 +769,7 @@ void ScriptedPub::SetCodecParams(std::span<const uint8_t> data, uint32_t codec) 
   StructView cp(s, "CodecParams", ring_->span(), s.Const("CODEC_PARAMS_OFFSET"));
   const uint64_t lock = cp.Get("lock");
   cp.Set("lock", lock + 1);
-  std::atomic_thread_fence(std::memory_order_release);
+  ShmReleaseFence();
   cp.Set("generation", cp.Get("generation") + 1);
   cp.Set("size", data.size());
   cp.Set("codec", codec);
@@ -813,7 +814,7 @@ uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint
     tail += RoundUp(32 + t.Get("size"), 32);
   }
   r.Set("tail_pos", tail);
-  std::atomic_thread_fence(std::memory_order_release);
+  ShmReleaseFence();
   if (span > left) {
     StructView pad = rec(p);
     pad.Set("lock", 2 * seq - 1);
@@ -827,7 +828,7 @@ uint64_t ScriptedPub::WritePacket(uint64_t seq, bool key, const std::vector<uint
   }
   StructView h = rec(p);
   h.Set("lock", 2 * seq - 1);
-  std::atomic_thread_fence(std::memory_order_release);
+  ShmReleaseFence();
   h.Set("size", data.size());
   h.Set("flags", key ? s.Enum("packet_flags", "KEYFRAME") : 0);
   h.Set("pts", seq * 1000);

@@ -191,6 +191,11 @@ void Listener::Close() {
   fd_ = -1;
 }
 
+void Listener::Abandon() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
 std::unique_ptr<Listener> Listener::Bind(const std::string& path, std::string* error) {
   sockaddr_un addr;
   if (!FillAddr(path, &addr)) {

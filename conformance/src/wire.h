@@ -84,6 +84,9 @@ class Listener {
   // Accepts one connection before `deadline`; gives up early when `watch` (may be null) exits.
   std::unique_ptr<Conn> Accept(Deadline deadline, Process* watch);
   void Close();
+  // Closes the socket but leaves its file behind, as the death of the process would (a stale
+  // socket file for the reclaim cases); Close() and the destructor then do nothing.
+  void Abandon();
   const std::string& path() const { return path_; }
 
  private:

@@ -404,7 +404,8 @@ CF_CASE(StaleReclaim, "1.3/stale-reclaim",
   std::string err;
   auto stale_sock = Listener::Bind(ctx.SocketPath(), &err);
   if (!stale_sock) ctx.Fail("HARNESS", "a stale socket file", err);
-  stale_sock.release();  // leave the file and a dead listening fd's path behind, like a crash
+  // Leave the socket file behind with nobody listening on it, as a crashed publisher would.
+  if (stale_sock) stale_sock->Abandon();
   // RES-CREATE-03 is an order: the stale ring and socket go before the stale segment path, which
   // goes last. Judge the order the kernel saw the unlinks in, not the end state.
   const std::string dir = ctx.SocketPath().substr(0, ctx.SocketPath().rfind('/'));

@@ -18,10 +18,7 @@
 // readers; this file adds the codec-parameter seqlock and the hostile writer.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <spawn.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,26 +33,15 @@
 
 #include "mem_order.h"
 #include "packet_ring.h"
+#include "reader_processes.h"
 #include "status.h"
-
-extern char** environ;
 
 namespace cuframes::ring {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kTsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kTsan = true;
-#else
-constexpr bool kTsan = false;
-#endif
-#else
-constexpr bool kTsan = false;
-#endif
+constexpr bool kTsan = CUFRAMES_TSAN;  // mem_order.h: GCC's and clang's ways of saying it
 
 constexpr uint32_t kGenerations = kTsan ? 300 : 2000;  // the writer yields after each
 constexpr uint64_t kHostilePackets = kTsan ? 3000 : 20000;
@@ -332,37 +318,16 @@ struct Ring {
   }
 };
 
-// Spawns `n` readers of `mode`, waits for each to attach (one byte on a pipe), runs `write`, then
-// waits for every child and checks its exit status.
+// Runs kReaders reader processes of `mode` (reader_processes.h), then `write`.
 template <class Write>
 void RunProcesses(Ring& ring, const char* mode, Write write) {
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  std::vector<pid_t> kids;
-  for (int i = 0; i < kReaders; ++i) {
-    const std::string a_fd = std::to_string(ring.fd), a_ready = std::to_string(ready[1]);
-    const char* argv[] = {"seqlock_stress_test", mode, a_fd.c_str(), a_ready.c_str(), nullptr};
-    pid_t pid = 0;
-    ASSERT_EQ(
-        posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, const_cast<char**>(argv), environ),
-        0);
-    kids.push_back(pid);
-  }
-  close(ready[1]);
-  for (int got = 0; got < kReaders; ++got) {
-    pollfd pfd{ready[0], POLLIN, 0};
-    ASSERT_EQ(poll(&pfd, 1, 30000), 1) << "reader processes did not attach within 30 s";
-    char b;
-    ASSERT_EQ(read(ready[0], &b, 1), 1) << "a reader process exited before attaching";
-  }
-  close(ready[0]);
-  write();
-  for (pid_t pid : kids) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "reader process " << pid << " status " << status;
-  }
+  cuframes::testing::RunReaderProcesses(
+      kReaders,
+      [&](int, int ready_fd) {
+        return std::vector<std::string>{"seqlock_stress_test", mode, std::to_string(ring.fd),
+                                        std::to_string(ready_fd)};
+      },
+      30000, write);
 }
 
 // Child side: map the ring read-only, attach, signal readiness, read.
@@ -372,9 +337,7 @@ int Child(const char* mode, int mem_fd, int ready_fd) {
   if (mem == MAP_FAILED) return 2;
   RingReader r;
   if (r.attach(mem, size) != Status::kOk) return 2;
-  const char one = 1;
-  if (write(ready_fd, &one, 1) != 1) return 2;
-  close(ready_fd);
+  if (!cuframes::testing::SignalReady(ready_fd)) return 2;
   if (std::strcmp(mode, "--params-reader-child") == 0) {
     const ParamsResult res = ReadParams(r);
     std::printf("params reader %d: %" PRIu64 " reads, %" PRIu64 " CORRUPT (spin limit)\n",

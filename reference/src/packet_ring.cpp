@@ -80,13 +80,13 @@ Status RingWriter::init(void* base, size_t size, uint64_t capacity, uint32_t max
 void RingWriter::write_record(uint64_t pos, uint64_t lock, uint32_t size, uint32_t flags,
                               int64_t pts, const void* payload, uint32_t payload_size) {
   auto* rec = reinterpret_cast<PacketRecordHeader*>(data_ + (pos & (capacity_ - 1)));
-  mem::store_relaxed(&rec->lock, lock - 1);
+  mem::seq_store(&rec->lock, lock - 1);
   mem::fence_release();
-  mem::store_relaxed(&rec->size, size);
-  mem::store_relaxed(&rec->flags, flags);
-  mem::store_relaxed(&rec->pts, pts);
-  mem::store_relaxed(&rec->params_generation, (flags & kPacketPad) ? 0u : params_generation_);
-  mem::store_relaxed(&rec->reserved0, uint32_t{0});
+  mem::seq_store(&rec->size, size);
+  mem::seq_store(&rec->flags, flags);
+  mem::seq_store(&rec->pts, pts);
+  mem::seq_store(&rec->params_generation, (flags & kPacketPad) ? 0u : params_generation_);
+  mem::seq_store(&rec->reserved0, uint32_t{0});
   if (payload_size > 0) {
     // In two halves, so that a fault point can stop the writer in the middle of the payload.
     const uint32_t half = payload_size / 2;
@@ -171,11 +171,11 @@ Status RingWriter::set_codec_params(uint32_t codec, const void* data, uint32_t s
   if (size > kCodecParamsMaxBytes) return Status::kOversized;
   if ((data == nullptr && size > 0) || codec != codec_) return Status::kInvalidArgument;
   const uint32_t generation = NextParamsGeneration(params_generation_);
-  mem::store_relaxed(&params_->lock, ++params_lock_);  // odd: write in progress
+  mem::seq_store(&params_->lock, ++params_lock_);  // odd: write in progress
   mem::fence_release();
-  mem::store_relaxed(&params_->generation, generation);
-  mem::store_relaxed(&params_->size, size);
-  mem::store_relaxed(&params_->codec, codec);
+  mem::seq_store(&params_->generation, generation);
+  mem::seq_store(&params_->size, size);
+  mem::seq_store(&params_->codec, codec);
   if (size > 0) mem::copy_to_shared(params_->data, data, size);
   CUFRAMES_FAULT_POINT("pub.params.lock_odd");
   mem::store_release(&params_->lock, ++params_lock_);  // even: consistent
@@ -185,10 +185,10 @@ Status RingWriter::set_codec_params(uint32_t codec, const void* data, uint32_t s
 
 void RingWriter::set_start(uint64_t seq, uint64_t pos) {
   const uint64_t v = start_version_.load(std::memory_order_relaxed);
-  start_version_.store(v + 1, std::memory_order_relaxed);
+  start_version_.store(v + 1, mem::kSeqStoreOrder);
   mem::fence_release();
-  start_seq_.store(seq, std::memory_order_relaxed);
-  start_pos_.store(pos, std::memory_order_relaxed);
+  start_seq_.store(seq, mem::kSeqStoreOrder);
+  start_pos_.store(pos, mem::kSeqStoreOrder);
   start_version_.store(v + 2, std::memory_order_release);
 }
 
@@ -199,8 +199,7 @@ Position RingWriter::position() const {
       std::this_thread::yield();
       continue;
     }
-    const Position result{start_seq_.load(std::memory_order_relaxed),
-                          start_pos_.load(std::memory_order_relaxed)};
+    const Position result{start_seq_.load(mem::kSeqLoadOrder), start_pos_.load(mem::kSeqLoadOrder)};
     mem::fence_acquire();
     if (start_version_.load(std::memory_order_relaxed) == v1) return result;
   }
@@ -359,10 +358,10 @@ Status RingReader::read_at(uint64_t n, uint64_t p, Packet& out, Read& what) {
         if ((lock & 1) == 0) return Status::kCorrupt;
       }
     }
-    const uint32_t size = mem::load_relaxed(&rec->size);
-    const uint32_t flags = mem::load_relaxed(&rec->flags);
-    const int64_t pts = mem::load_relaxed(&rec->pts);
-    const uint32_t generation = mem::load_relaxed(&rec->params_generation);
+    const uint32_t size = mem::seq_load(&rec->size);
+    const uint32_t flags = mem::seq_load(&rec->flags);
+    const int64_t pts = mem::seq_load(&rec->pts);
+    const uint32_t generation = mem::seq_load(&rec->params_generation);
     const bool is_pad = (flags & kPacketPad) != 0;
     bool valid = (flags & ~kPacketKnownFlags) == 0;
     if (is_pad) {
@@ -483,7 +482,7 @@ Status RingReader::params_generation(uint32_t& generation) const {
   for (;;) {
     const uint64_t s1 = mem::load_acquire(&params_->lock);
     if ((s1 & 1) == 0) {
-      const uint32_t g = mem::load_relaxed(&params_->generation);
+      const uint32_t g = mem::seq_load(&params_->generation);
       mem::fence_acquire();
       if (mem::load_relaxed(&params_->lock) == s1) {
         generation = g;
@@ -506,9 +505,9 @@ Status RingReader::codec_params(CodecParamsSnapshot& out) {
   for (;;) {
     const uint64_t s1 = mem::load_acquire(&params_->lock);
     if ((s1 & 1) == 0) {
-      const uint32_t generation = mem::load_relaxed(&params_->generation);
-      const uint32_t size = mem::load_relaxed(&params_->size);
-      const uint32_t codec = mem::load_relaxed(&params_->codec);
+      const uint32_t generation = mem::seq_load(&params_->generation);
+      const uint32_t size = mem::seq_load(&params_->size);
+      const uint32_t codec = mem::seq_load(&params_->codec);
       if (size <= kCodecParamsMaxBytes) {
         mem::copy_from_shared(params_buffer_.get(), params_->data, size);
       }

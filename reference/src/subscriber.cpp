@@ -494,14 +494,14 @@ Status Subscriber::NextFrame(int32_t timeout_ms, FrameView* out) {
   if (seq != n) return seq > n ? d.Evicted() : Status::kCorrupt;  // overtaken: evicted
   FrameView f{};
   f.seq = n;
-  f.timestamp_ns = mem::load_relaxed(&meta->timestamp_ns);
-  f.width = mem::load_relaxed(&meta->width);
-  f.height = mem::load_relaxed(&meta->height);
-  f.pixel_format = mem::load_relaxed(&meta->pixel_format);
-  f.pitch = mem::load_relaxed(&meta->pitch);
-  f.payload_bytes = mem::load_relaxed(&meta->payload_bytes);
-  f.flags = mem::load_relaxed(&meta->flags);
-  f.user_data = mem::load_relaxed(&meta->user_data);
+  f.timestamp_ns = mem::seq_load(&meta->timestamp_ns);
+  f.width = mem::seq_load(&meta->width);
+  f.height = mem::seq_load(&meta->height);
+  f.pixel_format = mem::seq_load(&meta->pixel_format);
+  f.pitch = mem::seq_load(&meta->pitch);
+  f.payload_bytes = mem::seq_load(&meta->payload_bytes);
+  f.flags = mem::seq_load(&meta->flags);
+  f.user_data = mem::seq_load(&meta->user_data);
   mem::fence_acquire();
   if (mem::load_relaxed(&meta->seq) != n) return d.Evicted();
   if (f.payload_bytes > d.info.slot_bytes) return Status::kCorrupt;

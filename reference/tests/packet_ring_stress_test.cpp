@@ -13,10 +13,7 @@
 // next() call that took a whole bounded wait (PEER_DEATH_DETECT_MS) instead of microseconds.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <spawn.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,18 +28,13 @@
 
 #include "mem_order.h"
 #include "packet_ring.h"
+#include "reader_processes.h"
 #include "status.h"
-
-extern char** environ;
 
 namespace cuframes::ring {
 namespace {
 
-#if defined(__SANITIZE_THREAD__)
-constexpr uint64_t kPackets = 20000;  // TSan is ~10x slower
-#else
-constexpr uint64_t kPackets = 200000;
-#endif
+constexpr uint64_t kPackets = CUFRAMES_TSAN ? 20000 : 200000;  // TSan is ~10x slower
 constexpr uint64_t kCapacity = 8192;
 constexpr uint32_t kMaxPacket = 1500;
 constexpr uint64_t kKeyInterval = 7;
@@ -202,11 +194,7 @@ TEST(PacketRingStress, ThreadsNeverSeeTornPackets) {
 }
 
 TEST(PacketRingStress, LockstepPublishesNeverLoseAWakeUp) {
-#if defined(__SANITIZE_THREAD__)
-  constexpr uint64_t kRounds = 3000;
-#else
-  constexpr uint64_t kRounds = 30000;
-#endif
+  constexpr uint64_t kRounds = CUFRAMES_TSAN ? 3000 : 30000;
   const size_t size = RingSegmentSize(kCapacity);
   void* mem = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
@@ -284,9 +272,7 @@ int ReaderChild(int mem_fd, int count_fd, int ready_fd, int poll) {
     return 2;
   }
   r.set_waiter_count(static_cast<uint32_t*>(count));
-  const char one = 1;
-  if (write(ready_fd, &one, 1) != 1) return 2;
-  close(ready_fd);
+  if (!cuframes::testing::SignalReady(ready_fd)) return 2;
   const ReaderResult res = ReadAll(r, poll != 0);
   std::printf("child %d: delivered %" PRIu64 ", overruns %" PRIu64 ", last %" PRIu64 "\n",
               static_cast<int>(getpid()), res.delivered, res.overruns, res.last_seq);
@@ -314,43 +300,15 @@ TEST(PacketRingStress, ProcessesNeverSeeTornPackets) {
   RingWriter w;
   ASSERT_EQ(w.init(mem, size, kCapacity, kMaxPacket, 1), Status::kOk);
   w.set_waiter_count(waiters);
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-
-  std::vector<pid_t> kids;
-  for (int i = 0; i < kReaders; ++i) {
-    const std::string a_fd = std::to_string(fd), a_count = std::to_string(count_fd),
-                      a_ready = std::to_string(ready[1]), a_poll = std::to_string(i == 0 ? 1 : 0);
-    const char* argv[] = {
-        "packet_ring_stress_test", "--ring-reader-child", a_fd.c_str(), a_count.c_str(),
-        a_ready.c_str(),           a_poll.c_str(),        nullptr};
-    pid_t pid = 0;
-    // posix_spawn, not fork: never fork a process that may have threads.
-    ASSERT_EQ(
-        posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, const_cast<char**>(argv), environ),
-        0);
-    kids.push_back(pid);
-  }
-  close(ready[1]);
-  // Readiness signal: one byte per child, each written after a successful attach.
-  int got = 0;
-  while (got < kReaders) {
-    pollfd pfd{ready[0], POLLIN, 0};
-    const int pr = poll(&pfd, 1, 10000);
-    ASSERT_EQ(pr, 1) << "children did not attach within 10 s";
-    char b;
-    const ssize_t n = read(ready[0], &b, 1);
-    ASSERT_EQ(n, 1) << "a child exited before attaching";
-    ++got;
-  }
-  close(ready[0]);
-  Publish(w);
-  for (pid_t pid : kids) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "reader process " << pid << " status " << status;
-  }
+  // Reader processes (reader_processes.h): each says "ready" after a successful attach.
+  cuframes::testing::RunReaderProcesses(
+      kReaders,
+      [&](int i, int ready_fd) {
+        return std::vector<std::string>{"packet_ring_stress_test", "--ring-reader-child",
+                                        std::to_string(fd),        std::to_string(count_fd),
+                                        std::to_string(ready_fd),  std::to_string(i == 0 ? 1 : 0)};
+      },
+      10000, [&] { Publish(w); });
   EXPECT_EQ(mem::load_seq_cst(waiters), 0u) << "every increment has its decrement";
   munmap(count, 4096);
   close(count_fd);
