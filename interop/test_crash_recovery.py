@@ -638,9 +638,13 @@ def test_stale_segment_naming_a_live_pid_is_reclaimed(cx, fault_matrix):
     rp.write_header_field(key, "publisher_pid", me)
     rp.write_header_field(key, "publisher_start_time", rp.proc_start_time(me))
     row["stale"] = stale_files(cx, key)
-    p1 = cx.pub(key, "--frames", "10", "--wait-subscribers", "1", "--bytes", BYTES, "--diag")
+    # Held before frame 1 (--gate-at) until its header is read: otherwise the reconnected
+    # subscriber can take all 10 frames and the publisher unlink its segment first.
+    p1 = cx.pub(key, "--frames", "10", "--wait-subscribers", "1", "--bytes", BYTES, "--diag",
+                "--gate-at", "1", stdin=True)
     ready = wait_ev(p1, "ready", timeout=20)
     assert rp.read_header(key)["publisher_pid"] == ready["pid"]  # a fresh segment
+    p1.send_line("go")
     att = wait_attached_again(s)
     row["recovery_ms"] = (att["t_ns"] - fault["t_ns"]) / 1e6
     assert s.finish(timeout=30) == 0, s.of("error")

@@ -437,7 +437,6 @@ TEST_F(PubSub, MalformedMessagesGetTheirCodeAndTheOthersAreStillServed) {
       {"ATTACH_REQ length 17", Raw(3, 0, 17, 17), Status::kProtocol},
       {"HELLO_REQ length 63", Raw(1, 0, 63, 63), Status::kProtocol},
       {"HELLO_REQ bad magic", bad_magic, Status::kProtocol},
-      {"ERROR text_len mismatch", bad_error, Status::kProtocol},
       {"ATTACH_REQ before HELLO", tlv::Encode(tlv::AttachReq{0, 1, 0}), Status::kState},
       {"HELLO_RESP sent to the publisher", tlv::Encode(tlv::HelloResp{}), Status::kState},
       {"ATTACH_RESP sent to the publisher", tlv::Encode(tlv::AttachResp{}), Status::kState},
@@ -447,6 +446,15 @@ TEST_F(PubSub, MalformedMessagesGetTheirCodeAndTheOthersAreStillServed) {
     ASSERT_TRUE(rc.ok());
     rc.Send(c.bytes);
     rc.ExpectErrorAndClose(c.code, c.what);
+  }
+  // An ERROR with a framing error is never answered with ERROR (TLV-ERR-06, over TLV-ERR-03 and
+  // TLV-ERR-01): the connection just closes.
+  for (const std::vector<uint8_t>& bytes : {bad_error, Raw(6, 0, 4097, 0)}) {
+    RawClient rc(path);
+    ASSERT_TRUE(rc.ok());
+    rc.Send(bytes);
+    tlv::Message m;
+    EXPECT_EQ(rc.Recv(&m), Status::kPeerClosed) << "a malformed ERROR was answered";
   }
   {  // a second HELLO_REQ
     RawClient rc(path);
