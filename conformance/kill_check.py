@@ -124,13 +124,15 @@ def adapters(bdir: Path, name: str) -> Path | None:
 
 
 def harness(harness_bin: str, adir: Path, name: str, work: Path,
-            only: list[str] | None = None) -> dict[str, str]:
-    """Runs the suite (or the cases in `only`) against the adapters in adir; returns case id ->
-    outcome."""
+            only: list[str] | None = None, manifest_name: str = "reference.json",
+            extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Runs the suite (or the cases in `only`) against the adapters in adir, with the claims of
+    conformance/manifests/<manifest_name> and `extra` harness options; returns case id ->
+    outcome. kill_check_cuda.py uses it with the CUDA manifest."""
     (work / name).mkdir(parents=True, exist_ok=True)
     manifest = work / name / "manifest.json"
-    ref = json.loads((HERE / "manifests" / "reference.json").read_text())
-    ref["name"] = f"variant {name}"
+    ref = json.loads((HERE / "manifests" / manifest_name).read_text())
+    ref["name"] = f"variant {name} ({manifest_name})"
     ref["publisher"] = [str(adir / "cuframes-pub"), "{args}"]
     ref["subscriber"] = [str(adir / "cuframes-sub"), "{args}"]
     manifest.write_text(json.dumps(ref, indent=2))
@@ -139,7 +141,7 @@ def harness(harness_bin: str, adir: Path, name: str, work: Path,
     cmd = [harness_bin, "--manifest", str(manifest), "--reports", str(reports)]
     if only:
         cmd += ["--only", ",".join(only)]
-    run(cmd, log=work / name / "harness.log")
+    run([*cmd, *extra], log=work / name / "harness.log")
     try:
         data = json.loads((reports / "conformance.json").read_text())
     except (OSError, ValueError):

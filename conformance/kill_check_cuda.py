@@ -25,31 +25,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import kill_check  # the sibling script: its run, describe and harness serve both checks
+from kill_check import describe, run
+
 HERE = Path(__file__).resolve().parent
 BASELINE = "baseline"
-
-
-def run(cmd: list[str], cwd: Path | None = None, log: Path | None = None) -> int:
-    """Runs cmd; returns its exit status. Output goes to `log` when given."""
-    if log is None:
-        return subprocess.call(cmd, cwd=cwd)
-    with open(log, "w") as out:
-        return subprocess.call(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-
-
-def describe(patch: Path) -> str:
-    """Returns the patch's leading '#' comment (what it breaks), or ''."""
-    for line in patch.read_text().splitlines():
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-        if line.startswith("---"):
-            break
-    return ""
 
 
 def find_nvcc() -> str | None:
@@ -83,24 +67,10 @@ def build_all(work: Path, names: list[str], nvcc: str, arch: str, jobs: int) -> 
 
 
 def harness(harness_bin: str, adir: Path, name: str, work: Path, cases: str) -> dict[str, str]:
-    """Runs the CUDA cases against the adapters in adir; returns case id -> outcome."""
-    (work / name).mkdir(parents=True, exist_ok=True)
-    manifest = work / name / "manifest.json"
-    ref = json.loads((HERE / "manifests" / "reference-cuda.json").read_text())
-    ref["name"] = f"CUDA variant {name}"
-    ref["publisher"] = [str(adir / "cuframes-pub"), "{args}"]
-    ref["subscriber"] = [str(adir / "cuframes-sub"), "{args}"]
-    manifest.write_text(json.dumps(ref, indent=2))
-    reports = work / name / "reports"
-    shutil.rmtree(reports, ignore_errors=True)
-    # One case at a time: the ordering cases time slow kernels, and parallel cases only add noise.
-    run([harness_bin, "--manifest", str(manifest), "--reports", str(reports), "--only", cases,
-         "--jobs", "1"], log=work / name / "harness.log")
-    try:
-        data = json.loads((reports / "conformance.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return {c["id"]: c["outcome"] for c in data["cases"]}
+    """Runs the CUDA cases against the adapters in adir; returns case id -> outcome. One case at
+    a time: the ordering cases time slow kernels, and parallel cases only add noise."""
+    return kill_check.harness(harness_bin, adir, name, work, only=[cases],
+                              manifest_name="reference-cuda.json", extra=("--jobs", "1"))
 
 
 def main() -> int:
