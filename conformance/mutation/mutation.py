@@ -266,6 +266,10 @@ def whitebox_kills(baseline: dict[str, str], results: dict[str, str] | None,
                   if o == "passed" and results.get(t, "passed") not in ("passed", "skipped"))
 
 
+class _NotCompiled(Exception):
+    """Raised inside the per-mutant step when a later build shows the mutant does not compile."""
+
+
 def verdict(harness_killers: list[str], whitebox_killers: list[str] | None) -> str:
     """KILLED when the harness killed it; otherwise HARNESS-MISS when a white-box test did,
     SURVIVED when nothing did. whitebox_killers is None when the white-box tests were not run
@@ -962,8 +966,14 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
                 else:
                     tw = time.monotonic()
                     if not tree.build_targets([f"{d}/all" for d in dirs], mdir / "build-all.log"):
-                        row["killed_by"] = ["<white-box tests do not build>"]
-                        wb = row["killed_by"]
+                        # The library and adapters built but the tests do not: the mutant
+                        # changed an API the tests call (a declaration commented out, ...).
+                        # That is a compile error, not a behaviour a test observed, so the
+                        # mutant is replaced by the next draw like any other that does not
+                        # compile.
+                        row["verdict"] = NOT_COMPILED
+                        row["note"] = "white-box tests do not build"
+                        raise _NotCompiled
                     else:
                         st_c, res_c, _ = run_ctest(tree, dirs, mdir, c_timeout, ctest_bad)
                         wb = whitebox_kills(base_ctest, res_c, st_c, "ctest")
@@ -990,6 +1000,8 @@ def run_mutants(args, tree: Tree, order: list[Mutant], state: dict, done: set[st
                     row["whitebox_s"] = time.monotonic() - tw
                     row["killed_by"] = wb
                     row["verdict"] = verdict([], wb)
+        except _NotCompiled:
+            pass
         except Exception as e:  # noqa: BLE001 - recorded, the run goes on
             row["verdict"] = ERROR
             row["error"] = f"{type(e).__name__}: {e}"
