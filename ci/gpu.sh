@@ -10,7 +10,8 @@
 # otherwise); build; then
 #   1. ctest -L cuda                      the CUDA-kind tests
 #   2. cuframes-conform                   for each conformance/manifests/*cuda*.json (the CUDA_IPC
-#                                         cases of suites/cuda.cc with the host ones), then the
+#                                         cases of suites/cuda.cc and, through the CUPTI injection
+#                                         library, suites/cuda_inject.cc, with the host ones), then the
 #                                         CUDA kill check conformance/kill_check_cuda.py (every
 #                                         conformance/variants/cuda/*.patch must fail a CUDA case)
 #   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios
@@ -56,6 +57,12 @@ configure_preset gpu "$bench_flag" \
   "-DCMAKE_CUDA_ARCHITECTURES=${CUFRAMES_CUDA_ARCHITECTURES:-native}" \
   ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}
 build_preset gpu
+# The CUPTI injection library of the */cuda-inject-* conformance cases (conformance/inject/).
+if [[ -f "$ROOT/build/gpu/conformance/inject/libcuframes_inject.so" ]]; then
+  note "CUPTI injection: build/gpu/conformance/inject/libcuframes_inject.so"
+else
+  skip "CUPTI injection library not built (no CUPTI in the toolkit?): the */cuda-inject-* cases will say UNSUPPORTED"
+fi
 
 failed=()
 mkdir -p "$ROOT/reports"
