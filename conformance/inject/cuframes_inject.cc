@@ -698,16 +698,26 @@ __attribute__((visibility("default"))) int InitializeInjection(void) {
   bool expected = false;
   if (!g_subscribed.compare_exchange_strong(expected, true)) return 1;
   CUpti_SubscriberHandle sub = nullptr;
-  CUptiResult r = cuptiSubscribe(&sub, Callback, nullptr);
-  // The whole runtime domain: every runtime call must count in
-  // t_runtime_depth, or the driver calls inside one we do not log would be logged as the
-  // implementation's own.
-  if (r == CUPTI_SUCCESS) r = cuptiEnableDomain(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API);
-  for (CUpti_CallbackId id : kDriverIds) {
-    if (r == CUPTI_SUCCESS) r = cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, id);
+  const CUptiResult r = cuptiSubscribe(&sub, Callback, nullptr);
+  // Each enabling on its own: a callback id this driver does not know must not cost the others.
+  // The whole runtime domain, so that every runtime call counts in t_runtime_depth (otherwise
+  // the driver calls inside one we do not log would be logged as the implementation's own).
+  CUptiResult runtime = r, driver = r;
+  uint64_t driver_failed = 0;
+  if (r == CUPTI_SUCCESS) {
+    runtime = cuptiEnableDomain(1, sub, CUPTI_CB_DOMAIN_RUNTIME_API);
+    for (CUpti_CallbackId id : kDriverIds) {
+      const CUptiResult e = cuptiEnableCallback(1, sub, CUPTI_CB_DOMAIN_DRIVER_API, id);
+      if (e != CUPTI_SUCCESS) {
+        driver = e;
+        ++driver_failed;
+      }
+    }
   }
   Line l = Begin("init");
   l.Key("ppid", static_cast<uint64_t>(getppid())).Key("cupti", static_cast<uint64_t>(r));
+  l.Key("runtime", static_cast<uint64_t>(runtime)).Key("driver", static_cast<uint64_t>(driver));
+  l.Key("driver_ids_refused", driver_failed);
   l.Key("param_info", ParamInfoFn() != nullptr ? 1 : 0);
   Emit(l);
   return 1;

@@ -119,6 +119,17 @@ std::vector<ProcessLog> Logs(CaseContext& ctx, const std::string& dir, Process& 
                            : "CUptiResult " + std::to_string(l.Cupti()) +
                                  " (another CUPTI client, such as a profiler, in the process?)");
   }
+  for (const auto& r : l.records) {
+    if (r.ev != "init") continue;
+    ctx.Note("injection in pid " + Num(l.pid) + ": CUPTI subscribe " + Num(r.U("cupti")) +
+             ", runtime domain " + Num(r.U("runtime")) + ", driver callbacks " +
+             Num(r.U("driver")) + " (" + Num(r.U("driver_ids_refused")) +
+             " ids refused), kernel parameter scan " + Num(r.U("param_info")));
+    ctx.Expect(r.U("runtime") == 0 || r.U("driver") == 0, "HARNESS",
+               "CUPTI enables the runtime or the driver API callbacks in the IUT's process",
+               "both refused: " + r.j.dump());
+    break;
+  }
   for (const auto& x : logs) {
     ctx.Note(x.path + ": " + Num(x.records.size()) + " calls logged" +
              (x.cut_tail ? ", last line cut" : "") +
@@ -460,7 +471,8 @@ CF_CASE(InjectPubAckEvent, "5.5/cuda-inject-publisher-ack-event-lifetime",
         "inside the IUT publisher (CUPTI injection): a harness subscriber's ack event is opened "
         "once, before ATTACH_RESP, kept while it is attached, and destroyed once its DETACH frees "
         "the slot, while the publisher still serves a second subscriber (not at shut-down)",
-        (std::vector<std::string>{"ACK-CUDA-02", "RES-CUDA-04"}), kPub, kCuda) {
+        (std::vector<std::string>{"ACK-CUDA-02", "RES-CUDA-04"}), kPub,
+        (Needs{1, "cuda_ipc", "ack-timeout"})) {
   const std::string dir = Inject(ctx, "pub", false);
   // Two subscribers; `staying` never releases frame 1, so from frame 3 on the publisher waits
   // for it (10 s ACK timeout) and is still running when `leaving` detaches.
