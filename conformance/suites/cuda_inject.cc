@@ -14,6 +14,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -98,9 +99,18 @@ std::string Inject(CaseContext& ctx, const std::string& role, bool preload) {
 // left no log or CUPTI refused the subscription in it: then nothing inside it was seen.
 std::vector<ProcessLog> Logs(CaseContext& ctx, const std::string& dir, Process& p) {
   std::vector<ProcessLog> logs = inject::ReadLogs(dir);
-  auto it = std::find_if(logs.begin(), logs.end(), [&](const ProcessLog& l) {
-    return l.pid == static_cast<uint64_t>(p.pid());
-  });
+  const auto pid = static_cast<uint64_t>(p.pid());
+  auto it =
+      std::find_if(logs.begin(), logs.end(), [&](const ProcessLog& l) { return l.pid == pid; });
+  // An adapter that is a wrapper (a script starting the implementation as its child): the
+  // child's log, by the parent pid its init line records.
+  if (it == logs.end()) {
+    it = std::find_if(logs.begin(), logs.end(), [&](const ProcessLog& l) {
+      return std::any_of(l.records.begin(), l.records.end(), [&](const inject::Record& r) {
+        return r.ev == "init" && r.pid == l.pid && r.U("ppid") == pid;
+      });
+    });
+  }
   if (it == logs.end()) {
     std::string files;
     for (const auto& l : logs)
