@@ -62,6 +62,14 @@ std::string InjectLibrary(std::string* why) {
     return "";
 #endif
   }
+  // A build directory carried to another machine: the library beside the harness binary.
+  std::error_code ec;
+  const auto beside = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "inject" /
+                      "libcuframes_inject.so";
+  if (!std::filesystem::exists(path) && (env == nullptr || *env == '\0') && !ec &&
+      std::filesystem::exists(beside)) {
+    path = beside.string();
+  }
   if (!std::filesystem::exists(path)) {
     *why = "the CUPTI injection library " + path + " does not exist (build target cuframes_inject)";
     return "";
