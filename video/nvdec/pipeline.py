@@ -1,0 +1,850 @@
+#!/usr/bin/env python3
+"""The GPU pipeline the protocol was made for (issue 16 item 4): NVDEC decodes H.264/HEVC into
+device memory, a publisher puts each decoded NV12 surface into the cuframes CUDA frame ring, and
+two subscribers in other processes checksum every frame on the GPU:
+
+  (a) "ref-cupy": the reference's subscriber (libcuframes through its C API, cflib.py) with a
+      CuPy reduction kernel;
+  (b) "torch":    a PyTorch consumer, through cuframes for Python (python/, CUDA_IPC via CuPy)
+      by default, or through libcuframes with --torch-via ref.
+
+Both must report, frame by frame, the nv12sum (nv12sum.py) of a CPU decode of the same file by
+FFmpeg's software decoder (PyAV); H.264 and HEVC decoding is bit-exact, so any difference is a
+bug. The publisher also checksums each slot after writing it ("pub"), which tells a decode
+mismatch from a transport one. Frames per second: the decoder alone (demux + NVDEC, nothing
+else) and end to end (first packet decoded to the last frame checksummed by both subscribers).
+
+    python3 video/nvdec/pipeline.py [--mode gpu|cpu] [--build-dir DIR] [--case CODEC:WxH:N ...]
+                                    [--torch-via py|ref] [--slots S] [--reports DIR]
+
+--mode cpu runs the same processes, ring and comparisons without a GPU (PyAV decodes, the HOST
+kind carries the frames, NumPy checksums): ci/test.sh runs it small. The input is encoded on the
+machine that runs the pipeline, from FFmpeg's testsrc2 through PyAV (libx264/libx265 are in its
+wheels), and cached under build/nvdec-media/ with its CPU reference checksums.
+
+Packages the GPU runner lacks (no internet there): PyAV and NVIDIA's PyNvVideoCodec, installed
+from wheels in .gpu/wheels/ when present (`pip install --no-index --find-links .gpu/wheels`),
+else from PyPI; when neither works, or there is no GPU, no CuPy, no PyTorch or no CUDA build of
+libcuframes, it prints "SKIP: <reason>" and exits 77.
+
+Prints a table (one row per case: decoder-alone fps, end-to-end fps, their ratio, frames
+verified by each subscriber) last and writes reports/nvdec-pipeline.json. Exit status: 0 when
+every frame of every case matched for every subscriber, 1 otherwise, 77 skipped.
+
+The processes: this orchestrator (no CUDA here: it only spawns), one publisher and two
+subscribers started fresh (never forked after CUDA initialisation). They talk to the
+orchestrator in JSON lines on stdout; every wait is bounded; the publisher shuts down when its
+stdin closes, after both subscribers have finished.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import cflib  # noqa: E402
+import nv12sum  # noqa: E402
+
+SKIP = 77
+GOP = 30
+WARMUP = 60  # frames of the untimed first decoding pass
+DEFAULT_GPU_CASES = ["h264:1920x1080:600", "h264:3840x2160:300", "hevc:1920x1080:300",
+                     "hevc:3840x2160:150"]
+DEFAULT_CPU_CASES = ["h264:320x240:40", "hevc:320x240:20"]
+
+
+def emit(**event: Any) -> None:
+    """One JSON event line on stdout, flushed."""
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+class Skip(Exception):
+    """A prerequisite is missing: the run is skipped with this reason."""
+
+
+# ------------------------------------------------------------------------------ packages
+
+
+def _pip(args: list[str]) -> bool:
+    """pip install ARGS for this interpreter, retried with --break-system-packages (a PEP 668
+    system python); True when it succeeded."""
+    base = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for extra in ([], ["--break-system-packages"]):
+        r = subprocess.run(base + extra + args, capture_output=True, text=True, check=False,
+                           timeout=600)
+        if r.returncode == 0:
+            return True
+        last = (r.stderr or r.stdout).strip().splitlines()
+    print(f"    pip install {' '.join(args)}: {last[-1] if last else 'failed'}", flush=True)
+    return False
+
+
+def ensure_module(module: str, package: str, wheels: Path) -> str:
+    """Imports `module`, installing `package` first when it is missing: from the wheels in
+    `wheels` (no index), else from PyPI. Returns how it was found; raises Skip with the reason
+    when it cannot be imported."""
+    def importable() -> Optional[str]:
+        importlib.invalidate_caches()
+        # a subprocess: importing PyNvVideoCodec loads the driver's video libraries, which
+        # this process (the one that forks the others) must not do
+        r = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                           text=True, check=False, timeout=120)
+        return None if r.returncode == 0 else (r.stderr.strip().splitlines() or ["?"])[-1]
+
+    err = importable()
+    if err is None:
+        return "installed"
+    have_wheel = wheels.is_dir() and any(
+        p.name.lower().startswith(package.lower()) for p in wheels.glob("*.whl"))
+    if have_wheel:
+        print(f"  installing {package} from {wheels}", flush=True)
+        if _pip(["--no-index", "--find-links", str(wheels), package]) and importable() is None:
+            return f"installed from {wheels}"
+    print(f"  installing {package} from PyPI", flush=True)
+    if _pip(["--retries", "0", "--timeout", "15", package]) and importable() is None:
+        return "installed from PyPI"
+    where = f"no wheel in {wheels}" if not have_wheel else f"the wheel in {wheels} did not work"
+    raise Skip(f"{package} is not importable ({err}); {where} and PyPI did not work (put a "
+               f"wheel for this python in {wheels}: see video/nvdec/README.md)")
+
+
+def gpu_probe() -> dict[str, Any]:
+    """CuPy, PyTorch and the device, checked in a subprocess (this process stays CUDA-free)."""
+    code = (
+        "import json\n"
+        "out = {}\n"
+        "try:\n"
+        "    import cupy\n"
+        "    out['gpus'] = cupy.cuda.runtime.getDeviceCount()\n"
+        "    p = cupy.cuda.runtime.getDeviceProperties(0)\n"
+        "    out['gpu'] = p['name'].decode() if isinstance(p['name'], bytes) else p['name']\n"
+        "    out['cupy'] = cupy.__version__\n"
+        "except Exception as e:\n"
+        "    out['cupy_error'] = repr(e)\n"
+        "try:\n"
+        "    import torch\n"
+        "    out['torch'] = torch.__version__\n"
+        "    out['torch_cuda'] = bool(torch.cuda.is_available())\n"
+        "except Exception as e:\n"
+        "    out['torch_error'] = repr(e)\n"
+        "print(json.dumps(out))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=False, timeout=300)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"cupy_error": f"probe failed: {r.stderr.strip()[-300:]}"}
+
+
+# ------------------------------------------------------------------------------ media
+
+
+class Case:
+    """One input: codec (h264 | hevc), size and frame count, e.g. "h264:1920x1080:600"."""
+
+    def __init__(self, spec: str) -> None:
+        try:
+            codec, size, frames = spec.split(":")
+            w, h = (int(v) for v in size.lower().split("x"))
+            n = int(frames)
+        except ValueError:
+            raise SystemExit(f"pipeline.py: --case wants CODEC:WxH:FRAMES, not {spec!r}")
+        if codec not in ("h264", "hevc"):
+            raise SystemExit(f"pipeline.py: codec {codec!r}: h264 or hevc")
+        nv12sum.nv12_bytes(w, h)
+        if n < 1:
+            raise SystemExit("pipeline.py: at least one frame per case")
+        self.codec, self.width, self.height, self.frames = codec, w, h, n
+
+    @property
+    def name(self) -> str:
+        label = {1080: "1080p", 2160: "4K"}.get(self.height, f"{self.width}x{self.height}")
+        return f"{self.codec} {label}"
+
+    @property
+    def stem(self) -> str:
+        return f"{self.codec}-{self.width}x{self.height}-{self.frames}"
+
+
+def encode(case: Case, out: Path) -> None:
+    """Encodes `case` from testsrc2 with libx264/libx265 (GOP 30, 2 B-frames, closed GOPs) into
+    the MP4 `out` through PyAV."""
+    import av
+
+    graph = av.filter.Graph()
+    src = graph.add("testsrc2", f"size={case.width}x{case.height}:rate=30")
+    fmt = graph.add("format", "pix_fmts=yuv420p")
+    sink = graph.add("buffersink")
+    src.link_to(fmt)
+    fmt.link_to(sink)
+    graph.configure()
+    tmp = out.with_suffix(".part.mp4")
+    container = av.open(str(tmp), "w")
+    if case.codec == "h264":
+        stream = container.add_stream("libx264", rate=30)
+        stream.options = {"preset": "veryfast", "g": str(GOP), "keyint_min": str(GOP),
+                          "sc_threshold": "0", "bf": "2"}
+    else:
+        stream = container.add_stream("libx265", rate=30)
+        stream.options = {"preset": "ultrafast", "x265-params":
+                          f"keyint={GOP}:min-keyint={GOP}:scenecut=0:open-gop=0:bframes=2:"
+                          "log-level=error"}
+    stream.width, stream.height, stream.pix_fmt = case.width, case.height, "yuv420p"
+    for _ in range(case.frames):
+        frame = sink.pull()
+        frame.pts = None  # the encoder numbers them
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    tmp.rename(out)
+
+
+def cpu_reference(path: Path) -> list[str]:
+    """nv12sum of every frame of `path` decoded on the CPU by FFmpeg (PyAV), in display order."""
+    import av
+
+    sums = nv12sum.NumpySum()
+    out = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame threads: the output is the same, bit for bit
+        for frame in container.decode(stream):
+            out.append(nv12sum.hex64(sums(nv12sum.nv12_from_av(frame))))
+    return out
+
+
+def prepare(case: Case, media_dir: Path) -> tuple[Path, list[str]]:
+    """The case's file and its CPU reference checksums, made once and cached in media_dir."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    path = media_dir / f"{case.stem}.mp4"
+    ref_path = media_dir / f"{case.stem}.ref.json"
+    if not path.exists():
+        t = time.monotonic()
+        encode(case, path)
+        print(f"  encoded {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+              f"{time.monotonic() - t:.1f} s", flush=True)
+        ref_path.unlink(missing_ok=True)
+    if ref_path.exists():
+        ref = json.loads(ref_path.read_text())
+        if ref.get("bytes") == path.stat().st_size:
+            return path, ref["checksums"]
+    t = time.monotonic()
+    sums = cpu_reference(path)
+    ref_path.write_text(json.dumps({"bytes": path.stat().st_size, "checksums": sums}))
+    print(f"  CPU reference of {path.name}: {len(sums)} frames in {time.monotonic() - t:.1f} s",
+          flush=True)
+    return path, sums
+
+
+# ------------------------------------------------------------------------------ decoders
+
+
+class CpuSource:
+    """--mode cpu: FFmpeg's software decoder through PyAV; frames as packed NV12 bytes."""
+
+    def __init__(self, path: Path, width: int, height: int) -> None:
+        self.path, self.width, self.height = path, width, height
+
+    def open(self) -> Any:
+        """A fresh decoding session: the container (the clock starts after this)."""
+        import av
+
+        container = av.open(str(self.path))
+        container.streams.video[0].thread_type = "AUTO"
+        return container
+
+    def frames(self, container: Any) -> Iterator[tuple[Any, int]]:
+        """Yields (NV12 bytes, pts) per frame of the session in display order."""
+        with container:
+            for frame in container.decode(container.streams.video[0]):
+                yield nv12sum.nv12_from_av(frame), int(frame.pts or 0)
+
+
+class NvdecSource:
+    """NVDEC through PyNvVideoCodec: the demuxer and a decoder in the process's primary CUDA
+    context (the one CuPy and the ring use) on a stream of ours."""
+
+    def __init__(self, path: Path, width: int, height: int) -> None:
+        import cupy as cp
+        import PyNvVideoCodec as nvc
+
+        self.cp, self.nvc = cp, nvc
+        self.path, self.width, self.height = path, width, height
+        self.nbytes = nv12sum.nv12_bytes(width, height)
+        cp.cuda.Device(0).use()
+        cp.cuda.runtime.free(cp.cuda.runtime.malloc(1))  # the primary context exists now
+        self.context = cp.cuda.driver.ctxGetCurrent()
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.decoded = cp.cuda.Event(disable_timing=True)
+
+    def _surface(self, f: Any) -> tuple[int, int]:
+        """(device pointer, row pitch) of a decoded NV12 frame: packed per NVIDIA's samples
+        (GetPtrToPlane(0), framesize() == W * H * 3 / 2); otherwise read from its DLPack
+        shape and strides. RuntimeError when neither describes a W x H NV12 image."""
+        size = None
+        try:
+            size = int(f.framesize())
+            if size == self.nbytes:
+                return int(f.GetPtrToPlane(0)), self.width
+        except Exception as e:  # an older or newer binding: try DLPack
+            size = f"{size} ({e!r})"
+        arr = self.cp.from_dlpack(f)
+        rows = self.height * 3 // 2
+        if (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1)) and arr.itemsize == 1 \
+                and arr.shape[0] == rows and arr.shape[1] >= self.width and arr.strides[1] == 1:
+            return int(arr.data.ptr), int(arr.strides[0])
+        raise RuntimeError(f"decoded frame is not {self.width}x{self.height} NV12: framesize "
+                           f"{size}, DLPack shape {arr.shape} strides {arr.strides}")
+
+    def open(self) -> tuple[Any, Any]:
+        """A fresh decoding session, (demuxer, decoder): creating the decoder costs time that
+        is not decoding, so the clock starts after this."""
+        nvc = self.nvc
+        demuxer = nvc.CreateDemuxer(filename=str(self.path))
+        decoder = nvc.CreateDecoder(gpuid=0, codec=demuxer.GetNvCodecId(),
+                                    cudacontext=self.context, cudastream=self.stream.ptr,
+                                    usedevicememory=True)
+        return demuxer, decoder
+
+    def frames(self, session: tuple[Any, Any]) -> Iterator[tuple[int, int, int]]:
+        """Yields (device pointer, pitch, pts) per decoded frame of the session in display
+        order. The surface is valid until the generator resumes; `self.decoded` is recorded
+        on the decoder's stream after each Decode call (wait on it before reading the
+        surface)."""
+        nvc = self.nvc
+        demuxer, decoder = session
+
+        def batch(frames: Any) -> Iterator[tuple[int, int, int]]:
+            self.decoded.record(self.stream)
+            for f in frames:
+                ptr, pitch = self._surface(f)
+                try:
+                    pts = int(f.getPTS())
+                except Exception:
+                    pts = 0
+                yield ptr, pitch, pts
+
+        for packet in demuxer:
+            yield from batch(decoder.Decode(packet))
+        try:  # the demuxer's last (empty) packet flushes already; this is belt and braces
+            tail = decoder.Decode(nvc.PacketData())
+        except Exception:
+            tail = []
+        yield from batch(tail)
+
+
+# ------------------------------------------------------------------------------ publisher
+
+
+def role_publish(a: argparse.Namespace) -> int:
+    """Decoder-alone pass, then the publisher: decode, copy each surface into a slot, checksum
+    the slot, commit; an END_OF_STREAM frame last; exits when stdin closes."""
+    gpu = a.mode == "gpu"
+    path = Path(a.media)
+    nbytes = nv12sum.nv12_bytes(a.width, a.height)
+    src: Any = NvdecSource(path, a.width, a.height) if gpu else CpuSource(path, a.width,
+                                                                            a.height)
+    # 1. the decoder alone: demux + decode, each surface left where it is. A first, untimed
+    # pass of up to WARMUP frames loads what a first use loads (libraries, kernels), which
+    # would otherwise be charged to the decoder alone but not to the end-to-end pass.
+    for i, _ in enumerate(src.frames(src.open())):
+        if i + 1 >= WARMUP:
+            break
+    session = src.open()
+    n, t0 = 0, time.monotonic()
+    for _ in src.frames(session):
+        n += 1
+    if gpu:
+        src.stream.synchronize()
+    emit(event="decode_alone", frames=n, seconds=time.monotonic() - t0)
+    del session
+
+    lib = cflib.Lib(Path(a.lib))
+    kind = cflib.KIND_CUDA_IPC if gpu else cflib.KIND_HOST
+    pub = cflib.Publisher(lib, a.key, kind=kind, width=a.width, height=a.height, slots=a.slots,
+                          max_subscribers=max(2, a.subscribers))
+    try:
+        emit(event="ready", key=a.key)
+        pub.wait_subscribers(a.subscribers, a.timeout_ms)
+        if gpu:
+            cp = src.cp
+            summer: Any = nv12sum.CupySum()
+            results = cp.zeros(a.max_frames, dtype=cp.int64)
+            copied = cp.cuda.Event(disable_timing=True)
+        else:
+            summer = nv12sum.NumpySum()
+            results_host: list[int] = []
+        # 2. end to end: the clock starts before the first packet is decoded
+        session = src.open()
+        k, t0 = 0, time.monotonic()
+        for item in src.frames(session):
+            if k >= a.max_frames:
+                raise RuntimeError(f"more than --max-frames {a.max_frames} frames decoded")
+            slot = pub.acquire(a.timeout_ms)
+            if gpu:
+                ptr, pitch, pts = item
+                stream = cp.cuda.ExternalStream(slot.cuda_stream)
+                stream.wait_event(src.decoded)  # the decoder's writes of this surface
+                cp.cuda.runtime.memcpy2DAsync(slot.data, a.width, ptr, pitch, a.width,
+                                              a.height * 3 // 2, 4,  # cudaMemcpyDefault
+                                              slot.cuda_stream)
+                with stream:
+                    results[k] = summer.device(summer.wrap(slot.data, nbytes))
+                copied.record(stream)
+            else:
+                data, pts = item
+                import ctypes
+
+                ctypes.memmove(slot.data, data, nbytes)
+                results_host.append(summer(data))
+            pub.commit(nbytes, timestamp_ns=pts, user_data=k + 1)
+            if gpu:
+                # the surface may be reused by the next Decode call: the copy must be done
+                copied.synchronize()
+            k += 1
+        pub.acquire(a.timeout_ms)
+        pub.commit(0, timestamp_ns=0, user_data=0, flags=cflib.FRAME_END_OF_STREAM)
+        if gpu:
+            cp.cuda.Device().synchronize()
+            sums = [nv12sum.hex64(int(v)) for v in results[:k].get()]
+        else:
+            sums = [nv12sum.hex64(v) for v in results_host]
+        emit(event="published", frames=k, t0=t0, t_end=time.monotonic(), checksums=sums)
+        sys.stdin.read()  # the orchestrator closes our stdin once the subscribers are done
+    finally:
+        pub.destroy()
+    emit(event="done")
+    return 0
+
+
+# ------------------------------------------------------------------------------ subscribers
+
+
+class Engine:
+    """Checksums frames into slot k of a result array, on the frame's stream."""
+
+    def __init__(self, name: str, max_frames: int) -> None:
+        self.name = name
+        if name == "cupy":
+            import cupy as cp
+
+            cp.cuda.Device(0).use()
+            self.cp = cp
+            self.sum: Any = nv12sum.CupySum()
+            self.results: Any = cp.zeros(max_frames, dtype=cp.int64)
+            self._streams: dict[int, Any] = {}
+        elif name == "torch":
+            import torch
+
+            torch.cuda.init()
+            self.torch = torch
+            self.sum = nv12sum.TorchSum()
+            self.results = torch.zeros(max_frames, dtype=torch.int64, device="cuda")
+            self._streams = {}
+        else:
+            self.sum = nv12sum.NumpySum()
+            self.results = [0] * max_frames
+
+    def frame(self, k: int, data: Any, nbytes: int, stream_ptr: int) -> None:
+        """Enqueues nv12sum of frame k (a device pointer, or a host array for numpy)."""
+        if self.name == "cupy":
+            cp = self.cp
+            s = self._streams.setdefault(stream_ptr, cp.cuda.ExternalStream(stream_ptr))
+            with s:
+                self.results[k] = self.sum.device(self.sum.wrap(data, nbytes))
+        elif self.name == "torch":
+            torch = self.torch
+            s = self._streams.setdefault(stream_ptr, torch.cuda.ExternalStream(stream_ptr))
+            with torch.cuda.stream(s):
+                self.results[k] = self.sum.device(self.sum.wrap(data, nbytes))
+        else:
+            self.results[k] = self.sum(data)
+
+    def finish(self, count: int) -> list[str]:
+        """Waits for every enqueued checksum; returns the first `count` as hex."""
+        if self.name == "cupy":
+            self.cp.cuda.Device().synchronize()
+            values = [int(v) for v in self.results[:count].get()]
+        elif self.name == "torch":
+            self.torch.cuda.synchronize()
+            values = [int(v) for v in self.results[:count].cpu().tolist()]
+        else:
+            values = self.results[:count]
+        return [nv12sum.hex64(v) for v in values]
+
+
+def _connect_retrying(connect: Any, timeout_s: float) -> Any:
+    """connect() until it stops failing with NOT_FOUND (publisher not listening yet)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return connect()
+        except Exception as e:
+            status = getattr(e, "status", None)
+            code = getattr(e, "code", None)
+            not_found = status == cflib.NOT_FOUND or getattr(code, "name", "") == "NOT_FOUND"
+            if not not_found or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.005)  # connect retry pacing (the publisher announced "ready" already)
+
+
+def role_subscribe(a: argparse.Namespace) -> int:
+    """Reads frames until END_OF_STREAM, checksums each on the device, prints a result."""
+    engine = Engine(a.engine, a.max_frames)
+    gpu = a.kind == "cuda"
+    if a.via == "ref":
+        lib = cflib.Lib(Path(a.lib))
+        mask = cflib.kind_bit(cflib.KIND_CUDA_IPC if gpu else cflib.KIND_HOST)
+        sub: Any = _connect_retrying(
+            lambda: cflib.Subscriber(lib, a.key, kinds_mask=mask, connect_timeout_ms=5000),
+            a.timeout_ms / 1000)
+        emit(event="attached", via="ref", start_seq=int(sub.info.start_seq),
+             kind=int(sub.info.memory_kind))
+
+        def next_frame() -> tuple[Any, int, int, Any, int]:
+            f = sub.next_frame(a.timeout_ms)
+            if gpu:
+                data: Any = f.data
+            else:
+                import ctypes
+
+                import numpy as np
+
+                data = np.ctypeslib.as_array(
+                    (ctypes.c_uint8 * f.payload_bytes).from_address(f.data)) \
+                    if f.payload_bytes else b""
+            return data, int(f.payload_bytes), int(f.cuda_stream or 0), f, int(f.flags)
+
+        def release(f: Any) -> None:
+            sub.release(f)
+    else:
+        # this checkout's package when its extensions are built in place (pip install -e, as
+        # ci/setup.sh does), else whichever is installed
+        if list((ROOT / "python" / "cuframes").glob("_atomics*.so")):
+            sys.path.insert(0, str(ROOT / "python"))
+        import cuframes
+
+        sub = _connect_retrying(
+            lambda: cuframes.Subscriber(a.key, kinds=("cuda",) if gpu else ("host",)),
+            a.timeout_ms / 1000)
+        emit(event="attached", via="py", start_seq=int(sub.start_seq))
+
+        def next_frame() -> tuple[Any, int, int, Any, int]:
+            f = sub.next_frame(a.timeout_ms)
+            if f.payload_bytes == 0:
+                return b"", 0, 0, f, int(f.flags)
+            arr = f.array
+            if gpu:
+                return int(arr.data.ptr), int(f.payload_bytes), int(f.stream.ptr), f, \
+                    int(f.flags)
+            return arr, int(f.payload_bytes), 0, f, int(f.flags)
+
+        def release(f: Any) -> None:
+            f.release()
+    k = 0
+    t_first = None
+    eos = False
+    try:
+        while k < a.max_frames:
+            data, nbytes, stream_ptr, handle, flags = next_frame()
+            if t_first is None:
+                t_first = time.monotonic()
+            if flags & cflib.FRAME_END_OF_STREAM:
+                release(handle)
+                eos = True
+                break
+            engine.frame(k, data, nbytes, stream_ptr)
+            release(handle)
+            k += 1
+        sums = engine.finish(k)
+        t_last = time.monotonic()
+    finally:
+        sub.close()
+    emit(event="result", frames=k, eos=eos, t_first=t_first, t_last=t_last, checksums=sums)
+    return 0
+
+
+# ------------------------------------------------------------------------------ orchestrator
+
+
+class Proc:
+    """A child process whose stdout JSON lines are read into a queue by a thread."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path,
+                 stdin: bool = False) -> None:
+        self.name, self.log = name, log
+        self.err = open(log, "w")
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.err,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  env=env, text=True)
+        self.q: queue.Queue = queue.Queue()
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.append(line.rstrip("\n"))
+            try:
+                self.q.put(json.loads(line))
+            except ValueError:
+                pass
+        self.q.put(None)  # end of output
+
+    def wait_event(self, name: str, timeout_s: float) -> dict[str, Any]:
+        """The next event `name`; RuntimeError on exit, an error, or after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{self.name}: no '{name}' event within {timeout_s:.0f} s")
+            try:
+                ev = self.q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if ev is None:
+                self.p.wait(timeout=30)
+                raise RuntimeError(f"{self.name} exited ({self.p.returncode}) before '{name}': "
+                                   f"{self.stderr_tail()}")
+            if isinstance(ev, dict) and ev.get("event") == name:
+                return ev
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        self.err.flush()
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:]) or "(no stderr)"
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(timeout=30)
+        self.err.close()
+
+
+def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib: Path,
+             work: Path) -> dict[str, Any]:
+    """One case end to end; returns its row for the report (with "error" when it failed)."""
+    gpu = a.mode == "gpu"
+    key = f"nvdec-{os.getpid()}-{case.stem}"
+    env = dict(os.environ, CUFRAMES_SOCKET_DIR=str(work), PYTHONUNBUFFERED="1")
+    timeout_ms = int(a.timeout_s * 1000)
+    max_frames = len(ref) + 64  # room for a decoder that outputs more than the CPU did
+    common = ["--mode", a.mode, "--lib", str(lib), "--key", key, "--timeout-ms", str(timeout_ms),
+              "--max-frames", str(max_frames)]
+    me = [sys.executable, str(Path(__file__).resolve())]
+    kind = "cuda" if gpu else "host"
+    subs_spec = [("ref-cupy" if gpu else "ref-numpy", "ref", "cupy" if gpu else "numpy"),
+                 ("torch" if gpu else "py-numpy", a.torch_via if gpu else "py",
+                  "torch" if gpu else "numpy")]
+    row: dict[str, Any] = {"case": case.name, "codec": case.codec, "width": case.width,
+                           "height": case.height, "frames_cpu": len(ref), "file": str(path)}
+    procs: list[Proc] = []
+    try:
+        pub = Proc("publisher", me + ["publish", *common, "--media", str(path),
+                                      "--width", str(case.width), "--height", str(case.height),
+                                      "--slots", str(a.slots), "--subscribers",
+                                      str(len(subs_spec))],
+                   env, work / f"{case.stem}.publisher.log", stdin=True)
+        procs.append(pub)
+        alone = pub.wait_event("decode_alone", a.timeout_s * 4)
+        row["frames_decoder"] = alone["frames"]
+        row["decoder_fps"] = alone["frames"] / max(alone["seconds"], 1e-9)
+        pub.wait_event("ready", a.timeout_s)
+        subs = []
+        for name, via, engine in subs_spec:
+            s = Proc(name, me + ["subscribe", *common, "--kind", kind, "--via", via,
+                                 "--engine", engine],
+                     env, work / f"{case.stem}.{name}.log")
+            procs.append(s)
+            subs.append(s)
+        results = {}
+        for s in subs:
+            s.wait_event("attached", a.timeout_s)
+        for s in subs:
+            results[s.name] = s.wait_event("result", a.timeout_s * 4)
+        published = pub.wait_event("published", a.timeout_s)
+        assert pub.p.stdin is not None
+        pub.p.stdin.close()
+        pub.wait_event("done", a.timeout_s)
+        for p in procs:
+            p.p.wait(timeout=a.timeout_s)
+            if p.p.returncode != 0:
+                raise RuntimeError(f"{p.name} exited {p.p.returncode}: {p.stderr_tail()}")
+        row["frames_published"] = published["frames"]
+        t_end = max(r["t_last"] for r in results.values())
+        row["e2e_seconds"] = t_end - published["t0"]
+        row["e2e_fps"] = published["frames"] / max(row["e2e_seconds"], 1e-9)
+        row["ratio"] = row["e2e_fps"] / row["decoder_fps"] if row["decoder_fps"] else 0.0
+        checks = {"pub": published["checksums"]}
+        checks.update({name: r["checksums"] for name, r in results.items()})
+        row["subscribers"] = [s.name for s in subs]
+        row["verified"] = {}
+        row["mismatch"] = {}
+        for name, sums in checks.items():
+            good = sum(1 for x, y in zip(sums, ref) if x == y)
+            row["verified"][name] = good
+            if good != len(ref) or len(sums) != len(ref):
+                first = next((i for i, (x, y) in enumerate(zip(sums, ref)) if x != y), None)
+                row["mismatch"][name] = {"frames": len(sums), "first_bad_frame": first,
+                                         "got": sums[first] if first is not None else None,
+                                         "want": ref[first] if first is not None else None}
+        row["ok"] = not row["mismatch"]
+    except Exception as e:
+        row["ok"] = False
+        row["error"] = str(e)
+    finally:
+        for p in procs:
+            p.stop()
+    return row
+
+
+def print_table(rows: list[dict[str, Any]], names: list[str]) -> None:
+    head = ["case", "frames", "decoder fps", "end-to-end fps", "ratio",
+            *[f"verified {n}" for n in names], "result"]
+    body = []
+    for r in rows:
+        ver = r.get("verified", {})
+        body.append([r["case"], str(r["frames_cpu"]),
+                     f"{r['decoder_fps']:.1f}" if "decoder_fps" in r else "-",
+                     f"{r['e2e_fps']:.1f}" if "e2e_fps" in r else "-",
+                     f"{r['ratio']:.2f}" if "ratio" in r else "-",
+                     *[f"{ver[n]}/{r['frames_cpu']}" if n in ver else "-" for n in names],
+                     "ok" if r["ok"] else "FAIL"])
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(head))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for b in body:
+        print(line(b))
+
+
+def orchestrate(a: argparse.Namespace) -> int:
+    gpu = a.mode == "gpu"
+    wheels = Path(a.wheels)
+    build = Path(a.build_dir or os.environ.get("CUFRAMES_BUILD_DIR") or
+                 ROOT / "build" / ("gpu" if gpu else "default"))
+    print(f"NVDEC pipeline ({a.mode} mode)", flush=True)
+    try:
+        try:
+            lib = cflib.find_library(build)
+        except FileNotFoundError as e:
+            raise Skip(str(e))
+        if gpu and not cflib.Lib(lib).cuda_built():
+            raise Skip(f"{lib} was built without the CUDA kind (build the gpu preset)")
+        print(f"  libcuframes: {lib}", flush=True)
+        print(f"  PyAV: {ensure_module('av', 'av', wheels)}", flush=True)
+        if gpu:
+            probe = gpu_probe()
+            if "cupy_error" in probe or not probe.get("gpus"):
+                raise Skip(f"no usable GPU through CuPy: {probe.get('cupy_error', 'no device')}")
+            if "torch_error" in probe or not probe.get("torch_cuda"):
+                raise Skip(f"PyTorch with CUDA is not available: "
+                           f"{probe.get('torch_error', 'torch.cuda.is_available() is False')}")
+            print(f"  GPU: {probe['gpu']} (CuPy {probe['cupy']}, PyTorch {probe['torch']})",
+                  flush=True)
+            print(f"  PyNvVideoCodec: {ensure_module('PyNvVideoCodec', 'PyNvVideoCodec', wheels)}",
+                  flush=True)
+    except Skip as e:
+        print(f"SKIP: NVDEC pipeline: {e}", flush=True)
+        return SKIP
+    cases = [Case(s) for s in (a.case or (DEFAULT_GPU_CASES if gpu else DEFAULT_CPU_CASES))]
+    media = Path(a.media_dir)
+    rows = []
+    names: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="cuframes-nvdec-"))
+    try:
+        for case in cases:
+            print(f"- {case.name}, {case.frames} frames", flush=True)
+            path, ref = prepare(case, media)
+            row = run_case(a, case, path, ref, lib, work)
+            rows.append(row)
+            names = row.get("subscribers", names)
+            if not row["ok"]:
+                print(f"  FAIL: {row.get('error') or json.dumps(row['mismatch'])}", flush=True)
+            else:
+                print(f"  ok: {row['frames_cpu']} frames verified by the publisher and "
+                      f"{', '.join(row['subscribers'])}", flush=True)
+    finally:
+        if all(r["ok"] for r in rows) and not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"  logs kept in {work}", flush=True)
+    reports = Path(a.reports)
+    reports.mkdir(parents=True, exist_ok=True)
+    out = reports / f"nvdec-pipeline{'' if gpu else '-cpu'}.json"
+    out.write_text(json.dumps({"mode": a.mode, "slots": a.slots, "torch_via": a.torch_via,
+                               "cases": rows}, indent=2) + "\n")
+    print(f"report: {out}")
+    print()
+    print_table(rows, names or ["ref-cupy", "torch"])
+    return 0 if rows and all(r["ok"] for r in rows) else 1
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("publish", "subscribe"):
+        role = argv.pop(0)
+        p = argparse.ArgumentParser(prog=f"pipeline.py {role}")
+        p.add_argument("--mode", choices=["gpu", "cpu"], required=True)
+        p.add_argument("--lib", required=True)
+        p.add_argument("--key", required=True)
+        p.add_argument("--timeout-ms", type=int, default=60000)
+        p.add_argument("--max-frames", type=int, required=True)
+        if role == "publish":
+            p.add_argument("--media", required=True)
+            p.add_argument("--width", type=int, required=True)
+            p.add_argument("--height", type=int, required=True)
+            p.add_argument("--slots", type=int, default=8)
+            p.add_argument("--subscribers", type=int, default=2)
+            return role_publish(p.parse_args(argv))
+        p.add_argument("--kind", choices=["cuda", "host"], required=True)
+        p.add_argument("--via", choices=["ref", "py"], required=True)
+        p.add_argument("--engine", choices=["cupy", "torch", "numpy"], required=True)
+        return role_subscribe(p.parse_args(argv))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=["gpu", "cpu"], default="gpu",
+                   help="gpu: NVDEC, CUDA_IPC, GPU checksums; cpu: the same plumbing on the "
+                        "host (default gpu)")
+    p.add_argument("--build-dir", help="where libcuframes was built (default "
+                   "$CUFRAMES_BUILD_DIR, else build/gpu or build/default)")
+    p.add_argument("--case", action="append",
+                   help="CODEC:WxH:FRAMES (h264|hevc), repeatable (default: "
+                        f"{' '.join(DEFAULT_GPU_CASES)}; cpu: {' '.join(DEFAULT_CPU_CASES)})")
+    p.add_argument("--torch-via", choices=["py", "ref"], default="py",
+                   help="the PyTorch consumer's subscriber: cuframes for Python (py) or "
+                        "libcuframes (ref); default py")
+    p.add_argument("--slots", type=int, default=8, help="slot_count of the ring (default 8)")
+    p.add_argument("--timeout-s", type=float, default=60.0,
+                   help="bound of each wait (decoding passes get 4x; default 60)")
+    p.add_argument("--media-dir", default=str(ROOT / "build" / "nvdec-media"),
+                   help="cache of encoded inputs and their CPU reference checksums")
+    p.add_argument("--wheels", default=str(ROOT / ".gpu" / "wheels"),
+                   help="wheels to install PyAV and PyNvVideoCodec from (default .gpu/wheels)")
+    p.add_argument("--reports", default=str(ROOT / "reports"))
+    p.add_argument("--keep", action="store_true", help="keep the processes' logs")
+    return orchestrate(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
