@@ -139,7 +139,7 @@ class TorchSum:
         if n not in self._w:
             torch = self.torch
             i = torch.arange(n, dtype=torch.int64, device="cuda")
-            self._w[n] = torch.bitwise_right_shift(torch.bitwise_and(i * MULT, 0xFFFFFFFF), 8) + 1
+            self._w[n] = (((i * MULT) & 0xFFFFFFFF) >> 8) + 1
         return self._w[n]
 
     def device(self, t: Any) -> Any:

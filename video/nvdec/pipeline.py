@@ -67,6 +67,13 @@ DEFAULT_GPU_CASES = ["h264:1920x1080:600", "h264:3840x2160:300", "hevc:1920x1080
 DEFAULT_CPU_CASES = ["h264:320x240:40", "hevc:320x240:20"]
 
 
+def _prod(values: list[int]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
 def emit(**event: Any) -> None:
     """One JSON event line on stdout, flushed."""
     sys.stdout.write(json.dumps(event) + "\n")
@@ -120,7 +127,7 @@ def ensure_module(module: str, package: str, wheels: Path) -> str:
         return "installed from PyPI"
     where = f"no wheel in {wheels}" if not have_wheel else f"the wheel in {wheels} did not work"
     raise Skip(f"{package} is not importable ({err}); {where} and PyPI did not work (put a "
-               f"wheel for this python in {wheels}: see video/nvdec/README.md)")
+               f"wheel for this python in {wheels}: see the NVDEC pipeline section of README.md)")
 
 
 def gpu_probe() -> dict[str, Any]:
@@ -294,24 +301,31 @@ class NvdecSource:
         self.stream = cp.cuda.Stream(non_blocking=True)
         self.decoded = cp.cuda.Event(disable_timing=True)
 
-    def _surface(self, f: Any) -> tuple[int, int]:
-        """(device pointer, row pitch) of a decoded NV12 frame: packed per NVIDIA's samples
-        (GetPtrToPlane(0), framesize() == W * H * 3 / 2); otherwise read from its DLPack
-        shape and strides. RuntimeError when neither describes a W x H NV12 image."""
-        size = None
+    def planes(self, f: Any) -> list[tuple[int, int]]:
+        """[(device pointer, row pitch) of the Y plane, of the UV plane] of a decoded frame.
+        From its plane views (f.cuda(): objects with shape, stride and data; PyNvVideoCodec
+        2.x gives Y as (H, W, 1) and UV as (H/2, W/2, 2), rows contiguous), else the packed
+        layout of NVIDIA's samples (GetPtrToPlane(0), pitch W, UV right after Y).
+        RuntimeError, with what the frame says, when it is not a W x H NV12 image."""
+        w, h = self.width, self.height
+        views = None
         try:
-            size = int(f.framesize())
-            if size == self.nbytes:
-                return int(f.GetPtrToPlane(0)), self.width
-        except Exception as e:  # an older or newer binding: try DLPack
-            size = f"{size} ({e!r})"
-        arr = self.cp.from_dlpack(f)
-        rows = self.height * 3 // 2
-        if (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1)) and arr.itemsize == 1 \
-                and arr.shape[0] == rows and arr.shape[1] >= self.width and arr.strides[1] == 1:
-            return int(arr.data.ptr), int(arr.strides[0])
-        raise RuntimeError(f"decoded frame is not {self.width}x{self.height} NV12: framesize "
-                           f"{size}, DLPack shape {arr.shape} strides {arr.strides}")
+            views = list(f.cuda())
+        except Exception:  # a binding without plane views
+            pass
+        if views is None or len(views) < 2:
+            base = int(f.GetPtrToPlane(0))
+            return [(base, w), (base + w * h, w)]
+        out = []
+        for v, rows in zip(views[:2], (h, h // 2)):
+            shape, stride = [int(x) for x in v.shape], [int(x) for x in v.stride]
+            row_bytes = _prod(shape[1:])
+            dense = all(stride[d] == _prod(shape[d + 1:]) for d in range(1, len(shape)))
+            if shape[0] != rows or row_bytes != w or not dense or stride[0] < w:
+                raise RuntimeError(f"decoded frame is not {w}x{h} NV12: plane views "
+                                   f"{[(list(x.shape), list(x.stride)) for x in views]}")
+            out.append((int(v.data), stride[0]))
+        return out
 
     def open(self) -> tuple[Any, Any]:
         """A fresh decoding session, (demuxer, decoder): creating the decoder costs time that
@@ -323,23 +337,27 @@ class NvdecSource:
                                     usedevicememory=True)
         return demuxer, decoder
 
-    def frames(self, session: tuple[Any, Any]) -> Iterator[tuple[int, int, int]]:
-        """Yields (device pointer, pitch, pts) per decoded frame of the session in display
-        order. The surface is valid until the generator resumes; `self.decoded` is recorded
-        on the decoder's stream after each Decode call (wait on it before reading the
-        surface)."""
+    def frames(self, session: tuple[Any, Any]) -> Iterator[tuple[list[tuple[int, int]], int,
+                                                                   int]]:
+        """Yields (planes, pts, decoder event) per decoded frame of the session in display
+        order (planes: see planes()). The surfaces are valid until the generator resumes;
+        before reading them, wait for `self.decoded` (recorded on the decoder's stream after
+        each Decode call) and for the frame's decoder event when it is not 0."""
         nvc = self.nvc
         demuxer, decoder = session
 
-        def batch(frames: Any) -> Iterator[tuple[int, int, int]]:
+        def batch(frames: Any) -> Iterator[tuple[list[tuple[int, int]], int, int]]:
+            # Decode may return before the decoder's post-processing and copy into the frame
+            # buffers are done: both are on our stream, and each frame also carries the event
+            # the decoder recorded after them
             self.decoded.record(self.stream)
             for f in frames:
-                ptr, pitch = self._surface(f)
                 try:
                     pts = int(f.getPTS())
                 except Exception:
                     pts = 0
-                yield ptr, pitch, pts
+                event = int(getattr(f, "decoder_stream_event", 0) or 0)
+                yield self.planes(f), pts, event
 
         for packet in demuxer:
             yield from batch(decoder.Decode(packet))
@@ -388,6 +406,7 @@ def role_publish(a: argparse.Namespace) -> int:
             summer: Any = nv12sum.CupySum()
             results = cp.zeros(a.max_frames, dtype=cp.int64)
             copied = cp.cuda.Event(disable_timing=True)
+            assert int(summer.device(cp.zeros(nbytes, dtype=cp.uint8))) == 0  # compile now
         else:
             summer = nv12sum.NumpySum()
             results_host: list[int] = []
@@ -399,12 +418,17 @@ def role_publish(a: argparse.Namespace) -> int:
                 raise RuntimeError(f"more than --max-frames {a.max_frames} frames decoded")
             slot = pub.acquire(a.timeout_ms)
             if gpu:
-                ptr, pitch, pts = item
+                planes, pts, event = item
                 stream = cp.cuda.ExternalStream(slot.cuda_stream)
                 stream.wait_event(src.decoded)  # the decoder's writes of this surface
-                cp.cuda.runtime.memcpy2DAsync(slot.data, a.width, ptr, pitch, a.width,
-                                              a.height * 3 // 2, 4,  # cudaMemcpyDefault
-                                              slot.cuda_stream)
+                if event:
+                    cp.cuda.runtime.streamWaitEvent(slot.cuda_stream, event, 0)
+                # Y then UV, pitch padding dropped: the slot holds packed NV12 (pitch = width)
+                for (ptr, pitch), dst, rows in zip(planes, (slot.data, slot.data + a.width *
+                                                            a.height), (a.height, a.height // 2)):
+                    cp.cuda.runtime.memcpy2DAsync(dst, a.width, ptr, pitch, a.width, rows,
+                                                  4,  # cudaMemcpyDefault
+                                                  slot.cuda_stream)
                 with stream:
                     results[k] = summer.device(summer.wrap(slot.data, nbytes))
                 copied.record(stream)
@@ -440,7 +464,7 @@ def role_publish(a: argparse.Namespace) -> int:
 class Engine:
     """Checksums frames into slot k of a result array, on the frame's stream."""
 
-    def __init__(self, name: str, max_frames: int) -> None:
+    def __init__(self, name: str, max_frames: int, frame_bytes: int) -> None:
         self.name = name
         if name == "cupy":
             import cupy as cp
@@ -461,6 +485,19 @@ class Engine:
         else:
             self.sum = nv12sum.NumpySum()
             self.results = [0] * max_frames
+        self.warm_up(frame_bytes)
+
+    def warm_up(self, n: int) -> None:
+        """One checksum of n zero bytes, waited for: compiles the kernel (CuPy), loads the
+        modules (PyTorch) and makes the weights before the first frame, not on its clock."""
+        if self.name == "cupy":
+            zeros = self.cp.zeros(n, dtype=self.cp.uint8)
+            assert int(self.sum.device(zeros)) == 0
+        elif self.name == "torch":
+            zeros = self.torch.zeros(n, dtype=self.torch.uint8, device="cuda")
+            assert int(self.sum.device(zeros)) == 0
+        else:
+            self.sum.weights(n)
 
     def frame(self, k: int, data: Any, nbytes: int, stream_ptr: int) -> None:
         """Enqueues nv12sum of frame k (a device pointer, or a host array for numpy)."""
@@ -507,7 +544,7 @@ def _connect_retrying(connect: Any, timeout_s: float) -> Any:
 
 def role_subscribe(a: argparse.Namespace) -> int:
     """Reads frames until END_OF_STREAM, checksums each on the device, prints a result."""
-    engine = Engine(a.engine, a.max_frames)
+    engine = Engine(a.engine, a.max_frames, a.frame_bytes)
     gpu = a.kind == "cuda"
     if a.via == "ref":
         lib = cflib.Lib(Path(a.lib))
@@ -673,7 +710,8 @@ def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib:
         subs = []
         for name, via, engine in subs_spec:
             s = Proc(name, me + ["subscribe", *common, "--kind", kind, "--via", via,
-                                 "--engine", engine],
+                                 "--engine", engine, "--frame-bytes",
+                                 str(nv12sum.nv12_bytes(case.width, case.height))],
                      env, work / f"{case.stem}.{name}.log")
             procs.append(s)
             subs.append(s)
@@ -820,6 +858,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.add_argument("--kind", choices=["cuda", "host"], required=True)
         p.add_argument("--via", choices=["ref", "py"], required=True)
         p.add_argument("--engine", choices=["cupy", "torch", "numpy"], required=True)
+        p.add_argument("--frame-bytes", type=int, required=True)
         return role_subscribe(p.parse_args(argv))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
