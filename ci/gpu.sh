@@ -16,6 +16,10 @@
 #   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios
 #   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
 #      table of bench/report.py
+#   5. video/nvdec/pipeline.py            NVDEC -> CUDA frame ring -> GPU-checksumming
+#                                         subscribers, verified against a CPU decode; fps table,
+#                                         reports/nvdec-pipeline.json (PyAV and PyNvVideoCodec
+#                                         from wheels in .gpu/wheels; skipped with its reason)
 # Google Benchmark is built in only when an installed one is found (the GPU runners have none;
 # carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
@@ -132,6 +136,17 @@ else
     "$PYTHON" "$ROOT/bench/report.py" "${jsons[@]}" || failed+=("bench/report.py")
   fi
 fi
+
+# 5. NVDEC pipeline (issue 16 item 4); its table is the last thing it prints
+log "NVDEC pipeline: video/nvdec/pipeline.py"
+rc=0
+"$PYTHON" "$ROOT/video/nvdec/pipeline.py" --build-dir "$ROOT/build/gpu" --reports "$ROOT/reports" ||
+  rc=$?
+case "$rc" in
+  0) ;;
+  77) skip "NVDEC pipeline: skipped (reason above)" ;;
+  *) failed+=("video/nvdec/pipeline.py (exit $rc)") ;;
+esac
 
 if ((${#failed[@]})); then
   printf 'ci/gpu.sh: FAILED: %s\n' "${failed[*]}" >&2
