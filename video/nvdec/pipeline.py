@@ -130,32 +130,66 @@ def ensure_module(module: str, package: str, wheels: Path) -> str:
                f"wheel for this python in {wheels}: see the NVDEC pipeline section of README.md)")
 
 
+def import_here(module: str) -> Any:
+    """Imports `module` in this process after ensure_module installed it: a site-packages
+    folder that pip has just created is not on sys.path yet, so add them all and retry."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        import site
+
+        for d in [*site.getsitepackages(), site.getusersitepackages()]:
+            site.addsitedir(d)
+        importlib.invalidate_caches()
+        return importlib.import_module(module)
+
+
 def gpu_probe() -> dict[str, Any]:
-    """CuPy, PyTorch and the device, checked in a subprocess (this process stays CUDA-free)."""
-    code = (
-        "import json\n"
-        "out = {}\n"
-        "try:\n"
-        "    import cupy\n"
-        "    out['gpus'] = cupy.cuda.runtime.getDeviceCount()\n"
-        "    p = cupy.cuda.runtime.getDeviceProperties(0)\n"
-        "    out['gpu'] = p['name'].decode() if isinstance(p['name'], bytes) else p['name']\n"
-        "    out['cupy'] = cupy.__version__\n"
-        "except Exception as e:\n"
-        "    out['cupy_error'] = repr(e)\n"
-        "try:\n"
-        "    import torch\n"
-        "    out['torch'] = torch.__version__\n"
-        "    out['torch_cuda'] = bool(torch.cuda.is_available())\n"
-        "except Exception as e:\n"
-        "    out['torch_error'] = repr(e)\n"
-        "print(json.dumps(out))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       check=False, timeout=300)
+    """role_probe's answer, from a subprocess (this process stays CUDA-free)."""
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "probe"],
+                       capture_output=True, text=True, check=False, timeout=600)
     try:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         return {"cupy_error": f"probe failed: {r.stderr.strip()[-300:]}"}
+
+
+def role_probe() -> int:
+    """Prints what this machine offers as one JSON line: CuPy and its device, PyTorch with
+    CUDA, and `engines`: nv12sum of the same random 4K NV12 image by NumPy, CuPy and PyTorch
+    (they must agree before any frame is judged by them)."""
+    out: dict[str, Any] = {}
+    try:
+        import cupy
+
+        out["gpus"] = cupy.cuda.runtime.getDeviceCount()
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        out["gpu"] = name.decode() if isinstance(name, bytes) else name
+        out["cupy"] = cupy.__version__
+    except Exception as e:
+        out["cupy_error"] = repr(e)
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+        out["torch_cuda"] = bool(torch.cuda.is_available())
+    except Exception as e:
+        out["torch_error"] = repr(e)
+    if out.get("gpus") and out.get("torch_cuda"):
+        try:
+            import numpy as np
+
+            data = np.random.default_rng(7).integers(0, 256, nv12sum.nv12_bytes(3840, 2160),
+                                                     dtype=np.uint8)
+            out["engines"] = {
+                "numpy": nv12sum.NumpySum()(data),
+                "cupy": int(nv12sum.CupySum().device(cupy.asarray(data))),
+                "torch": int(nv12sum.TorchSum().device(torch.from_numpy(data).cuda())),
+            }
+        except Exception as e:
+            out["engines_error"] = repr(e)
+    print(json.dumps(out))
+    return 0
 
 
 # ------------------------------------------------------------------------------ media
@@ -343,7 +377,6 @@ class NvdecSource:
         order (planes: see planes()). The surfaces are valid until the generator resumes;
         before reading them, wait for `self.decoded` (recorded on the decoder's stream after
         each Decode call) and for the frame's decoder event when it is not 0."""
-        nvc = self.nvc
         demuxer, decoder = session
 
         def batch(frames: Any) -> Iterator[tuple[list[tuple[int, int]], int, int]]:
@@ -359,13 +392,9 @@ class NvdecSource:
                 event = int(getattr(f, "decoder_stream_event", 0) or 0)
                 yield self.planes(f), pts, event
 
+        # the demuxer's iteration ends with an empty packet, which flushes the decoder
         for packet in demuxer:
             yield from batch(decoder.Decode(packet))
-        try:  # the demuxer's last (empty) packet flushes already; this is belt and braces
-            tail = decoder.Decode(nvc.PacketData())
-        except Exception:
-            tail = []
-        yield from batch(tail)
 
 
 # ------------------------------------------------------------------------------ publisher
@@ -715,27 +744,40 @@ def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib:
                      env, work / f"{case.stem}.{name}.log")
             procs.append(s)
             subs.append(s)
-        results = {}
+        row["subscribers"] = [s.name for s in subs]
+        # One subscriber failing does not stop the other: the publisher sees its socket close
+        # (or evicts it after the ACK timeout) and goes on, so the run still shows what works.
+        results: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
         for s in subs:
-            s.wait_event("attached", a.timeout_s)
+            try:
+                s.wait_event("attached", a.timeout_s)
+            except RuntimeError as e:
+                errors[s.name] = str(e)
         for s in subs:
-            results[s.name] = s.wait_event("result", a.timeout_s * 4)
-        published = pub.wait_event("published", a.timeout_s)
+            if s.name in errors:
+                continue
+            try:
+                results[s.name] = s.wait_event("result", a.timeout_s * 4)
+            except RuntimeError as e:
+                errors[s.name] = str(e)
+                s.stop()  # a hung one must not hold the publisher's slots any longer
+        published = pub.wait_event("published", a.timeout_s * 4)
         assert pub.p.stdin is not None
         pub.p.stdin.close()
         pub.wait_event("done", a.timeout_s)
         for p in procs:
             p.p.wait(timeout=a.timeout_s)
-            if p.p.returncode != 0:
-                raise RuntimeError(f"{p.name} exited {p.p.returncode}: {p.stderr_tail()}")
+            if p.p.returncode != 0 and p.name not in errors:
+                errors[p.name] = f"exited {p.p.returncode}: {p.stderr_tail()}"
         row["frames_published"] = published["frames"]
-        t_end = max(r["t_last"] for r in results.values())
-        row["e2e_seconds"] = t_end - published["t0"]
-        row["e2e_fps"] = published["frames"] / max(row["e2e_seconds"], 1e-9)
-        row["ratio"] = row["e2e_fps"] / row["decoder_fps"] if row["decoder_fps"] else 0.0
+        if results:
+            t_end = max(r["t_last"] for r in results.values())
+            row["e2e_seconds"] = t_end - published["t0"]
+            row["e2e_fps"] = published["frames"] / max(row["e2e_seconds"], 1e-9)
+            row["ratio"] = row["e2e_fps"] / row["decoder_fps"] if row["decoder_fps"] else 0.0
         checks = {"pub": published["checksums"]}
         checks.update({name: r["checksums"] for name, r in results.items()})
-        row["subscribers"] = [s.name for s in subs]
         row["verified"] = {}
         row["mismatch"] = {}
         for name, sums in checks.items():
@@ -746,7 +788,9 @@ def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib:
                 row["mismatch"][name] = {"frames": len(sums), "first_bad_frame": first,
                                          "got": sums[first] if first is not None else None,
                                          "want": ref[first] if first is not None else None}
-        row["ok"] = not row["mismatch"]
+        if errors:
+            row["error"] = "; ".join(f"{k}: {v}" for k, v in errors.items())
+        row["ok"] = not row["mismatch"] and not errors
     except Exception as e:
         row["ok"] = False
         row["error"] = str(e)
@@ -791,6 +835,7 @@ def orchestrate(a: argparse.Namespace) -> int:
             raise Skip(f"{lib} was built without the CUDA kind (build the gpu preset)")
         print(f"  libcuframes: {lib}", flush=True)
         print(f"  PyAV: {ensure_module('av', 'av', wheels)}", flush=True)
+        import_here("av")  # this process encodes and decodes on the CPU with it
         if gpu:
             probe = gpu_probe()
             if "cupy_error" in probe or not probe.get("gpus"):
@@ -800,6 +845,13 @@ def orchestrate(a: argparse.Namespace) -> int:
                            f"{probe.get('torch_error', 'torch.cuda.is_available() is False')}")
             print(f"  GPU: {probe['gpu']} (CuPy {probe['cupy']}, PyTorch {probe['torch']})",
                   flush=True)
+            engines = probe.get("engines", {})
+            if len(set(engines.values())) != 1:
+                print(f"FAIL: the nv12sum engines disagree on the same data: "
+                      f"{probe.get('engines_error') or engines}", flush=True)
+                return 1
+            print(f"  nv12sum: NumPy, CuPy and PyTorch agree on a random 4K image "
+                  f"({nv12sum.hex64(engines['numpy'])})", flush=True)
             print(f"  PyNvVideoCodec: {ensure_module('PyNvVideoCodec', 'PyNvVideoCodec', wheels)}",
                   flush=True)
     except Skip as e:
@@ -818,7 +870,14 @@ def orchestrate(a: argparse.Namespace) -> int:
             rows.append(row)
             names = row.get("subscribers", names)
             if not row["ok"]:
-                print(f"  FAIL: {row.get('error') or json.dumps(row['mismatch'])}", flush=True)
+                if row.get("error"):
+                    print(f"  FAIL: {row['error']}", flush=True)
+                if row.get("mismatch"):
+                    print(f"  FAIL: checksums differ from the CPU decode: "
+                          f"{json.dumps(row['mismatch'])}", flush=True)
+                if gpu and a.torch_via == "py" and "torch" in row.get("error", ""):
+                    print("  (the torch consumer reads through cuframes for Python; "
+                          "--torch-via ref reads through libcuframes instead)", flush=True)
             else:
                 print(f"  ok: {row['frames_cpu']} frames verified by the publisher and "
                       f"{', '.join(row['subscribers'])}", flush=True)
@@ -840,6 +899,8 @@ def orchestrate(a: argparse.Namespace) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "probe":
+        return role_probe()
     if argv and argv[0] in ("publish", "subscribe"):
         role = argv.pop(0)
         p = argparse.ArgumentParser(prog=f"pipeline.py {role}")
