@@ -24,8 +24,8 @@
 # Google Benchmark is built in only when an installed one is found (the GPU runners have none;
 # carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
-# CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench;
-# default all) runs only the steps named, to spend a short GPU lease on what changed; each step
+# CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench,
+# nvdec; default all) runs only the steps named, to spend a short GPU lease on what changed; each step
 # left out is printed as skipped.
 set -euo pipefail
 # shellcheck source=ci/common.sh
@@ -66,7 +66,7 @@ configure_preset gpu "$bench_flag" \
 build_preset gpu
 
 failed=()
-steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench},"
+steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,nvdec},"
 want() {  # want STEP: true when STEP is selected, else prints the skip
   [[ "$steps" == *",$1,"* ]] && return 0
   skip "$1: not in CUFRAMES_GPU_STEPS"
@@ -172,15 +172,17 @@ else
 fi
 
 # 5. NVDEC pipeline (issue 16 item 4); its table is the last thing it prints
-log "NVDEC pipeline: video/nvdec/pipeline.py"
-rc=0
-"$PYTHON" "$ROOT/video/nvdec/pipeline.py" --build-dir "$ROOT/build/gpu" --reports "$ROOT/reports" ||
-  rc=$?
-case "$rc" in
-  0) ;;
-  77) skip "NVDEC pipeline: skipped (reason above)" ;;
-  *) failed+=("video/nvdec/pipeline.py (exit $rc)") ;;
-esac
+if want nvdec; then
+  log "NVDEC pipeline: video/nvdec/pipeline.py"
+  rc=0
+  "$PYTHON" "$ROOT/video/nvdec/pipeline.py" --build-dir "$ROOT/build/gpu" \
+    --reports "$ROOT/reports" || rc=$?
+  case "$rc" in
+    0) ;;
+    77) skip "NVDEC pipeline: skipped (reason above)" ;;
+    *) failed+=("video/nvdec/pipeline.py (exit $rc)") ;;
+  esac
+fi
 
 if ((${#failed[@]})); then
   printf 'ci/gpu.sh: FAILED: %s\n' "${failed[*]}" >&2
