@@ -616,11 +616,14 @@ def role_subscribe(a: argparse.Namespace) -> int:
             f = sub.next_frame(a.timeout_ms)
             if f.payload_bytes == 0:
                 return b"", 0, 0, f, int(f.flags)
-            arr = f.array
             if gpu:
+                # taken on the frame's own stream, where the checksum runs: the package then
+                # has no other stream to order against the frame's ready event and its ACK
+                with f.stream:
+                    arr = f.array
                 return int(arr.data.ptr), int(f.payload_bytes), int(f.stream.ptr), f, \
                     int(f.flags)
-            return arr, int(f.payload_bytes), 0, f, int(f.flags)
+            return f.array, int(f.payload_bytes), 0, f, int(f.flags)
 
         def release(f: Any) -> None:
             f.release()
