@@ -130,6 +130,56 @@ def ensure_module(module: str, package: str, wheels: Path) -> str:
                f"wheel for this python in {wheels}: see the NVDEC pipeline section of README.md)")
 
 
+def nvdec_probe() -> dict[str, Any]:
+    """role_probe_nvdec's answer, from a subprocess."""
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "probe-nvdec"],
+                       capture_output=True, text=True, check=False, timeout=300)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": f"probe failed: {r.stderr.strip()[-300:]}"}
+
+
+def role_probe_nvdec() -> int:
+    """Prints NVDEC's capabilities for 8-bit 4:2:0 H.264 and HEVC on GPU 0 (GetDecoderCaps:
+    supported, width_max, height_max, num_decoder_engines, ...) as one JSON line; a codec whose
+    query failed (no libnvcuvid in a container without the video capability, ...) gets
+    `<codec>_error` instead."""
+    import PyNvVideoCodec as nvc
+
+    out: dict[str, Any] = {"version": getattr(nvc, "__version__", "?")}
+    for name, codec in (("h264", nvc.cudaVideoCodec.H264), ("hevc", nvc.cudaVideoCodec.HEVC)):
+        try:
+            caps = nvc.GetDecoderCaps(gpuid=0, codec=codec)
+            out[name] = {str(k): int(v) for k, v in dict(caps).items()}
+        except Exception as e:
+            out[f"{name}_error"] = repr(e)
+    print(json.dumps(out))
+    return 0
+
+
+def _caps_text(caps: Optional[dict[str, int]], error: Optional[str]) -> str:
+    if not isinstance(caps, dict):
+        return f"unavailable ({error})"
+    if not caps.get("supported"):
+        return "not supported"
+    return (f"up to {caps.get('width_max')}x{caps.get('height_max')}, "
+            f"{caps.get('num_decoder_engines')} engines")
+
+
+def unsupported(caps: Optional[dict[str, int]], case: "Case") -> Optional[str]:
+    """Why NVDEC cannot decode `case` per its capabilities, or None."""
+    if not isinstance(caps, dict):
+        return f"NVDEC cannot decode {case.codec} here (its capability query failed)"
+    if not caps.get("supported"):
+        return f"NVDEC does not support 8-bit 4:2:0 {case.codec} on this GPU"
+    if case.width > caps.get("width_max", 1 << 30) or case.height > caps.get("height_max",
+                                                                             1 << 30):
+        return (f"{case.width}x{case.height} is beyond NVDEC's {caps.get('width_max')}x"
+                f"{caps.get('height_max')} for {case.codec}")
+    return None
+
+
 def import_here(module: str) -> Any:
     """Imports `module` in this process after ensure_module installed it: a site-packages
     folder that pip has just created is not on sys.path yet, so add them all and retry."""
@@ -814,7 +864,7 @@ def print_table(rows: list[dict[str, Any]], names: list[str]) -> None:
                      f"{r['e2e_fps']:.1f}" if "e2e_fps" in r else "-",
                      f"{r['ratio']:.2f}" if "ratio" in r else "-",
                      *[f"{ver[n]}/{r['frames_cpu']}" if n in ver else "-" for n in names],
-                     "ok" if r["ok"] else "FAIL"])
+                     "SKIP" if r.get("skipped") else "ok" if r["ok"] else "FAIL"])
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     print(line(head))
@@ -829,6 +879,7 @@ def orchestrate(a: argparse.Namespace) -> int:
     build = Path(a.build_dir or os.environ.get("CUFRAMES_BUILD_DIR") or
                  ROOT / "build" / ("gpu" if gpu else "default"))
     print(f"NVDEC pipeline ({a.mode} mode)", flush=True)
+    caps: dict[str, Any] = {}
     try:
         try:
             lib = cflib.find_library(build)
@@ -857,6 +908,12 @@ def orchestrate(a: argparse.Namespace) -> int:
                   f"({nv12sum.hex64(engines['numpy'])})", flush=True)
             print(f"  PyNvVideoCodec: {ensure_module('PyNvVideoCodec', 'PyNvVideoCodec', wheels)}",
                   flush=True)
+            caps = nvdec_probe()
+            if not any(isinstance(caps.get(c), dict) for c in ("h264", "hevc")):
+                raise Skip(f"NVDEC is not usable here: {caps}")
+            print(f"  NVDEC: PyNvVideoCodec {caps.get('version')}, "
+                  + ", ".join(f"{c} {_caps_text(caps.get(c), caps.get(c + '_error'))}"
+                              for c in ("h264", "hevc")), flush=True)
     except Skip as e:
         print(f"SKIP: NVDEC pipeline: {e}", flush=True)
         return SKIP
@@ -868,6 +925,12 @@ def orchestrate(a: argparse.Namespace) -> int:
     try:
         for case in cases:
             print(f"- {case.name}, {case.frames} frames", flush=True)
+            why = unsupported(caps.get(case.codec), case) if gpu else None
+            if why:
+                print(f"  SKIP: {why}", flush=True)
+                rows.append({"case": case.name, "frames_cpu": case.frames, "ok": True,
+                             "skipped": why})
+                continue
             path, ref = prepare(case, media)
             row = run_case(a, case, path, ref, lib, work)
             rows.append(row)
@@ -897,6 +960,9 @@ def orchestrate(a: argparse.Namespace) -> int:
     print(f"report: {out}")
     print()
     print_table(rows, names or ["ref-cupy", "torch"])
+    if rows and all(r.get("skipped") for r in rows):
+        print("SKIP: NVDEC pipeline: NVDEC can decode none of the cases here", flush=True)
+        return SKIP
     return 0 if rows and all(r["ok"] for r in rows) else 1
 
 
@@ -904,6 +970,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "probe":
         return role_probe()
+    if argv and argv[0] == "probe-nvdec":
+        return role_probe_nvdec()
     if argv and argv[0] in ("publish", "subscribe"):
         role = argv.pop(0)
         p = argparse.ArgumentParser(prog=f"pipeline.py {role}")
