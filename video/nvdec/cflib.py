@@ -14,7 +14,7 @@ import os
 from ctypes import (POINTER, Structure, c_char_p, c_int, c_int32, c_int64, c_uint32, c_uint64,
                     c_void_p)
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 KIND_HOST = 1
 KIND_CUDA_IPC = 2
@@ -122,6 +122,10 @@ class Lib:
             fn = getattr(d, name)
             fn.restype, fn.argtypes = res, args
             setattr(self, name[len("cuframes_"):], fn)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a function not in the table above (those are instance attributes)
+        raise AttributeError(f"libcuframes binding has no {name}")
 
     def name_of(self, status: int) -> str:
         """The spec name of a status ("PEER_CLOSED", ...)."""

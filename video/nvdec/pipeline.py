@@ -299,7 +299,7 @@ def encode(case: Case, out: Path) -> None:
     for _ in range(case.frames):
         frame = sink.pull()
         frame.pts = None  # the encoder numbers them
-        for packet in stream.encode(frame):
+        for packet in stream.encode(frame):  # type: ignore[arg-type]
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
