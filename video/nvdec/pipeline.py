@@ -880,6 +880,7 @@ def orchestrate(a: argparse.Namespace) -> int:
                  ROOT / "build" / ("gpu" if gpu else "default"))
     print(f"NVDEC pipeline ({a.mode} mode)", flush=True)
     caps: dict[str, Any] = {}
+    probe: dict[str, Any] = {}
     try:
         try:
             lib = cflib.find_library(build)
@@ -955,8 +956,12 @@ def orchestrate(a: argparse.Namespace) -> int:
     reports = Path(a.reports)
     reports.mkdir(parents=True, exist_ok=True)
     out = reports / f"nvdec-pipeline{'' if gpu else '-cpu'}.json"
+    import av
+
     out.write_text(json.dumps({"mode": a.mode, "slots": a.slots, "torch_via": a.torch_via,
-                               "cases": rows}, indent=2) + "\n")
+                               "python": sys.version.split()[0], "pyav": av.__version__,
+                               "gpu": probe, "nvdec": caps, "cases": rows},
+                              indent=2) + "\n")
     print(f"report: {out}")
     print()
     print_table(rows, names or ["ref-cupy", "torch"])
