@@ -8,6 +8,11 @@ two subscribers in other processes checksum every frame on the GPU:
   (b) "torch":    a PyTorch consumer, through cuframes for Python (python/, CUDA_IPC via CuPy)
       by default, or through libcuframes with --torch-via ref.
 
+(a) is the reference library's subscriber API rather than its adapter `cuframes-sub`: the
+adapter verifies ADAPTER.md's synthetic payloads and checksums on the host (FNV-1a after a copy
+to the host), so a device checksum there would need CUDA code in the adapter and an extension of
+the adapter contract; through the C API the same library reads the same ring with no copy.
+
 Both must report, frame by frame, the nv12sum (nv12sum.py) of a CPU decode of the same file by
 FFmpeg's software decoder (PyAV); H.264 and HEVC decoding is bit-exact, so any difference is a
 bug. The publisher also checksums each slot after writing it ("pub"), which tells a decode
@@ -24,8 +29,11 @@ wheels), and cached under build/nvdec-media/ with its CPU reference checksums.
 
 Packages the GPU runner lacks (no internet there): PyAV and NVIDIA's PyNvVideoCodec, installed
 from wheels in .gpu/wheels/ when present (`pip install --no-index --find-links .gpu/wheels`),
-else from PyPI; when neither works, or there is no GPU, no CuPy, no PyTorch or no CUDA build of
-libcuframes, it prints "SKIP: <reason>" and exits 77.
+else from PyPI (video/nvdec/wheels.sh downloads them); when neither works, or there is no GPU,
+no CuPy, no PyTorch, no CUDA build of libcuframes or no usable NVDEC (GetDecoderCaps), it prints
+"SKIP: <reason>" and exits 77; a case beyond NVDEC's capabilities is skipped on its own. Before
+any case, NumPy, CuPy and PyTorch checksum one random 4K image: if they disagree, the run fails
+there (the engines are wrong, not the frames).
 
 Prints a table (one row per case: decoder-alone fps, end-to-end fps, their ratio, frames
 verified by each subscriber) last and writes reports/nvdec-pipeline.json. Exit status: 0 when
