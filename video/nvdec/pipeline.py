@@ -4,7 +4,8 @@ device memory, a publisher puts each decoded NV12 surface into the cuframes CUDA
 two subscribers in other processes checksum every frame on the GPU:
 
   (a) "ref-cupy": the reference's subscriber (libcuframes through its C API, cflib.py) with a
-      CuPy reduction kernel;
+      CuPy reduction kernel ("ref-torch", PyTorch's reduction, where CuPy cannot compile
+      kernels: --engine-a);
   (b) "torch":    a PyTorch consumer, through cuframes for Python (python/, CUDA_IPC via CuPy)
       by default, or through libcuframes with --torch-via ref.
 
@@ -239,13 +240,18 @@ def role_probe() -> int:
 
             data = np.random.default_rng(7).integers(0, 256, nv12sum.nv12_bytes(3840, 2160),
                                                      dtype=np.uint8)
-            out["engines"] = {
-                "numpy": nv12sum.NumpySum()(data),
-                "cupy": int(nv12sum.CupySum().device(cupy.asarray(data))),
-                "torch": int(nv12sum.TorchSum().device(torch.from_numpy(data).cuda())),
-            }
+            out["engines"] = {"numpy": nv12sum.NumpySum()(data)}
         except Exception as e:
-            out["engines_error"] = repr(e)
+            out["engine_errors"] = {"numpy": repr(e)}
+        else:
+            out["engine_errors"] = {}
+            runs = {"cupy": lambda: int(nv12sum.CupySum().device(cupy.asarray(data))),
+                    "torch": lambda: int(nv12sum.TorchSum().device(torch.from_numpy(data).cuda()))}
+            for name, run in runs.items():
+                try:  # CuPy compiles its kernels at run time (NVRTC), which can be missing
+                    out["engines"][name] = run()
+                except Exception as e:
+                    out["engine_errors"][name] = repr(e)
     print(json.dumps(out))
     return 0
 
@@ -277,7 +283,8 @@ class Case:
 
     @property
     def stem(self) -> str:
-        return f"{self.codec}-{self.width}x{self.height}-{self.frames}"
+        # the GOP structure is part of the name, so a cache made differently is not reused
+        return f"{self.codec}-{self.width}x{self.height}-{self.frames}-g{GOP}b2"
 
 
 def encode(case: Case, out: Path) -> None:
@@ -307,6 +314,9 @@ def encode(case: Case, out: Path) -> None:
     for _ in range(case.frames):
         frame = sink.pull()
         frame.pts = None  # the encoder numbers them
+        # testsrc2 marks every frame I, which the x264/x265 wrappers take as a forced intra
+        # frame: without this the stream is all-intra, with neither GOP nor B-frames
+        frame.pict_type = 0  # AV_PICTURE_TYPE_NONE: the encoder decides
         for packet in stream.encode(frame):  # type: ignore[arg-type]
             container.mux(packet)
     for packet in stream.encode():
@@ -483,6 +493,8 @@ def role_publish(a: argparse.Namespace) -> int:
 
     lib = cflib.Lib(Path(a.lib))
     kind = cflib.KIND_CUDA_IPC if gpu else cflib.KIND_HOST
+    # the publisher's own check of each slot it wrote, with the engine subscriber (a) uses
+    engine = Engine(a.engine, a.max_frames, nbytes)
     pub = cflib.Publisher(lib, a.key, kind=kind, width=a.width, height=a.height, slots=a.slots,
                           max_subscribers=max(2, a.subscribers))
     try:
@@ -490,13 +502,7 @@ def role_publish(a: argparse.Namespace) -> int:
         pub.wait_subscribers(a.subscribers, a.timeout_ms)
         if gpu:
             cp = src.cp
-            summer: Any = nv12sum.CupySum()
-            results = cp.zeros(a.max_frames, dtype=cp.int64)
             copied = cp.cuda.Event(disable_timing=True)
-            assert int(summer.device(cp.zeros(nbytes, dtype=cp.uint8))) == 0  # compile now
-        else:
-            summer = nv12sum.NumpySum()
-            results_host: list[int] = []
         # 2. end to end: the clock starts before the first packet is decoded
         session = src.open()
         k, t0 = 0, time.monotonic()
@@ -516,15 +522,16 @@ def role_publish(a: argparse.Namespace) -> int:
                     cp.cuda.runtime.memcpy2DAsync(dst, a.width, ptr, pitch, a.width, rows,
                                                   4,  # cudaMemcpyDefault
                                                   slot.cuda_stream)
-                with stream:
-                    results[k] = summer.device(summer.wrap(slot.data, nbytes))
+                engine.frame(k, slot.data, nbytes, slot.cuda_stream)
                 copied.record(stream)
             else:
                 data, pts = item
                 import ctypes
 
                 ctypes.memmove(slot.data, data, nbytes)
-                results_host.append(summer(data))
+                engine.frame(k, data, nbytes, 0)
+            # timestamp: the frame's pts in the stream's time base (not converted: nothing here
+            # reads it); user_data: its index + 1
             pub.commit(nbytes, timestamp_ns=pts, user_data=k + 1)
             if gpu:
                 # the surface may be reused by the next Decode call: the copy must be done
@@ -532,11 +539,7 @@ def role_publish(a: argparse.Namespace) -> int:
             k += 1
         pub.acquire(a.timeout_ms)
         pub.commit(0, timestamp_ns=0, user_data=0, flags=cflib.FRAME_END_OF_STREAM)
-        if gpu:
-            cp.cuda.Device().synchronize()
-            sums = [nv12sum.hex64(int(v)) for v in results[:k].get()]
-        else:
-            sums = [nv12sum.hex64(v) for v in results_host]
+        sums = engine.finish(k)
         emit(event="published", frames=k, t0=t0, t_end=time.monotonic(), checksums=sums)
         sys.stdin.read()  # the orchestrator closes our stdin once the subscribers are done
     finally:
@@ -590,12 +593,16 @@ class Engine:
         """Enqueues nv12sum of frame k (a device pointer, or a host array for numpy)."""
         if self.name == "cupy":
             cp = self.cp
-            s = self._streams.setdefault(stream_ptr, cp.cuda.ExternalStream(stream_ptr))
+            s = self._streams.get(stream_ptr)
+            if s is None:
+                s = self._streams[stream_ptr] = cp.cuda.ExternalStream(stream_ptr)
             with s:
                 self.results[k] = self.sum.device(self.sum.wrap(data, nbytes))
         elif self.name == "torch":
             torch = self.torch
-            s = self._streams.setdefault(stream_ptr, torch.cuda.ExternalStream(stream_ptr))
+            s = self._streams.get(stream_ptr)
+            if s is None:
+                s = self._streams[stream_ptr] = torch.cuda.ExternalStream(stream_ptr)
             with torch.cuda.stream(s):
                 self.results[k] = self.sum.device(self.sum.wrap(data, nbytes))
         else:
@@ -780,7 +787,8 @@ def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib:
               "--max-frames", str(max_frames)]
     me = [sys.executable, str(Path(__file__).resolve())]
     kind = "cuda" if gpu else "host"
-    subs_spec = [("ref-cupy" if gpu else "ref-numpy", "ref", "cupy" if gpu else "numpy"),
+    engine_a = a.engine_a if gpu else "numpy"
+    subs_spec = [(f"ref-{engine_a}", "ref", engine_a),
                  ("torch" if gpu else "py-numpy", a.torch_via if gpu else "py",
                   "torch" if gpu else "numpy")]
     row: dict[str, Any] = {"case": case.name, "codec": case.codec, "width": case.width,
@@ -790,7 +798,7 @@ def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib:
         pub = Proc("publisher", me + ["publish", *common, "--media", str(path),
                                       "--width", str(case.width), "--height", str(case.height),
                                       "--slots", str(a.slots), "--subscribers",
-                                      str(len(subs_spec))],
+                                      str(len(subs_spec)), "--engine", engine_a],
                    env, work / f"{case.stem}.publisher.log", stdin=True)
         procs.append(pub)
         alone = pub.wait_event("decode_alone", a.timeout_s * 4)
@@ -909,11 +917,21 @@ def orchestrate(a: argparse.Namespace) -> int:
             print(f"  GPU: {probe['gpu']} (CuPy {probe['cupy']}, PyTorch {probe['torch']})",
                   flush=True)
             engines = probe.get("engines", {})
-            if len(set(engines.values())) != 1:
-                print(f"FAIL: the nv12sum engines disagree on the same data: "
-                      f"{probe.get('engines_error') or engines}", flush=True)
+            errors = probe.get("engine_errors", {})
+            if "numpy" not in engines or "torch" not in engines or \
+                    len(set(engines.values())) != 1:
+                print(f"FAIL: the nv12sum engines cannot checksum or disagree on the same data: "
+                      f"{engines} {errors}", flush=True)
                 return 1
-            print(f"  nv12sum: NumPy, CuPy and PyTorch agree on a random 4K image "
+            if a.engine_a == "auto":
+                a.engine_a = "cupy" if "cupy" in engines else "torch"
+            if a.engine_a not in engines:
+                print(f"FAIL: --engine-a {a.engine_a} does not work here: {errors}", flush=True)
+                return 1
+            if "cupy" in errors:
+                print(f"  note: CuPy cannot run its kernels here ({errors['cupy']}); subscriber "
+                      "(a) and the publisher checksum with PyTorch", flush=True)
+            print(f"  nv12sum: {', '.join(engines)} agree on a random 4K image "
                   f"({nv12sum.hex64(engines['numpy'])})", flush=True)
             print(f"  PyNvVideoCodec: {ensure_module('PyNvVideoCodec', 'PyNvVideoCodec', wheels)}",
                   flush=True)
@@ -967,12 +985,13 @@ def orchestrate(a: argparse.Namespace) -> int:
     import av
 
     out.write_text(json.dumps({"mode": a.mode, "slots": a.slots, "torch_via": a.torch_via,
+                               "engine_a": a.engine_a if gpu else "numpy",
                                "python": sys.version.split()[0], "pyav": av.__version__,
                                "gpu": probe, "nvdec": caps, "cases": rows},
                               indent=2) + "\n")
     print(f"report: {out}")
     print()
-    print_table(rows, names or ["ref-cupy", "torch"])
+    print_table(rows, names or [f"ref-{a.engine_a}", "torch"])
     if rows and all(r.get("skipped") for r in rows):
         print("SKIP: NVDEC pipeline: NVDEC can decode none of the cases here", flush=True)
         return SKIP
@@ -999,6 +1018,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             p.add_argument("--height", type=int, required=True)
             p.add_argument("--slots", type=int, default=8)
             p.add_argument("--subscribers", type=int, default=2)
+            p.add_argument("--engine", choices=["cupy", "torch", "numpy"], required=True)
             return role_publish(p.parse_args(argv))
         p.add_argument("--kind", choices=["cuda", "host"], required=True)
         p.add_argument("--via", choices=["ref", "py"], required=True)
@@ -1019,6 +1039,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="the PyTorch consumer's subscriber: cuframes for Python (py) or "
                         "libcuframes (ref); default py")
     p.add_argument("--slots", type=int, default=8, help="slot_count of the ring (default 8)")
+    p.add_argument("--engine-a", choices=["auto", "cupy", "torch"], default="auto",
+                   help="device checksum of subscriber (a) and of the publisher's check: CuPy, "
+                        "or PyTorch where CuPy cannot compile kernels (auto, the default)")
     p.add_argument("--timeout-s", type=float, default=60.0,
                    help="bound of each wait (decoding passes get 4x; default 60)")
     p.add_argument("--media-dir", default=str(ROOT / "build" / "nvdec-media"),

@@ -219,7 +219,7 @@ def test_pipeline_cpu_mode_verifies_every_frame_and_catches_a_wrong_one(tmp_path
 
     # A reference that disagrees with frame 7 (cached next to the media): every side fails
     # there, and the run fails.
-    ref_file = tmp_path / "media" / "h264-320x240-36.ref.json"
+    (ref_file,) = (tmp_path / "media").glob("h264-320x240-36*.ref.json")
     ref = json.loads(ref_file.read_text())
     good = ref["checksums"][7]
     ref["checksums"][7] = nv12sum.hex64(int(good, 16) + 1)
@@ -234,3 +234,20 @@ def test_pipeline_cpu_mode_verifies_every_frame_and_catches_a_wrong_one(tmp_path
         assert row["mismatch"][side]["got"] == good
     last = [c.strip() for c in r.stdout.strip().splitlines()[-1].strip("| ").split("|")]
     assert last[0] == "h264 320x240" and last[-3:] == ["35/36", "35/36", "FAIL"]
+
+
+@needs_av
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_encoded_inputs_have_gops_and_b_frames(tmp_path, codec):
+    # The inputs must be what a real stream is: keyframes every 30 frames, reordered B-frames
+    # (testsrc2 marks its frames I, which the encoders would otherwise obey: all-intra).
+    import pipeline
+
+    out = tmp_path / f"{codec}.mp4"
+    pipeline.encode(pipeline.Case(f"{codec}:128x96:64"), out)
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        packets = [p for p in c.demux(s) if p.size]
+    assert len(packets) == 64
+    assert [i for i, p in enumerate(packets) if p.is_keyframe] == [0, 30, 60]
+    assert any(b.pts < a.pts for a, b in zip(packets, packets[1:])), "no B-frame reordering"
