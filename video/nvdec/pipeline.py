@@ -958,7 +958,13 @@ def orchestrate(a: argparse.Namespace) -> int:
                 rows.append({"case": case.name, "frames_cpu": case.frames, "ok": True,
                              "skipped": why})
                 continue
-            path, ref = prepare(case, media)
+            try:
+                path, ref = prepare(case, media)
+            except Exception as e:  # an encoder missing from this PyAV build, a full disk
+                print(f"  FAIL: preparing the input: {e!r}", flush=True)
+                rows.append({"case": case.name, "frames_cpu": case.frames, "ok": False,
+                             "error": f"preparing the input: {e!r}"})
+                continue
             row = run_case(a, case, path, ref, lib, work)
             rows.append(row)
             names = row.get("subscribers", names)
