@@ -17,7 +17,8 @@
 #      Python's CUDA tests and the interop matrix (reference x python, host and cuda cells)
 #   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
 #      table of bench/report.py
-#   5. video/nvdec/pipeline.py            NVDEC -> CUDA frame ring -> GPU-checksumming
+#   5. bench/scaling.py --kind cuda: N publishers x M subscribers (a reduced grid), JSON and PNG
+#   6. video/nvdec/pipeline.py            NVDEC -> CUDA frame ring -> GPU-checksumming
 #                                         subscribers, verified against a CPU decode; fps table,
 #                                         reports/nvdec-pipeline.json (PyAV and PyNvVideoCodec
 #                                         from wheels in .gpu/wheels; skipped with its reason)
@@ -25,8 +26,8 @@
 # carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
 # CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench,
-# nvdec; default all) runs only the steps named, to spend a short GPU lease on what changed; each step
-# left out is printed as skipped.
+# scaling, nvdec; default all) runs only the steps named, to spend a short GPU lease on what
+# changed; each step left out is printed as skipped.
 set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -66,7 +67,7 @@ configure_preset gpu "$bench_flag" \
 build_preset gpu
 
 failed=()
-steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,nvdec},"
+steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,scaling,nvdec},"
 want() {  # want STEP: true when STEP is selected, else prints the skip
   [[ "$steps" == *",$1,"* ]] && return 0
   skip "$1: not in CUFRAMES_GPU_STEPS"
@@ -171,7 +172,21 @@ else
   fi
 fi
 
-# 5. NVDEC pipeline (issue 16 item 4); its table is the last thing it prints
+# 5. N publishers x M subscribers with the CUDA kind (bench/scaling.py; a reduced grid: the full
+# one, by hand, is --n 1,2,4,8,16,32 --m 1,2,4,8)
+if want scaling; then
+  if [[ -x "$ROOT/build/gpu/bench/cuframes-scaling-worker" ]]; then
+    log "scaling: bench/scaling.py --kind cuda"
+    "$PYTHON" "$ROOT/bench/scaling.py" --kind cuda --n 1,4,16,32 --m 1,8 --fps 30,240 \
+      --seconds 1 --worker "$ROOT/build/gpu/bench/cuframes-scaling-worker" \
+      --json "$ROOT/reports/scaling-cuda.json" --png "$ROOT/reports/scaling-cuda.png" ||
+      failed+=("bench/scaling.py --kind cuda")
+  else
+    skip "scaling: build/gpu/bench/cuframes-scaling-worker was not built"
+  fi
+fi
+
+# 6. NVDEC pipeline (issue 16 item 4); its table is the last thing it prints
 if want nvdec; then
   log "NVDEC pipeline: video/nvdec/pipeline.py"
   rc=0
