@@ -271,7 +271,10 @@ class Case:
             raise SystemExit(f"pipeline.py: --case wants CODEC:WxH:FRAMES, not {spec!r}")
         if codec not in ("h264", "hevc"):
             raise SystemExit(f"pipeline.py: codec {codec!r}: h264 or hevc")
-        nv12sum.nv12_bytes(w, h)
+        try:
+            nv12sum.nv12_bytes(w, h)
+        except ValueError as e:
+            raise SystemExit(f"pipeline.py: --case {spec}: {e}")
         if n < 1:
             raise SystemExit("pipeline.py: at least one frame per case")
         self.codec, self.width, self.height, self.frames = codec, w, h, n
@@ -894,6 +897,7 @@ def orchestrate(a: argparse.Namespace) -> int:
     wheels = Path(a.wheels)
     build = Path(a.build_dir or os.environ.get("CUFRAMES_BUILD_DIR") or
                  ROOT / "build" / ("gpu" if gpu else "default"))
+    cases = [Case(s) for s in (a.case or (DEFAULT_GPU_CASES if gpu else DEFAULT_CPU_CASES))]
     print(f"NVDEC pipeline ({a.mode} mode)", flush=True)
     caps: dict[str, Any] = {}
     probe: dict[str, Any] = {}
@@ -944,7 +948,6 @@ def orchestrate(a: argparse.Namespace) -> int:
     except Skip as e:
         print(f"SKIP: NVDEC pipeline: {e}", flush=True)
         return SKIP
-    cases = [Case(s) for s in (a.case or (DEFAULT_GPU_CASES if gpu else DEFAULT_CPU_CASES))]
     media = Path(a.media_dir)
     rows = []
     names: list[str] = []
