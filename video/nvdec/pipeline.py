@@ -710,6 +710,8 @@ def role_subscribe(a: argparse.Namespace) -> int:
             engine.frame(k, data, nbytes, stream_ptr)
             release(handle)
             k += 1
+            if k == a.crash_after:
+                os._exit(3)  # a crash, for the tests: no DETACH, no result
         sums = engine.finish(k)
         t_last = time.monotonic()
     finally:
@@ -810,9 +812,11 @@ def run_case(a: argparse.Namespace, case: Case, path: Path, ref: list[str], lib:
         pub.wait_event("ready", a.timeout_s)
         subs = []
         for name, via, engine in subs_spec:
+            crash = [str(n) for who, n in a.crash if who == name][-1:]
             s = Proc(name, me + ["subscribe", *common, "--kind", kind, "--via", via,
                                  "--engine", engine, "--frame-bytes",
-                                 str(nv12sum.nv12_bytes(case.width, case.height))],
+                                 str(nv12sum.nv12_bytes(case.width, case.height)),
+                                 *(["--crash-after", *crash] if crash else [])],
                      env, work / f"{case.stem}.{name}.log")
             procs.append(s)
             subs.append(s)
@@ -1033,6 +1037,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.add_argument("--via", choices=["ref", "py"], required=True)
         p.add_argument("--engine", choices=["cupy", "torch", "numpy"], required=True)
         p.add_argument("--frame-bytes", type=int, required=True)
+        p.add_argument("--crash-after", type=int, default=-1, help=argparse.SUPPRESS)
         return role_subscribe(p.parse_args(argv))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1059,6 +1064,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="wheels to install PyAV and PyNvVideoCodec from (default .gpu/wheels)")
     p.add_argument("--reports", default=str(ROOT / "reports"))
     p.add_argument("--keep", action="store_true", help="keep the processes' logs")
+    # tests: NAME:N makes subscriber NAME crash after N frames
+    p.add_argument("--crash", action="append", default=[], help=argparse.SUPPRESS,
+                   type=lambda v: (v.split(":")[0], int(v.split(":")[1])))
     return orchestrate(p.parse_args(argv))
 
 

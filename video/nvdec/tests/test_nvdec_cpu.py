@@ -188,12 +188,13 @@ def _pipeline_skip_reason():
     return None
 
 
-def _run_pipeline(tmp, *cases):
+def _run_pipeline(tmp, *args):
+    """pipeline.py --mode cpu; each CODEC:WxH:N argument becomes a --case, others pass as is."""
     argv = [sys.executable, str(NVDEC / "pipeline.py"), "--mode", "cpu", "--build-dir",
             str(BUILD), "--media-dir", str(tmp / "media"), "--reports", str(tmp / "reports"),
             "--timeout-s", "60"]
-    for c in cases:
-        argv += ["--case", c]
+    for c in args:
+        argv += ["--case", c] if c.count(":") == 2 else [c]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     print(r.stdout[-4000:], r.stderr[-4000:])
     report = tmp / "reports" / "nvdec-pipeline-cpu.json"
@@ -251,3 +252,18 @@ def test_encoded_inputs_have_gops_and_b_frames(tmp_path, codec):
     assert len(packets) == 64
     assert [i for i, p in enumerate(packets) if p.is_keyframe] == [0, 30, 60]
     assert any(b.pts < a.pts for a, b in zip(packets, packets[1:])), "no B-frame reordering"
+
+
+def test_pipeline_reports_the_other_subscriber_when_one_crashes(tmp_path):
+    # One subscriber dying mid-stream (no DETACH) must not hide what the other verified: the
+    # publisher goes on without it and the run fails naming it.
+    reason = _pipeline_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    r, report = _run_pipeline(tmp_path, "h264:128x96:40", "--crash", "py-numpy:5")
+    assert r.returncode == 1
+    row = report["cases"][0]
+    assert not row["ok"]
+    assert "py-numpy" in row["error"] and "exited (3)" in row["error"]
+    assert row["verified"] == {"pub": 40, "ref-numpy": 40}
+    assert row["frames_published"] == 40 and row["e2e_fps"] > 0
