@@ -190,8 +190,10 @@ fi
 if want nvdec; then
   log "NVDEC pipeline: video/nvdec/pipeline.py"
   rc=0
+  # CUFRAMES_NVDEC_ARGS: extra arguments, e.g. "--case h264:1920x1080:600" for a shorter run
+  # shellcheck disable=SC2086
   "$PYTHON" "$ROOT/video/nvdec/pipeline.py" --build-dir "$ROOT/build/gpu" \
-    --reports "$ROOT/reports" || rc=$?
+    --reports "$ROOT/reports" ${CUFRAMES_NVDEC_ARGS:-} || rc=$?
   case "$rc" in
     0) ;;
     77) skip "NVDEC pipeline: skipped (reason above)" ;;
