@@ -147,11 +147,23 @@ const nlohmann::json* FindError(Process& p) {
   return nullptr;
 }
 
+void ExpectErrorName(CaseContext& ctx, const nlohmann::json* e) {
+  if (e == nullptr || !e->contains("code") || !(*e)["code"].is_number_unsigned()) return;
+  const uint64_t code = (*e)["code"].get<uint64_t>();
+  if (!ctx.spec().ErrKnown(code)) return;  // the code check reports an unknown code
+  const std::string want = ctx.spec().ErrName(code);
+  ctx.Expect(e->contains("name") && (*e)["name"].is_string() &&
+                 (*e)["name"].get<std::string>() == want,
+             "ADP-FMT-01", "the error event's name \"" + want + "\" for code " + Num(code),
+             e->dump());
+}
+
 void ExpectAdapterError(CaseContext& ctx, Process& p, const std::string& code,
                         const std::string& req, int timeout_ms, bool allow_deliveries) {
   const uint32_t want = ctx.spec().Err(code);
   WaitExitOrFail(ctx, p, req, timeout_ms);
   const nlohmann::json* e = FindError(p);
+  ExpectErrorName(ctx, e);
   std::string got = "no error event; adapter " + p.StatusText();
   if (e) got = e->dump() + "; adapter " + p.StatusText();
   const bool code_ok = e && e->contains("code") && (*e)["code"].is_number_unsigned() &&

@@ -46,6 +46,9 @@ const nlohmann::json* FindError(Process& p);
 // Expects the adapter (subscriber) to report error `code` (name or number) within `timeout_ms`,
 // as an "error" event and a nonzero exit status.
 // Unless `allow_deliveries`, no frame or packet event may precede the error.
+// ADP-FMT-01: the `name` of an error event is the section 8 name of its `code` (nothing to
+// judge when `e` is null or its code is missing or unknown: the callers report those).
+void ExpectErrorName(CaseContext& ctx, const nlohmann::json* e);
 void ExpectAdapterError(CaseContext& ctx, Process& p, const std::string& code,
                         const std::string& req, int timeout_ms, bool allow_deliveries = false);
 

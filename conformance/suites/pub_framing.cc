@@ -25,6 +25,41 @@ void Hostile(CaseContext& ctx, const std::vector<uint8_t>& bytes, const std::str
   GoodSubscriber(ctx, pub, 2);
 }
 
+// A subscriber that sends something the publisher must answer and closes its socket at once,
+// without reading: the answer meets a closed peer (EPIPE on a Unix socket). The publisher treats
+// that as the subscriber's death (RES-CRASH-02) and goes on serving; one that retried the send,
+// or waited on it, would stall its connection handling for everybody. Each stimulus is sent
+// twice: whether the close or the answer comes first is a race the publisher mostly loses. Six
+// connections in all stay below the adapter's default max_subscribers (8): a publisher that has
+// not yet read their end-of-file may count them against SM-PUB-04's handshake limit, and the
+// good subscriber must not meet that limit.
+CF_CASE(PeerGoneBeforeAnswer, "3.2/peer-gone-before-the-answer",
+        "subscribers that send HELLO_REQ, PING or an unknown type and close at once, unread: the "
+        "publisher keeps serving (a good subscriber then gets every frame)",
+        (std::vector<std::string>{"RES-CRASH-02", "TLV-ERR-05", "SM-PUB-03"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  MessageBuilder ping(ctx.spec(), "PING");
+  ping.Set("nonce", 0x5eed);
+  for (int round = 0; round < 2; ++round) {
+    {
+      ScriptedSub bad(ctx);
+      bad.Connect();
+      bad.Send(bad.HelloBytes({}));  // answered with HELLO_RESP
+    }
+    {
+      ScriptedSub bad(ctx);
+      bad.Connect();
+      bad.Send(ping.Encode());  // answered with PONG
+    }
+    {
+      ScriptedSub bad(ctx);
+      bad.Connect();
+      bad.Send(EncodeTlv(9, std::vector<uint8_t>(8, 0)));  // answered with ERROR
+    }
+  }
+  GoodSubscriber(ctx, pub, 2);
+}
+
 CF_CASE(Oversized, "3.2/oversized-length",
         "a header announcing 4097 payload bytes (none sent) gets ERROR(MESSAGE_TOO_LARGE) at once",
         (std::vector<std::string>{"TLV-ERR-01", "TLV-FRAME-03", "TLV-ERR-05", "SM-PUB-01"}), kPub,

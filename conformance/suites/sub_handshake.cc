@@ -32,6 +32,7 @@ void ExpectSubError(CaseContext& ctx, ScriptedPub& pub, Process& sub, const std:
   ExpectErrorClose(ctx, pub.conn(), code, req);
   WaitExitOrFail(ctx, sub, req, 4000);
   const nlohmann::json* e = FindError(sub);
+  ExpectErrorName(ctx, e);
   const uint64_t got = e ? e->value("code", uint64_t{999}) : 999;
   // The code a STATE refusal reports is the state table's (SM-SUB-01); a framing error's is the
   // code sent (TLV-ERR-08).
