@@ -154,6 +154,8 @@ def human(v, metric):
     if metric == "items_per_second":
         return f"{v / 1e6:.3f} M/s" if v >= 1e4 else f"{v:.1f} /s"
     if lower_is_better(metric):
+        # A counter named *_us or *_ms holds that unit; times and *_ns are in ns.
+        v *= 1e3 if metric.endswith("_us") else 1e6 if metric.endswith("_ms") else 1.0
         for unit, f in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
             if v >= f:
                 return f"{v / f:.2f} {unit}"
