@@ -52,6 +52,17 @@ else
   skip "bench/report.py does not exist: no floor/target table"
 fi
 
+# Instructions per operation of the hot paths (callgrind): the figure that does not move with
+# the machine's load, for comparing a change with the one before it; and what the unset fault
+# points cost the publish paths (the same paths built with the points compiled out).
+if command -v valgrind >/dev/null; then
+  log "bench: instruction counts (bench/instr.sh)"
+  cmake --build --preset default --target instr_count instr_count_nofault >/dev/null &&
+    bash "$ROOT/bench/instr.sh" "$ROOT/build/default" || failed+=("bench/instr.sh")
+else
+  skip "valgrind is not installed: no instruction counts (bench/instr.sh)"
+fi
+
 if ((${#failed[@]})); then
   printf 'ci/bench.sh: FAILED: %s\n' "${failed[*]}" >&2
   exit 1

@@ -125,6 +125,61 @@ CF_CASE(GarbageAck, "5.7/garbage-ack-seq",
   (void)pub;
 }
 
+CF_CASE(GarbageAfterAckSeen, "5.7/garbage-ack-seq-after-ack-seen",
+        "a subscriber already seen at ack_seq 4 that then stores 2^60 is evicted with "
+        "ERROR(PROTOCOL) before the publisher reuses the slot of frame 3, though an ack_seq once "
+        "seen at 4 covers frames 1-4",
+        (std::vector<std::string>{"ACK-EVICT-05", "ACK-EVICT-02", "SHM-SUB-03"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 10, 4, 2));
+  ScriptedSub liar(ctx);
+  liar.Handshake();
+  const uint32_t idx = static_cast<uint32_t>(liar.hello().index);
+  ScriptedSub good(ctx);
+  good.Handshake();
+  // The liar releases frames 1-4 at once; the good subscriber holds them, so the publisher waits
+  // for it to reuse slot 0, then (after good releases 1 and frame 5 is out) for frame 2.
+  for (uint64_t n = 1; n <= 4; ++n) {
+    liar.ReadFrame(n);
+    liar.Ack(n);
+  }
+  for (uint64_t n = 1; n <= 4; ++n)
+    good.ReadFrame(n);
+  good.Ack(1);
+  good.ReadFrame(5);
+  // Parked in the wait for frame 2, the publisher has read the liar's ack_seq = 4 (stored before
+  // good's ACK of 1, which it read). Bounded: an IUT that never parks makes this case weaker only.
+  StructView h = good.Header();
+  const Deadline parked_by = In(3000);
+  while (h.Get("ack_waiting") != 1 && Clock::now() < parked_by) {
+    FutexWait(h.Bytes("ack_futex").data(), static_cast<uint32_t>(h.Get("ack_futex")), 20);
+  }
+  liar.StoreAckSeq(uint64_t{1} << 60);
+  good.Ack(2);
+  good.ReadFrame(6);
+  good.Ack(3);
+  // The garbage was stored before good's ACK of 2, which the publisher read before committing
+  // frame 6: each read of the liar's ack_seq in the wait for frame 3 sees it, and ACK-EVICT-05
+  // makes that wait read it. So frame 7 (slot 2, frame 3's) comes only after the eviction.
+  good.ReadFrame(7, 3000);
+  StructView slot = liar.SubSlot(idx);
+  const uint64_t st = slot.Get("state");
+  ctx.Expect(st == ctx.spec().Enum("subscriber_slot_state", "EVICTED") ||
+                 st == ctx.spec().Enum("subscriber_slot_state", "FREE"),
+             "ACK-EVICT-05",
+             "the liar's slot EVICTED (or already FREE) once frame 7 is committed: the wait for "
+             "frame 3's ACKs checks its ack_seq = 2^60",
+             "state " + std::to_string(st) + " (an ack_seq seen at 4 earlier was not read again)",
+             slot.All(), slot.base());
+  WaitEvicted(ctx, liar, "PROTOCOL", "ACK-EVICT-02", 5000);
+  for (uint64_t n = 4; n <= 7; ++n)
+    good.Ack(n);
+  for (uint64_t n = 8; n <= 10; ++n) {
+    good.ReadFrame(n, 3000);
+    good.Ack(n);
+  }
+  (void)pub;
+}
+
 CF_CASE(AckDecreases, "5.7/ack-seq-decreases",
         "a subscriber whose ack_seq goes from 2 back to 1 is evicted with ERROR(PROTOCOL)",
         (std::vector<std::string>{"ACK-EVICT-02", "SHM-SUB-03"}), kPub, {}) {

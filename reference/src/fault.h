@@ -126,10 +126,21 @@ void ResetForTest() noexcept;
 }  // namespace cuframes::fault
 
 // Marks fault point `name` (a string literal listed in kFaultPoints).
+#ifndef CUFRAMES_FAULT_POINTS_COMPILED_OUT
 #define CUFRAMES_FAULT_POINT(name)                                             \
   do {                                                                         \
     constexpr size_t cuframes_fault_index_ = ::cuframes::fault::IndexOf(name); \
     ::cuframes::fault::Hit(cuframes_fault_index_);                             \
   } while (0)
+#else
+// Only the measuring build of bench/ (instr_count_nofault, its own copy of the sources) defines
+// CUFRAMES_FAULT_POINTS_COMPILED_OUT, to weigh what unset points cost the publish path against
+// the same code without them. The library, its tests and its adapters always have the points.
+#define CUFRAMES_FAULT_POINT(name)                                             \
+  do {                                                                         \
+    constexpr size_t cuframes_fault_index_ = ::cuframes::fault::IndexOf(name); \
+    (void)cuframes_fault_index_;                                               \
+  } while (0)
+#endif
 
 #endif  // CUFRAMES_REFERENCE_SRC_FAULT_H_

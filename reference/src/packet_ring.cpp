@@ -88,8 +88,10 @@ void RingWriter::write_record(uint64_t pos, uint64_t lock, uint32_t size, uint32
   mem::seq_store(&rec->params_generation, (flags & kPacketPad) ? 0u : params_generation_);
   mem::seq_store(&rec->reserved0, uint32_t{0});
   if (payload_size > 0) {
-    // In two halves, so that a fault point can stop the writer in the middle of the payload.
-    const uint32_t half = payload_size / 2;
+    // In two parts, so that a fault point can stop the writer in the middle of the payload. The
+    // cut (half, rounded down to 8 bytes) keeps the second copy word-aligned: a cut at an odd
+    // byte made both copies store their edges byte by byte.
+    const uint32_t half = (payload_size / 2) & ~uint32_t{7};
     mem::copy_to_shared(rec + 1, payload, half);
     CUFRAMES_FAULT_POINT("pub.packet.mid_payload");
     mem::copy_to_shared(reinterpret_cast<uint8_t*>(rec + 1) + half,
@@ -263,6 +265,7 @@ Status RingReader::attach(const void* base, size_t mapped_size) {
   codec_ = mem::load_relaxed(&h->codec);
   overruns_ = 0;
   head_resyncs_ = 0;
+  known_head_ = 0;
   resync();
   return Status::kOk;
 }
@@ -434,14 +437,17 @@ Status RingReader::next(Packet& out, int timeout_ms) {
   uint32_t skips = 0;
   for (;;) {
     const uint64_t n = seq_;
-    if (mem::load_acquire(&header_->head_seq) < n) {
+    // PKT-READ-01: packet n is readable once head_seq >= n was loaded with acquire; an earlier
+    // load that already showed it is as good as a new one (read_at still checks the lock).
+    if (known_head_ < n) known_head_ = mem::load_acquire(&header_->head_seq);
+    if (known_head_ < n) {
       if (mem::load_acquire(&header_->state) == kStateClosed) return Status::kPeerClosed;
       if (timeout_ms == 0) return Status::kAgain;
       // Read the futex word before re-checking head_seq: a publish after this load changes
       // the word, so FUTEX_WAIT returns at once instead of missing the wake-up.
       uint32_t* futex = const_cast<uint32_t*>(&header_->packet_futex);
       const uint32_t word = mem::load_acquire(futex);
-      if (mem::load_acquire(&header_->head_seq) >= n) continue;
+      if (mem::load_acquire(&header_->head_seq) >= n) continue;  // reloaded at the top
       if (mem::load_acquire(&header_->state) == kStateClosed) return Status::kPeerClosed;
       // SHM-ORDER-04: every single wait is bounded, whatever the caller's timeout.
       int64_t wait_ns = int64_t{kPeerDeathDetectMs} * 1000000;

@@ -376,6 +376,10 @@ class RingReader {
   uint32_t* waiter_count_ = nullptr;  // packet_waiters in the frame segment, or nullptr
   uint64_t seq_ = 0;
   uint64_t pos_ = 0;
+  // The highest head_seq this reader has loaded (acquire). Packets up to it are published, so
+  // next() loads head_seq only when the cursor passes it: in a burst the header's cache line,
+  // which the writer stores to on every publish, is read once per burst instead of per packet.
+  uint64_t known_head_ = 0;
   bool need_keyframe_ = true;
   // Cursor came from (head_seq + 1, head_pos), two words the writer stores separately, so it may
   // be inconsistent; a stale lock there triggers another resync instead of kCorrupt.

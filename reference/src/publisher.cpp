@@ -28,6 +28,7 @@
 #include "memory_kind.h"
 #include "packet_ring.h"
 #include "segment.h"
+#include "spin.h"
 #include "tlv.h"
 
 namespace cuframes {
@@ -145,6 +146,7 @@ struct Publisher::Impl {
   std::vector<LastAck> last_ack;  // per subscriber slot: the highest ack_seq seen
   bool acquired = false;
   uint64_t acquired_seq = 0;
+  spin::Adaptive ack_spin;   // Acquire's spin before it parks on ack_futex
   uint64_t waiting_for = 0;  // m whose ACKs the eviction clock runs for
   Clock::time_point waiting_since;
 
@@ -152,6 +154,44 @@ struct Publisher::Impl {
   std::vector<std::unique_ptr<Conn>> conns;
 
   ~Impl() { Shutdown(); }
+
+  // Waking many sleepers is the kernel's work per sleeper (~1 us each), inside the FUTEX_WAKE
+  // call. With more than kInlineWakeMax frame waiters, Commit hands that call to the waker
+  // thread (started on first use) and pays at most one wake-up of that thread: the publishing
+  // thread's cost no longer grows with the number of sleeping subscribers. The waker is still
+  // the writer waking every waiter (SHM-ORDER-02), a few microseconds later; one that finds
+  // several commits pending wakes once for all of them.
+  static constexpr uint32_t kInlineWakeMax = 1;
+  std::thread waker;
+  std::atomic<uint32_t> waker_requests{0};
+  std::atomic<bool> waker_stop{false};
+  void WakeFrameWaiters(uint32_t waiters) {
+    auto* h = seg.header();
+    if (waiters <= kInlineWakeMax) {
+      mem::futex_wake_all(&h->frame_futex);
+      return;
+    }
+    if (!waker.joinable()) waker = std::thread([this] { WakerLoop(); });
+    waker_requests.fetch_add(1, std::memory_order_release);
+    waker_requests.notify_one();
+  }
+  void WakerLoop() {
+    uint32_t seen = 0;
+    while (!waker_stop.load(std::memory_order_acquire)) {
+      waker_requests.wait(seen, std::memory_order_acquire);
+      const uint32_t now = waker_requests.load(std::memory_order_acquire);
+      if (now == seen) continue;
+      seen = now;
+      mem::futex_wake_all(&seg.header()->frame_futex);
+    }
+  }
+  void StopWaker() {
+    if (!waker.joinable()) return;
+    waker_stop.store(true, std::memory_order_release);
+    waker_requests.fetch_add(1, std::memory_order_release);
+    waker_requests.notify_one();
+    waker.join();
+  }
 
   Status Init();
   void Shutdown();
@@ -251,6 +291,7 @@ Status Publisher::Impl::Init() {
 }
 
 void Publisher::Impl::Shutdown() {
+  StopWaker();  // before the segment goes: it wakes on frame_futex
   if (service.joinable()) {
     stop.store(true);
     Wake();
@@ -727,6 +768,8 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       d.waiting_since = start;
     }
     auto* h = d.seg.header();
+    bool parked = false;  // ack_waiting was set
+    bool spun = false;
     for (;;) {
       // Snapshot the subscribers that must have ACKed m: ACTIVE with start_seq <= m.
       must_ack.clear();
@@ -739,35 +782,42 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
           }
         }
       }
-      mem::store_relaxed<uint32_t>(&h->ack_waiting, 1);
-      mem::fence_seq_cst();
-      const uint32_t futex_value = mem::load_acquire(&h->ack_futex);
-      bool blocked = false;
       const auto now = Clock::now();
       const bool ack_timed_out =
           now - d.waiting_since >= std::chrono::milliseconds(d.cfg.ack_timeout_ms);
-      for (Blocker& b : must_ack) {
-        const uint64_t ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
-        Impl::LastAck& last = d.last_ack[b.index];
-        if (last.generation != b.generation) last = {b.generation, 0};
-        if (ack > d.write_seq || ack < last.ack) {  // garbage from a hostile subscriber
-          d.Evict(b.index, b.generation, Status::kProtocol);
-          b.evicted = true;
-          continue;
+      // Returns the first subscriber (slot index) still to ACK m, or -1 when none is. Every
+      // scan reads every subscriber's ack_seq, also one already seen at or past m: ACK-EVICT-05
+      // (decision G) wants the ACK-EVICT-02 check at each evaluation of the wait, i.e. at its
+      // start and after each spin, wake-up or bounded timeout. When nobody blocks, that is one
+      // scan per acquire.
+      auto scan = [&]() -> int64_t {
+        int64_t first_blocked = -1;
+        for (Blocker& b : must_ack) {
+          if (b.evicted) continue;
+          const uint64_t ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
+          Impl::LastAck& last = d.last_ack[b.index];
+          if (last.generation != b.generation) last = {b.generation, 0};
+          if (ack > d.write_seq || ack < last.ack) {  // garbage from a hostile subscriber
+            d.Evict(b.index, b.generation, Status::kProtocol);
+            b.evicted = true;
+            continue;
+          }
+          last.ack = ack;
+          if (ack >= m) continue;
+          if (ack_timed_out) {
+            d.Evict(b.index, b.generation, Status::kEvicted);
+            b.evicted = true;
+          } else if (first_blocked < 0) {
+            first_blocked = b.index;
+          }
         }
-        last.ack = ack;
-        if (ack >= m) continue;
-        if (ack_timed_out) {
-          d.Evict(b.index, b.generation, Status::kEvicted);
-          b.evicted = true;
-        } else {
-          blocked = true;
-        }
-      }
-      if (!blocked) break;
+        return first_blocked;
+      };
+      int64_t blocker = scan();
+      if (blocker < 0) break;
       const auto elapsed = now - start;
       if (timeout_ms == 0 || (timeout_ms > 0 && elapsed >= std::chrono::milliseconds(timeout_ms))) {
-        mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+        if (parked) mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
         return timeout_ms == 0 ? Status::kAgain : Status::kTimeout;
       }
       int64_t slice = kWaitSliceNs;
@@ -776,9 +826,30 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
         slice = std::min<int64_t>(
             slice, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() + 1);
       }
+      if (!spun) {
+        // Poll the ACK we wait for before parking (bounded, uncounted: SHM-ORDER-03), then scan
+        // again from the top whatever the outcome.
+        spun = true;
+        const int64_t budget = std::min(d.ack_spin.budget(), slice);
+        if (budget > 0) {
+          const uint64_t* ack = &d.seg.sub(d.info, static_cast<uint32_t>(blocker))->ack_seq;
+          d.ack_spin.record(spin::Until([&] { return mem::load_acquire(ack) >= m; }, budget));
+          continue;
+        }
+      }
+      // Park (SHM-ORDER-04 from the publisher's side): flag ourselves, full barrier, load the
+      // futex word, re-check, wait bounded. A subscriber that ACKs after our re-check sees the
+      // flag and wakes us; one that ACKed before it is seen by the re-check.
+      if (!parked) {
+        mem::store_relaxed<uint32_t>(&h->ack_waiting, 1);
+        parked = true;
+      }
+      mem::fence_seq_cst();
+      const uint32_t futex_value = mem::load_acquire(&h->ack_futex);
+      if ((blocker = scan()) < 0) break;
       mem::futex_wait(&h->ack_futex, futex_value, slice);
     }
-    mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+    if (parked) mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
     // Device-side ordering: the publisher stream waits for each subscriber's ACK event.
     for (const Blocker& b : must_ack) {
       if (!b.evicted && d.memory->WaitAck(b.index) != Status::kOk) return Status::kCuda;
@@ -823,9 +894,10 @@ Status Publisher::Commit(const FrameInfo& fi) {
   d.acquired = false;
   CUFRAMES_FAULT_POINT("pub.frame.after_write_seq");
   // SHM-ORDER-02: increment (seq_cst), then wake only if a subscriber counts itself as waiting.
-  mem::fetch_add<uint32_t>(&h->frame_futex, 1);
-  mem::fence_seq_cst();
-  if (mem::load_relaxed(&h->frame_waiters) != 0) mem::futex_wake_all(&h->frame_futex);
+  // (The locked increment is the one full barrier; a separate fence after it added a second.)
+  mem::fetch_add_seq_cst<uint32_t>(&h->frame_futex, 1);
+  const uint32_t waiters = mem::load_seq_cst(&h->frame_waiters);
+  if (waiters != 0) d.WakeFrameWaiters(waiters);
   return Status::kOk;
 }
 

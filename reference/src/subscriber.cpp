@@ -30,6 +30,7 @@
 #include "packet_ring.h"
 #include "publisher.h"
 #include "segment.h"
+#include "spin.h"
 #include "tlv.h"
 
 namespace cuframes {
@@ -69,6 +70,7 @@ struct Subscriber::Impl {
   uint64_t cursor = 0;        // next frame to read
   uint64_t acked = 0;         // every frame <= acked has been released
   std::deque<bool> released;  // frames acked+1 .. cursor-1: released yet?
+  spin::Adaptive spin;        // NextFrame's spin before it parks on frame_futex
 
   Mapping ring_map;
   ring::RingReader ring;
@@ -455,7 +457,9 @@ Status Subscriber::NextFrame(int32_t timeout_ms, FrameView* out) {
   if (Status c = d.closed_status(); c != Status::kOk) return c;
   const uint64_t n = d.cursor;
   auto* h = d.seg.header();
-  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  Clock::time_point deadline{};
+  bool have_deadline = false;
+  bool spun = false;
   for (;;) {
     if (Status c = d.closed_status(); c != Status::kOk) return c;
     const uint32_t futex_value = mem::load_acquire(&h->frame_futex);
@@ -469,17 +473,34 @@ Status Subscriber::NextFrame(int32_t timeout_ms, FrameView* out) {
       return d.Evicted();
     }
     if (timeout_ms == 0) return Status::kAgain;
+    if (!have_deadline) {
+      deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+      have_deadline = true;
+    }
     int64_t slice = kWaitSliceNs;
     if (timeout_ms > 0) {
       const int64_t left = RemainingNs(deadline);
       if (left <= 0) return Status::kTimeout;
       slice = std::min(slice, left);
     }
+    if (!spun) {
+      // Poll before parking (SHM-ORDER-03: uncounted), once per call and at most `slice`: a
+      // frame that arrives meanwhile costs the publisher no FUTEX_WAKE. The checks above run
+      // again afterwards whatever the outcome.
+      spun = true;
+      const int64_t budget = std::min(d.spin.budget(), slice);
+      if (budget > 0) {
+        d.spin.record(spin::Until([&] { return mem::load_acquire(&h->write_seq) >= n; }, budget));
+        continue;
+      }
+    }
     // SHM-ORDER-04: count ourselves as a waiter (seq_cst), re-check, bounded wait, uncount.
-    mem::fetch_add<uint32_t>(&h->frame_waiters, 1);
+    mem::fetch_add_seq_cst<uint32_t>(&h->frame_waiters, 1);
     CUFRAMES_FAULT_POINT("sub.frame.waiter_counted");
-    if (mem::load_acquire(&h->write_seq) < n) mem::futex_wait(&h->frame_futex, futex_value, slice);
-    mem::fetch_add<uint32_t>(&h->frame_waiters, static_cast<uint32_t>(-1));
+    if (mem::load_seq_cst(&h->write_seq) < n) {
+      mem::futex_wait(&h->frame_futex, futex_value, slice);
+    }
+    mem::fetch_add_seq_cst<uint32_t>(&h->frame_waiters, static_cast<uint32_t>(-1));
   }
   // SHM-SUB-04: a frame committed after our eviction is not ours: the publisher no longer waits for
   // our ACK, so it may be overwriting that slot while we read it. The publisher stores EVICTED
@@ -543,9 +564,10 @@ Status Subscriber::Release(uint64_t seq) {
   }
   mem::store_release<uint64_t>(&d.own->ack_seq, d.acked);
   CUFRAMES_FAULT_POINT("sub.ack.after_store");
-  mem::fetch_add<uint32_t>(&h->ack_futex, 1);
-  mem::fence_seq_cst();
-  if (mem::load_relaxed(&h->ack_waiting) != 0) mem::futex_wake_all(&h->ack_futex);
+  // SHM-ORDER-02: the seq_cst increment, then the seq_cst load of the count (one full barrier,
+  // the locked increment itself, where a separate fence added a second).
+  mem::fetch_add_seq_cst<uint32_t>(&h->ack_futex, 1);
+  if (mem::load_seq_cst(&h->ack_waiting) != 0) mem::futex_wake_all(&h->ack_futex);
   return Status::kOk;
 }
 
