@@ -33,8 +33,9 @@ std::string RxName(Conn::Rx r) {
   return "?";
 }
 
-uint64_t ProcStartTime() {
-  std::ifstream in("/proc/self/stat");
+// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); 0 when unreadable.
+uint64_t ProcStartTime(const std::string& pid = "self") {
+  std::ifstream in("/proc/" + pid + "/stat");
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const size_t close = s.rfind(')');
   if (close == std::string::npos) return 0;
@@ -152,10 +153,9 @@ void ExpectErrorName(CaseContext& ctx, const nlohmann::json* e) {
   const uint64_t code = (*e)["code"].get<uint64_t>();
   if (!ctx.spec().ErrKnown(code)) return;  // the code check reports an unknown code
   const std::string want = ctx.spec().ErrName(code);
-  ctx.Expect(e->contains("name") && (*e)["name"].is_string() &&
-                 (*e)["name"].get<std::string>() == want,
-             "ADP-FMT-01", "the error event's name \"" + want + "\" for code " + Num(code),
-             e->dump());
+  ctx.Expect(
+      e->contains("name") && (*e)["name"].is_string() && (*e)["name"].get<std::string>() == want,
+      "ADP-FMT-01", "the error event's name \"" + want + "\" for code " + Num(code), e->dump());
 }
 
 void ExpectAdapterError(CaseContext& ctx, Process& p, const std::string& code,
@@ -327,6 +327,15 @@ void ScriptedSub::MapAndValidate() {
   const uint64_t pixel = h.Get("pixel_format");
   ctx_.Expect(pixel <= 4, "SHM-HDR-02", "pixel_format a value of the enum", Num(pixel), hdr);
   ctx_.Expect(h.Get("publisher_pid") != 0, "SHM-HDR-02", "publisher_pid set", "0", hdr);
+  // publisher_start_time is field 22 of the publisher process's /proc/<pid>/stat (the header's
+  // table): a reader uses the pair to tell a reused pid from the publisher (RES-LIVE-03). The
+  // publisher is alive while we hold its connection, so its stat file is there to compare.
+  if (const uint64_t pid = h.Get("publisher_pid"); pid != 0) {
+    const uint64_t want = ProcStartTime(std::to_string(pid));
+    ctx_.Expect(want == 0 || h.Get("publisher_start_time") == want, "SHM-HDR-02",
+                "publisher_start_time " + Num(want) + " (field 22 of /proc/" + Num(pid) + "/stat)",
+                Num(h.Get("publisher_start_time")), hdr);
+  }
   ctx_.Expect(h.Get("slot_bytes") >= 1, "SHM-HDR-02", "slot_bytes >= 1", "0", hdr);
   const uint64_t sdo = s.Size("SegmentHeader");
   const uint64_t sso = sdo + s.Size("SlotDescriptor") * slots;
