@@ -1,6 +1,7 @@
-// cuda_kind_test (ctest label "cuda"): the CUDA_IPC memory kind across two processes: this test
-// spawns the adapter programs (fresh processes: never fork after CUDA initialisation) and
-// checks every frame. Skips, saying why, when there is no CUDA device.
+// cuda_kind_test (ctest label "cuda"): the CUDA memory kinds (CUDA_IPC, and CUDA_VMM_FD where the
+// device exports POSIX file descriptors) across processes: this test spawns the adapter programs
+// (fresh processes: never fork after CUDA initialisation) and checks every frame. Skips, saying
+// why, when there is no CUDA device.
 #include <cuda_runtime.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -38,15 +39,14 @@ TEST(CudaKind, Built) {
   EXPECT_TRUE(cuframes::CudaKindBuilt());
 }
 
-TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
-  std::string why;
-  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+// One publisher of `kind` (the adapters' --kind value), two subscribers, 200 frames of 1 MiB.
+void PublisherToTwoSubscribers(const std::string& kind) {
   const char* tools = std::getenv("CUFRAMES_TOOLS_DIR");
   if (tools == nullptr) GTEST_SKIP() << "CUFRAMES_TOOLS_DIR not set (ctest sets it)";
   char tmpl[] = "/tmp/cuframes-cuda-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   ::setenv("CUFRAMES_SOCKET_DIR", tmpl, 1);
-  const std::string key = "cuda" + std::to_string(::getpid());
+  const std::string key = "cuda" + std::to_string(::getpid()) + kind;
   const std::string pub_bin = std::string(tools) + "/cuframes-pub";
   const std::string sub_bin = std::string(tools) + "/cuframes-sub";
   // The publisher waits for both subscribers; subscribers retry until its socket exists.
@@ -64,7 +64,7 @@ TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
     return pid;
   };
   const std::string dir = tmpl;
-  const pid_t pub = spawn({pub_bin, "--key", key, "--kind", "cuda", "--frames", "200", "--bytes",
+  const pid_t pub = spawn({pub_bin, "--key", key, "--kind", kind, "--frames", "200", "--bytes",
                            "1048576", "--slots", "3", "--wait-subscribers", "2"},
                           dir + "/pub.out");
   const std::string sock = dir + "/cuframes-" + key + ".sock";
@@ -74,8 +74,8 @@ TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
   ASSERT_EQ(::stat(sock.c_str(), &st), 0) << "publisher never became ready";
   std::vector<pid_t> subs;
   for (int i = 0; i < 2; ++i) {
-    subs.push_back(spawn({sub_bin, "--key", key, "--kind", "cuda", "--frames", "200",
-                          "--verify-hold", "--hold-max-us", "300"},
+    subs.push_back(spawn({sub_bin, "--key", key, "--kind", kind, "--frames", "200", "--verify-hold",
+                          "--hold-max-us", "300"},
                          dir + "/sub" + std::to_string(i) + ".out"));
   }
   for (pid_t p : subs) {
@@ -91,6 +91,21 @@ TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
   EXPECT_NE(::stat(sock.c_str(), &st), 0) << "socket left behind";
   EXPECT_NE(::stat(("/dev/shm/cuframes-" + key).c_str(), &st), 0) << "segment left behind";
   ::rmdir(tmpl);
+}
+
+TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
+  std::string why;
+  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+  PublisherToTwoSubscribers("cuda");
+}
+
+TEST(CudaKind, VmmPublisherToTwoSubscribersAcrossProcesses) {
+  std::string why;
+  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+  if (!cuframes::CudaVmmUsable(0)) {
+    GTEST_SKIP() << "device 0 cannot export POSIX file descriptor allocations (CUDA_VMM_FD)";
+  }
+  PublisherToTwoSubscribers("cuda_vmm_fd");
 }
 
 }  // namespace
