@@ -18,7 +18,11 @@
 # while an MPS control daemon is already up (its numbers would be MPS numbers). Clocks, compute
 # mode and MIG are never touched.
 #
-# Output: reports/bench-cuda-roundtrip-nomps.json, reports/bench-cuda-roundtrip-mps.json.
+# Each MPS state also runs bench/py_cuda_handoff.py: cuframes for Python against
+# torch.multiprocessing (skipped, saying why, without CuPy or PyTorch).
+#
+# Output: reports/bench-cuda-roundtrip-nomps.json, reports/bench-cuda-roundtrip-mps.json,
+# reports/bench-py-cuda-handoff-{nomps,mps}.json.
 # Exit status: 0 when both runs completed (targets missed or not: see the table), 1 when a run
 # failed, 2 when there is no binary or no GPU.
 set -euo pipefail
@@ -72,12 +76,23 @@ fi
 echo "==> bench_cuda_roundtrip, MPS off"
 env -u CUDA_MPS_PIPE_DIRECTORY -u CUDA_MPS_LOG_DIRECTORY \
   "$bin" --benchmark_out="$out_off" --benchmark_context=mps=off "${flags[@]}"
+# Python users' view: cuframes for Python against torch.multiprocessing, same MPS state.
+# (exit 77: no CuPy or PyTorch here, the reason is printed; not a failure)
+py_handoff() {  # py_handoff LABEL JSON
+  echo "==> bench/py_cuda_handoff.py, $1"
+  local rc=0
+  python3 "$ROOT/bench/py_cuda_handoff.py" --label "$1" --json "$2" || rc=$?
+  ((rc == 0 || rc == 77))
+}
+py_failed=0
+(unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+ py_handoff mps=off "$ROOT/reports/bench-py-cuda-handoff-nomps.json") || py_failed=1
 
 # ---------------------------------------------------------------------------- MPS on
 if ! command -v nvidia-cuda-mps-control >/dev/null; then
   echo "run_gpu_bench.sh: SKIP the MPS run: nvidia-cuda-mps-control not found" >&2
   python3 "$ROOT/bench/report.py" "$out_off"
-  exit 0
+  exit "$py_failed"
 fi
 export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
 mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
@@ -93,9 +108,11 @@ done
 [[ -S "$CUDA_MPS_PIPE_DIRECTORY/control" ]] || { echo "run_gpu_bench.sh: MPS did not start" >&2; exit 1; }
 echo "==> bench_cuda_roundtrip, MPS on"
 "$bin" --benchmark_out="$out_on" --benchmark_context=mps=on "${flags[@]}"
+py_handoff mps=on "$ROOT/reports/bench-py-cuda-handoff-mps.json" || py_failed=1
 stop_mps
 trap - EXIT
 echo "==> MPS stopped"
 
 echo
 python3 "$ROOT/bench/report.py" "$out_off" "$out_on"
+exit "$py_failed"

@@ -13,12 +13,18 @@
 #                                         cases of suites/cuda.cc with the host ones), then the
 #                                         CUDA kill check conformance/kill_check_cuda.py (every
 #                                         conformance/variants/cuda/*.patch must fail a CUDA case)
-#   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios
+#   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios; then cuframes for
+#      Python's CUDA tests and the interop matrix (reference x python, host and cuda cells)
 #   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
 #      table of bench/report.py
+#   5. bench/scaling.py --kind cuda: N publishers x M subscribers (a reduced grid), JSON and PNG
 # Google Benchmark is built in only when an installed one is found (the GPU runners have none;
 # carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
+# CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench,
+# scaling;
+# default all) runs only the steps named, to spend a short GPU lease on what changed; each step
+# left out is printed as skipped.
 set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -58,12 +64,20 @@ configure_preset gpu "$bench_flag" \
 build_preset gpu
 
 failed=()
+steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,scaling},"
+want() {  # want STEP: true when STEP is selected, else prints the skip
+  [[ "$steps" == *",$1,"* ]] && return 0
+  skip "$1: not in CUFRAMES_GPU_STEPS"
+  return 1
+}
 mkdir -p "$ROOT/reports"
 rm -f "$ROOT"/reports/gpu-bench-*.json
 
 # 1. CUDA-kind tests
 n_cuda="$(ctest --preset gpu -N | sed -n 's/^Total Tests: *//p')"
-if [[ "${n_cuda:-0}" == 0 ]]; then
+if ! want ctest; then
+  :
+elif [[ "${n_cuda:-0}" == 0 ]]; then
   skip "ctest -L cuda: no test carries the 'cuda' label yet"
 else
   log "ctest -L cuda ($n_cuda tests)"
@@ -78,24 +92,30 @@ if [[ ! -x "$conform" ]]; then
 elif ((${#manifests[@]} == 0)); then
   skip "conformance: no conformance/manifests/*cuda*.json"
 else
-  for m in "${manifests[@]}"; do
-    log "conform: $(basename "$m")"
-    "$conform" --manifest "$m" --reports "$ROOT/reports/" || failed+=("conform $(basename "$m")")
-  done
-  log "kill check (CUDA): conformance/kill_check_cuda.py"
-  rc=0
-  "$PYTHON" "$ROOT/conformance/kill_check_cuda.py" --source-dir "$ROOT" --harness "$conform" \
-    --work-dir "$ROOT/build/gpu/build-variants-cuda" --reports "$ROOT/reports/" \
-    --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" || rc=$?
-  case "$rc" in
-    0) ;;
-    77) skip "kill check (CUDA): nothing to judge here (reason above)" ;;
-    *) failed+=("kill_check_cuda.py (exit $rc)") ;;
-  esac
+  if want conform; then
+    for m in "${manifests[@]}"; do
+      log "conform: $(basename "$m")"
+      "$conform" --manifest "$m" --reports "$ROOT/reports/" || failed+=("conform $(basename "$m")")
+    done
+  fi
+  if want killcheck; then
+    log "kill check (CUDA): conformance/kill_check_cuda.py"
+    rc=0
+    "$PYTHON" "$ROOT/conformance/kill_check_cuda.py" --source-dir "$ROOT" --harness "$conform" \
+      --work-dir "$ROOT/build/gpu/build-variants-cuda" --reports "$ROOT/reports/" \
+      --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" || rc=$?
+    case "$rc" in
+      0) ;;
+      77) skip "kill check (CUDA): nothing to judge here (reason above)" ;;
+      *) failed+=("kill_check_cuda.py (exit $rc)") ;;
+    esac
+  fi
 fi
 
 # 3. CUDA interop scenarios
-if [[ -d interop ]] && [[ -n "$(find interop -name 'test_*.py' -print -quit)" ]]; then
+if ! want interop; then
+  :
+elif [[ -d interop ]] && [[ -n "$(find interop -name 'test_*.py' -print -quit)" ]]; then
   log "pytest -m cuda interop/"
   rc=0
   CUFRAMES_BUILD_DIR="$ROOT/build/gpu" "$PYTHON" -m pytest -q -p no:cacheprovider -m cuda \
@@ -109,9 +129,25 @@ else
   skip "pytest interop/: no interop tests"
 fi
 
+# 3b. cuframes for Python on the GPU: its CUDA_IPC tests, then the interop matrix with its host
+# and cuda columns (reference x python, both roles). run_setup installed the package.
+if want python && [[ -f "$ROOT/python/tests/test_cuda.py" ]]; then
+  log "pytest python/tests/test_cuda.py (cuframes for Python, CUDA_IPC)"
+  "$PYTHON" -m pytest -q -rs -p no:cacheprovider "$ROOT/python/tests/test_cuda.py" ||
+    failed+=("pytest python/tests/test_cuda.py")
+fi
+if want matrix && [[ -x "$ROOT/ci/interop.sh" && -f "$ROOT/conformance/manifests/python-cuda.json" ]]; then
+  log "interop matrix, host and cuda: ci/interop.sh --impl reference-cuda python-cuda"
+  CUFRAMES_SKIP_BUILD=1 CUFRAMES_BUILD_DIR="$ROOT/build/gpu" \
+    "$ROOT/ci/interop.sh" --impl reference-cuda python-cuda --kinds host,cuda ||
+    failed+=("ci/interop.sh (host, cuda)")
+fi
+
 # 4. GPU benchmarks
 mapfile -t benches < <(executables_matching "$ROOT/build/gpu/bench" 'bench_*')
-if ((${#benches[@]} == 0)); then
+if ! want bench; then
+  :
+elif ((${#benches[@]} == 0)); then
   skip "benchmarks: no bench_* executables in build/gpu/bench"
 else
   for exe in "${benches[@]}"; do
@@ -130,6 +166,20 @@ else
   if [[ -f "$ROOT/bench/report.py" ]] && ((${#jsons[@]})); then
     log "bench: report (bench/report.py)"
     "$PYTHON" "$ROOT/bench/report.py" "${jsons[@]}" || failed+=("bench/report.py")
+  fi
+fi
+
+# 5. N publishers x M subscribers with the CUDA kind (bench/scaling.py; a reduced grid: the full
+# one, by hand, is --n 1,2,4,8,16,32 --m 1,2,4,8)
+if want scaling; then
+  if [[ -x "$ROOT/build/gpu/bench/cuframes-scaling-worker" ]]; then
+    log "scaling: bench/scaling.py --kind cuda"
+    "$PYTHON" "$ROOT/bench/scaling.py" --kind cuda --n 1,4,16,32 --m 1,8 --fps 30,240 \
+      --seconds 1 --worker "$ROOT/build/gpu/bench/cuframes-scaling-worker" \
+      --json "$ROOT/reports/scaling-cuda.json" --png "$ROOT/reports/scaling-cuda.png" ||
+      failed+=("bench/scaling.py --kind cuda")
+  else
+    skip "scaling: build/gpu/bench/cuframes-scaling-worker was not built"
   fi
 fi
 

@@ -116,8 +116,11 @@ if ((${#missing_py[@]} == 0)); then
   note "setup: python packages importable (ci/requirements.txt)"
 else
   log "setup: pip installing ${missing_py[*]} for $PYTHON"
-  "$PYTHON" -m pip install -q "${missing_py[@]}" ||
-    "$PYTHON" -m pip install -q --break-system-packages "${missing_py[@]}" ||
+  # One retry and a short timeout: a machine without a package index (the GPU runners) learns
+  # that in seconds instead of pip's minute of back-off per attempt.
+  pip_i=("$PYTHON" -m pip install -q --retries 1 --timeout 10)
+  "${pip_i[@]}" "${missing_py[@]}" ||
+    "${pip_i[@]}" --break-system-packages "${missing_py[@]}" ||
     note "setup: pip could not install ${missing_py[*]}; the tests that need them say so"
 fi
 
@@ -138,6 +141,11 @@ sys.exit(not os.path.realpath(cuframes.__file__).startswith(os.path.realpath(sys
   if ((need_py)); then
     log "setup: pip install -e python/ (cuframes for Python) for $PYTHON"
     pip_e=("$PYTHON" -m pip install -q -e "$py_pkg")
+    # With setuptools already importable an isolated build environment only costs a download,
+    # and on a machine without a package index (the GPU runners) pip would wait for it first.
+    if "$PYTHON" -c 'import setuptools' 2>/dev/null; then
+      pip_e+=(--no-build-isolation --no-deps)
+    fi
     "${pip_e[@]}" || "${pip_e[@]}" --no-build-isolation || "${pip_e[@]}" --break-system-packages ||
       "${pip_e[@]}" --no-build-isolation --break-system-packages ||
       note "setup: could not install python/ (cuframes for Python); its tests will fail to import"

@@ -5,8 +5,8 @@
 #
 # Steps: ci/setup.sh; cmake --preset default (build/default); build with $CUFRAMES_JOBS (2)
 # jobs; ctest --output-on-failure -j $CUFRAMES_JOBS (the kill check as a sample of 8 variants:
-# ci/kill-check.sh runs them all); then python3 -m pytest over interop/, conformance/ and
-# python/ (cuframes for Python) and video/ for each that has tests. pytest sees
+# ci/kill-check.sh runs them all); then python3 -m pytest over interop/, conformance/,
+# python/ (cuframes for Python), video/ and bench/ for each that has tests. pytest sees
 # CUFRAMES_BUILD_DIR=<repo>/build/default. Every step runs even after an earlier test step
 # failed; the exit status is non-zero if any step failed. Skips are printed with their reason.
 # .ci/run calls this script.
@@ -29,7 +29,7 @@ if ! ctest --preset default --output-on-failure -j "$JOBS"; then
 fi
 
 export CUFRAMES_BUILD_DIR="$ROOT/build/default"
-for dir in interop conformance python video; do
+for dir in interop conformance python video bench; do
   if [[ ! -d "$dir" ]]; then
     skip "pytest $dir/: the folder does not exist"
     continue

@@ -25,6 +25,7 @@ slot is rewritten the writing stream waits for every counted subscriber's ack ev
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 from .errors import CuframesError, Err
@@ -40,7 +41,18 @@ def _cupy() -> Any:
     try:
         import cupy  # noqa: F401
         from cupy.cuda import runtime  # noqa: F401
-    except Exception as e:  # ImportError, or a CuPy built for another CUDA
+    except ImportError as e:
+        import sys
+
+        if "site" in sys.modules:
+            raise CuframesError(Err.UNSUPPORTED, f"CuPy is not importable: {e}") from None
+        # The adapters start with `python3 -S` (python/tools/adapter.py) to keep start-up short;
+        # CuPy lives in site-packages, so the CUDA kind loads `site` when it is first needed.
+        import site
+
+        site.main()
+        return _cupy()
+    except Exception as e:  # a CuPy built for another CUDA
         raise CuframesError(Err.UNSUPPORTED, f"CuPy is not importable: {e}") from None
     return cupy
 
@@ -65,7 +77,7 @@ def _cuda_call(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception as e:
-        raise CuframesError(Err.CUDA, f"{getattr(fn, '__name__', fn)}: {e}") from None
+        raise CuframesError(Err.CUDA, f"{getattr(fn, '__name__', fn)}: {e!r}") from None
 
 
 class SubscriberCuda:
@@ -111,10 +123,20 @@ class SubscriberCuda:
         _cuda_call(self.rt.streamWaitEvent, self.stream.ptr, self.ready[s], 0)
         f = Frame(sub, n, meta, None, 0, cuda=self)
         f._slot = s  # type: ignore[attr-defined]
+        f._user_streams = []  # type: ignore[attr-defined]
         return f
 
     def array(self, f: Any) -> Any:
         cp = self.cupy
+        # The array is read on CuPy's current stream (and, through DLPack, on the consumer's
+        # stream ordered after it), not on this attachment's stream: that stream must wait for
+        # the frame's ready event too (ACK-READ-02), and the release must wait for it (below).
+        # Waiting now is safe: the publisher cannot record this slot's ready event again before
+        # this frame's ACK.
+        user = cp.cuda.get_current_stream()
+        if user.ptr != self.stream.ptr:
+            _cuda_call(self.rt.streamWaitEvent, user.ptr, self.ready[f._slot], 0)
+            f._user_streams.append(user)
         mem = cp.cuda.UnownedMemory(self.slot_ptr[f._slot], self.slot_bytes, self)
         return cp.ndarray((f.payload_bytes,), dtype=cp.uint8,
                           memptr=cp.cuda.MemoryPointer(mem, 0))
@@ -131,8 +153,13 @@ class SubscriberCuda:
         return out.tobytes()
 
     def release(self, f: Any) -> None:
-        # ACK-REL-01 / ACK-CUDA-01: record on the one reading stream, before ack_seq
+        # ACK-REL-01 / ACK-CUDA-01: record on the one reading stream, before ack_seq; reads the
+        # application queued on its current stream through `array` are ordered before it.
         assert self.ack_event is not None
+        for user in getattr(f, "_user_streams", ()):
+            done = self.cupy.cuda.Event(disable_timing=True)
+            done.record(user)
+            self.stream.wait_event(done)
         _cuda_call(self.rt.eventRecord, self.ack_event, self.stream.ptr)
 
     def close(self) -> None:
@@ -175,6 +202,9 @@ class PublisherCuda:
         self.ptrs: list[int] = []
         self.ready: list[int] = []
         self.acks: dict[int, int] = {}  # subscriber index -> opened ack event
+        # The connection threads open and destroy ack events while the publishing thread makes
+        # its stream wait on them: an event destroyed between the two would be a dangling handle.
+        self._acks_lock = threading.Lock()
         try:
             for s in range(slot_count):
                 ptr = _cuda_call(rt.malloc, max(1, slot_bytes))
@@ -189,10 +219,14 @@ class PublisherCuda:
             raise
 
     def open_ack(self, index: int, handle: bytes) -> None:
-        self.acks[index] = _cuda_call(self.rt.ipcOpenEventHandle, handle)
+        ev = _cuda_call(self.rt.ipcOpenEventHandle, handle)
+        self.close_ack(index)  # a previous occupant's event, should one be left
+        with self._acks_lock:
+            self.acks[index] = ev
 
     def close_ack(self, index: int) -> None:
-        ev = self.acks.pop(index, None)
+        with self._acks_lock:
+            ev = self.acks.pop(index, None)
         if ev is not None:
             try:
                 self.rt.eventDestroy(ev)
@@ -202,14 +236,26 @@ class PublisherCuda:
     def write(self, s: int, data: Any, waits: list[int]) -> None:
         """ACK-REUSE-02, then the copy, then ACK-COMMIT-01's ready-event record."""
         rt = self.rt
-        for idx in waits:
-            if idx in self.acks:
-                _cuda_call(rt.streamWaitEvent, self.stream.ptr, self.acks[idx], 0)
+        with self._acks_lock:
+            for idx in waits:
+                if idx in self.acks:
+                    _cuda_call(rt.streamWaitEvent, self.stream.ptr, self.acks[idx], 0)
         cp = self.cupy
         if hasattr(data, "__cuda_array_interface__"):
             src = cp.ascontiguousarray(cp.asarray(data)).view(cp.uint8).ravel()
             n = src.nbytes
+            # The caller produced `data` on CuPy's current stream (an upload, a kernel), and the
+            # writing stream is non-blocking, so nothing orders the two: without this wait the
+            # copy below can read the source before its producer has finished writing it.
+            produced = cp.cuda.Event(disable_timing=True)
+            produced.record(cp.cuda.get_current_stream())
+            self.stream.wait_event(produced)
             _cuda_call(rt.memcpyAsync, self.ptrs[s], src.data.ptr, n, 3, self.stream.ptr)
+            # And the other way: CuPy's pool may hand the source's memory to the caller's next
+            # allocation on its stream once `data` is dropped, so that stream waits for the copy.
+            copied = cp.cuda.Event(disable_timing=True)
+            copied.record(self.stream)
+            cp.cuda.get_current_stream().wait_event(copied)
         else:
             import numpy as np
 

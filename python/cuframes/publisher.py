@@ -534,6 +534,15 @@ class Publisher:
         finally:
             seg.store32(S["ack_waiting"], 0)
 
+    def wait_released(self, seq: int) -> None:
+        """Blocks until every subscriber counted for frame `seq` has released it, or was evicted
+        at the ACK timeout (ACK-EVICT-01): what publish() waits for before it reuses seq's slot.
+        For the CUDA kind the release is the host-side ACK: the subscriber's reads are ordered
+        before its ack event, which the next write to the slot waits for."""
+        if not 1 <= seq <= self.write_seq:
+            raise CuframesError(Err.INVALID_ARGUMENT, f"seq {seq} not published yet")
+        self._wait_acks(seq)
+
     def publish(self, data: Union[bytes, bytearray, memoryview, "np.ndarray"], *,
                 timestamp_ns: int = 0, user_data: int = 0, flags: int = 0) -> int:
         """Publishes one frame (a copy of `data`, at most slot_bytes) and returns its seq. Blocks

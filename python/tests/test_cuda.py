@@ -46,17 +46,21 @@ def test_adapter_publisher_to_library_subscriber(env):
     k = _key("a")
     pub = subprocess.Popen([sys.executable, ADAPTER, "pub", "--key", k, "--kind", "cuda",
                             "--frames", "10", "--slots", "3", "--bytes", "65536",
-                            "--wait-subscribers", "1", "--linger-ms", "5000"], env=env,
+                            "--wait-subscribers", "1", "--linger-ms", "5000",
+                            # first CUDA use by PyTorch (context, kernels) may take seconds
+                            "--ack-timeout-ms", "30000"], env=env,
                            stdout=subprocess.PIPE, text=True)
     try:
         ready = json.loads(pub.stdout.readline())
         assert ready["event"] == "ready" and ready["kind"] == "cuda"
+        # Imported before attaching: importing PyTorch takes seconds, longer than the
+        # publisher's ACK timeout for the frames it publishes meanwhile.
+        try:
+            import torch
+        except ImportError:
+            torch = None
         with Subscriber(k, kinds=("cuda",)) as sub:
             assert sub.kind == 2
-            try:
-                import torch
-            except ImportError:
-                torch = None
             for n in range(1, 11):
                 with sub.next_frame(5000) as f:
                     assert f.tobytes() == frame_payload(n, 65536)

@@ -203,3 +203,26 @@ def test_a_dropped_frame_is_released_when_collected(env):
             pub.publish(b"3")  # reuses frame 1's slot: needs its ACK
             assert time.monotonic() - t < 2.0
             assert sub.next_frame(2000).seq == 2
+
+
+def test_wait_released_returns_once_the_subscriber_released(env):
+    k = key("w")
+    with Publisher(k, slot_count=2, slot_bytes=64) as pub:
+        with pytest.raises(CuframesError) as e:
+            pub.wait_released(1)  # nothing published yet
+        assert e.value.code == Err.INVALID_ARGUMENT
+        sub = spawn(env, "sub", "--key", k, "--frames", "3", "--hold-ms", "200")
+        try:
+            assert pub.wait_active(1, 10000)
+            for n in range(1, 4):
+                seq = pub.publish(frame_payload(n, 64))
+                t0 = time.monotonic()
+                pub.wait_released(seq)
+                # the adapter holds each frame 200 ms before releasing it
+                assert time.monotonic() - t0 >= 0.15
+                ack = pub.seg.load64(pub._slot_off(0, "ack_seq"))
+                assert ack >= seq
+            assert read_event(sub, "done")["frames"] == 3
+        finally:
+            sub.kill()
+            sub.wait()

@@ -24,6 +24,49 @@ using HandleBytes = std::array<uint8_t, layout::kIpcHandleSize>;
 static_assert(sizeof(cudaIpcMemHandle_t) == layout::kIpcHandleSize);
 static_assert(sizeof(cudaIpcEventHandle_t) == layout::kIpcHandleSize);
 
+// RES-CUDA-01/02: one mapping per exported allocation per process. Two attachments of one
+// process to the same publisher share it (CUDA maps a handle once per process), counting users;
+// the last attachment to let go closes it, exactly once.
+class ImportRegistry {
+ public:
+  static ImportRegistry& Instance() {
+    static auto* registry = new ImportRegistry;  // never destroyed: attachments may outlive
+    return *registry;                            // static destruction at exit
+  }
+
+  cudaError_t Open(int device, const HandleBytes& bytes, void** ptr) {
+    std::lock_guard lock(mu_);
+    auto it = open_.find({device, bytes});
+    if (it != open_.end()) {
+      ++it->second.users;
+      *ptr = it->second.ptr;
+      return cudaSuccess;
+    }
+    cudaIpcMemHandle_t h{};
+    std::memcpy(&h, bytes.data(), sizeof(h));
+    const cudaError_t e = cudaIpcOpenMemHandle(ptr, h, cudaIpcMemLazyEnablePeerAccess);
+    if (e == cudaSuccess) open_[{device, bytes}] = Import{*ptr, 1};
+    return e;
+  }
+
+  // The caller has synchronised every stream that read the mapping.
+  void Close(int device, const HandleBytes& bytes) {
+    std::lock_guard lock(mu_);
+    auto it = open_.find({device, bytes});
+    if (it == open_.end() || --it->second.users > 0) return;
+    cudaIpcCloseMemHandle(it->second.ptr);
+    open_.erase(it);
+  }
+
+ private:
+  struct Import {
+    void* ptr;
+    unsigned users;
+  };
+  std::mutex mu_;
+  std::map<std::pair<int, HandleBytes>, Import> open_;
+};
+
 class CudaPublisherMemory final : public PublisherMemory {
  public:
   CudaPublisherMemory(int device, uint16_t kind)
@@ -150,8 +193,8 @@ class CudaSubscriberMemory final : public SubscriberMemory {
     // CUDA_VMM_FD unmap, address free and release, KIND-08).
     if (stream_ != nullptr) cudaStreamSynchronize(stream_);
     for (auto& [bytes, ptr] : opened_)
-      cudaIpcCloseMemHandle(ptr);
-    vmm_buffers_.clear();
+      ImportRegistry::Instance().Close(device_, bytes);
+    vmm_buffers_.clear();  // VMM imports are per attachment (KIND-06), released here
     for (auto e : ready_)
       cudaEventDestroy(e);
     if (ack_ != nullptr) cudaEventDestroy(ack_);
@@ -183,11 +226,9 @@ class CudaSubscriberMemory final : public SubscriberMemory {
       HandleBytes mh{};
       mem::copy_from_shared(mh.data(), d->mem_handle, mh.size());
       auto it = opened_.find(mh);
-      if (it == opened_.end()) {  // open each allocation once per process
-        cudaIpcMemHandle_t h{};
-        std::memcpy(&h, mh.data(), sizeof(h));
+      if (it == opened_.end()) {  // once per attachment here, once per process below
         void* ptr = nullptr;
-        if (cudaIpcOpenMemHandle(&ptr, h, cudaIpcMemLazyEnablePeerAccess) != cudaSuccess) {
+        if (ImportRegistry::Instance().Open(device_, mh, &ptr) != cudaSuccess) {
           return Status::kCuda;
         }
         it = opened_.emplace(mh, ptr).first;

@@ -12,8 +12,9 @@ from ..layout import HOST, CUDA_IPC
 from . import _common as C
 
 
-class _Terminate(Exception):
-    pass
+class _Terminate(BaseException):
+    """SIGTERM's exit path. A BaseException, so that no `except Exception` on the way (the
+    library's CUDA calls turn exceptions into CuframesError(CUDA)) mistakes it for a failure."""
 
 
 def _parse(argv: list[str]) -> Any:

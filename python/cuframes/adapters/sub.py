@@ -10,8 +10,9 @@ from ..errors import CuframesError, Err
 from . import _common as C
 
 
-class _Terminate(Exception):
-    pass
+class _Terminate(BaseException):
+    """SIGTERM's exit path. A BaseException, so that no `except Exception` on the way (the
+    library's CUDA calls turn exceptions into CuframesError(CUDA)) mistakes it for a failure."""
 
 
 def _parse(argv: list[str]) -> Any:
