@@ -6,9 +6,11 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "cuda_vmm.h"
@@ -67,6 +69,13 @@ class ImportRegistry {
   std::map<std::pair<int, HandleBytes>, Import> open_;
 };
 
+// A CUDA_VMM_FD buffer call failed: the status says only CUDA, so name the call on stderr for
+// whoever has to find out why on a GPU machine. Returns `s`.
+Status VmmFailed(const std::string& what, Status s) {
+  std::fprintf(stderr, "cuframes: CUDA_VMM_FD: %s\n", what.c_str());
+  return s;
+}
+
 class CudaPublisherMemory final : public PublisherMemory {
  public:
   CudaPublisherMemory(int device, uint16_t kind)
@@ -104,7 +113,7 @@ class CudaPublisherMemory final : public PublisherMemory {
         auto b = std::make_unique<vmm::Buffer>();
         std::string what;
         const Status s = b->Create(device_, info.slot_bytes, &what);
-        if (s != Status::kOk) return s;
+        if (s != Status::kOk) return VmmFailed(what, s);
         buffers_.push_back(b->ptr());
         vmm_buffers_.push_back(std::move(b));
       } else {
@@ -216,7 +225,7 @@ class CudaSubscriberMemory final : public SubscriberMemory {
         auto b = std::make_unique<vmm::Buffer>();
         std::string what;
         if (b->Import(device_, fds[i], info.slot_bytes, &what) != Status::kOk) {
-          return Status::kCuda;
+          return VmmFailed("slot " + std::to_string(i) + ": " + what, Status::kCuda);
         }
         buffers_.push_back(b->ptr());
         vmm_buffers_.push_back(std::move(b));
