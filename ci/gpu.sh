@@ -10,7 +10,8 @@
 # otherwise); build; then
 #   1. ctest -L cuda                      the CUDA-kind tests
 #   2. cuframes-conform                   for each conformance/manifests/*cuda*.json (the CUDA_IPC
-#                                         cases of suites/cuda.cc with the host ones), then the
+#                                         cases of suites/cuda.cc and, through the CUPTI injection
+#                                         library, suites/cuda_inject.cc, with the host ones), then the
 #                                         CUDA kill check conformance/kill_check_cuda.py (every
 #                                         conformance/variants/cuda/*.patch must fail a CUDA case)
 #   3. python3 -m pytest -m cuda interop  the CUDA-marked interop scenarios; then cuframes for
@@ -18,13 +19,16 @@
 #   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
 #      table of bench/report.py
 #   5. bench/scaling.py --kind cuda: N publishers x M subscribers (a reduced grid), JSON and PNG
+#   6. video/nvdec/pipeline.py            NVDEC -> CUDA frame ring -> GPU-checksumming
+#                                         subscribers, verified against a CPU decode; fps table,
+#                                         reports/nvdec-pipeline.json (PyAV and PyNvVideoCodec
+#                                         from wheels in .gpu/wheels; skipped with its reason)
 # Google Benchmark is built in only when an installed one is found (the GPU runners have none;
 # carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
 # CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench,
-# scaling;
-# default all) runs only the steps named, to spend a short GPU lease on what changed; each step
-# left out is printed as skipped.
+# scaling, nvdec; default all) runs only the steps named, to spend a short GPU lease on what
+# changed; each step left out is printed as skipped.
 set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -62,9 +66,15 @@ configure_preset gpu "$bench_flag" \
   "-DCMAKE_CUDA_ARCHITECTURES=${CUFRAMES_CUDA_ARCHITECTURES:-native}" \
   ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}
 build_preset gpu
+# The CUPTI injection library of the */cuda-inject-* conformance cases (conformance/inject/).
+if [[ -f "$ROOT/build/gpu/conformance/inject/libcuframes_inject.so" ]]; then
+  note "CUPTI injection: build/gpu/conformance/inject/libcuframes_inject.so"
+else
+  skip "CUPTI injection library not built (no CUPTI in the toolkit?): the */cuda-inject-* cases will say UNSUPPORTED"
+fi
 
 failed=()
-steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,scaling},"
+steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,scaling,nvdec},"
 want() {  # want STEP: true when STEP is selected, else prints the skip
   [[ "$steps" == *",$1,"* ]] && return 0
   skip "$1: not in CUFRAMES_GPU_STEPS"
@@ -181,6 +191,21 @@ if want scaling; then
   else
     skip "scaling: build/gpu/bench/cuframes-scaling-worker was not built"
   fi
+fi
+
+# 6. NVDEC pipeline (issue 16 item 4); its table is the last thing it prints
+if want nvdec; then
+  log "NVDEC pipeline: video/nvdec/pipeline.py"
+  rc=0
+  # CUFRAMES_NVDEC_ARGS: extra arguments, e.g. "--case h264:1920x1080:600" for a shorter run
+  # shellcheck disable=SC2086
+  "$PYTHON" "$ROOT/video/nvdec/pipeline.py" --build-dir "$ROOT/build/gpu" \
+    --reports "$ROOT/reports" ${CUFRAMES_NVDEC_ARGS:-} || rc=$?
+  case "$rc" in
+    0) ;;
+    77) skip "NVDEC pipeline: skipped (reason above)" ;;
+    *) failed+=("video/nvdec/pipeline.py (exit $rc)") ;;
+  esac
 fi
 
 if ((${#failed[@]})); then

@@ -642,6 +642,13 @@ uint64_t ScriptedPub::SendAttachOk() {
   return start;
 }
 
+Process& ScriptedPub::StartAttached(const std::vector<std::string>& args) {
+  Create();
+  Process& sub = StartSub(args);
+  Handshake();
+  return sub;
+}
+
 uint64_t ScriptedPub::Handshake() {
   const TlvMsg hello = ReadHello();
   const uint64_t max = PayloadField(ctx_.spec(), "HelloReq", hello, "max_proto");

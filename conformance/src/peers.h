@@ -146,6 +146,9 @@ class ScriptedPub {
   uint64_t SendAttachOk();
   // Full happy handshake with the IUT subscriber. Returns start_seq.
   uint64_t Handshake();
+  // The common start of a subscriber case: Create(), StartSub(args), Handshake(); returns the
+  // IUT subscriber, attached and waiting for frame start_seq.
+  Process& StartAttached(const std::vector<std::string>& args);
   // Publishes frame n = write_seq + 1 with the contract payload of `payload_bytes` (default:
   // slot_bytes), waiting (bounded) for the subscriber's ACK before reusing a slot. Returns n.
   uint64_t Publish(std::optional<uint64_t> payload_bytes = {});

@@ -142,11 +142,13 @@ Process& CaseContext::Start(const std::vector<std::string>& tmpl, const char* wh
                             const std::vector<std::string>& args,
                             const std::vector<std::string>& prefix) {
   if (tmpl.empty()) Unsupported(std::string("the manifest offers no ") + what + " adapter");
-  const std::string dir = env_.log_dir + "/" + Sanitize(def_.id);
+  const std::string dir = CaseDir();
   std::filesystem::create_directories(dir);
   const std::string err_path = dir + "/" + what + "-" + std::to_string(procs_.size()) + ".stderr";
   std::map<std::string, std::string> env = manifest().env;
   env["CUFRAMES_SOCKET_DIR"] = env_.socket_dir;
+  for (const auto& [k, v] : adapter_env_)
+    env[k] = v;
   std::string error;
   std::vector<std::string> argv = prefix;
   for (std::string& a : manifest().Expand(tmpl, args))
@@ -171,6 +173,18 @@ Process& CaseContext::Start(const std::vector<std::string>& tmpl, const char* wh
   }
   procs_.push_back(std::move(p));
   return *procs_.back();
+}
+
+void CaseContext::SetAdapterEnv(const std::string& name, const std::string& value) {
+  if (value.empty()) {
+    adapter_env_.erase(name);
+  } else {
+    adapter_env_[name] = value;
+  }
+}
+
+std::string CaseContext::CaseDir() const {
+  return env_.log_dir + "/" + Sanitize(def_.id);
 }
 
 Process& CaseContext::StartPublisher(const std::vector<std::string>& args) {

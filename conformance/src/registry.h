@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -136,6 +137,12 @@ class CaseContext {
   // Starts the subscriber adapter as another uid/gid through setpriv (a setresuid child; the
   // harness itself never forks). Needs root.
   Process& StartSubscriberAs(uint32_t uid, uint32_t gid, const std::vector<std::string>& args);
+  // Adds NAME=VALUE to the environment of the adapters this case starts from now on (after the
+  // manifest's env; suites/cuda_inject.cc injects its CUPTI library this way). An empty value
+  // removes an earlier setting.
+  void SetAdapterEnv(const std::string& name, const std::string& value);
+  // This case's own directory under the run's log directory (the adapters' stderr files, logs).
+  std::string CaseDir() const;
   // Waits for the publisher's "ready" event. Ends the case (UNSUPPORTED for exit 77, else a
   // failure of `req`) when the adapter exits or stays silent for `timeout_ms`.
   void WaitReady(Process& p, const std::string& req, int timeout_ms = 5000);
@@ -181,6 +188,7 @@ class CaseContext {
   std::string key_;
   std::vector<std::string> keys_;
   std::vector<std::unique_ptr<Process>> procs_;
+  std::map<std::string, std::string> adapter_env_;
   std::vector<std::string> log_;
 };
 

@@ -324,10 +324,8 @@ CF_CASE(SubNoRing, "A2/subscriber-packets-under-v1",
         "exits 2",
         (std::vector<std::string>{"ADP-SUB-03"}), kSub, (Needs{1, "host", "max-proto"})) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(
+  Process& sub = pub.StartAttached(
       {"--packets", "2", "--max-proto", "1", "--timeout-ms", "3000", "--kind", "host"});
-  pub.Handshake();
   ExpectAdapterError(ctx, sub, "NO_PACKET_RING", "ADP-SUB-03", 4000);
   ExpectExitCode(ctx, sub, 2, "protocol or peer error");
   size_t from = 0;
@@ -362,10 +360,8 @@ CF_CASE(SubPongHolding, "3.9/subscriber-pong-while-holding",
         "are each answered with PONG within PONG_DEADLINE_MS",
         (std::vector<std::string>{"SM-SUB-03"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(
+  Process& sub = pub.StartAttached(
       {"--frames", "1", "--hold-ms", "1500", "--timeout-ms", "3000", "--kind", "host"});
-  pub.Handshake();
   pub.Publish();
   const int deadline = static_cast<int>(ctx.spec().Const("PONG_DEADLINE_MS"));
   for (uint64_t nonce = 1; nonce <= 4; ++nonce) {

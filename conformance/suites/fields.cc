@@ -204,9 +204,7 @@ void HelloRespKind(CaseContext& ctx, const Boundary& b, const std::string& code)
 
 void FrameFlags(CaseContext& ctx, const Boundary& b, const std::string&) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub({"--frames", "1", "--timeout-ms", "3000", "--kind", "host"});
-  pub.Handshake();
+  Process& sub = pub.StartAttached({"--frames", "1", "--timeout-ms", "3000", "--kind", "host"});
   pub.WriteFrame(1, pub.params().slot_bytes);
   StructView(ctx.spec(), "FrameMeta", pub.segment()->span(), pub.SlotDesc(0).base())
       .Set("flags", b.value);
@@ -216,9 +214,7 @@ void FrameFlags(CaseContext& ctx, const Boundary& b, const std::string&) {
 
 void SlotState(CaseContext& ctx, const Boundary& b, const std::string& code) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs());
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs());
   pub.SubSlot(0).Set("state", b.value);
   pub.Publish();
   if (code.empty()) {

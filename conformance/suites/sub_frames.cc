@@ -17,9 +17,7 @@ CF_CASE(PayloadTooLarge, "2.3/payload-exceeds-slot",
         "frame 2 with payload_bytes = slot_bytes + 1 is reported CORRUPT, not delivered",
         (std::vector<std::string>{"SHM-FMETA-02", "SHM-VALID-02"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.Publish(pub.params().slot_bytes + 1);
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
@@ -36,9 +34,7 @@ CF_CASE(SeqAhead, "5.3/slot-reused-ahead",
         "EVICTED",
         (std::vector<std::string>{"ACK-READ-01", "ACK-READ-03"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(2));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(2));
   pub.WriteFrame(1, pub.params().slot_bytes);
   pub.Commit(1, 1 + pub.params().slot_count);  // slot 0 says seq 5 while the cursor is 1
   ExpectAdapterError(ctx, sub, "EVICTED", "ACK-READ-01", 4000);
@@ -48,9 +44,7 @@ CF_CASE(SeqBehind, "5.3/slot-seq-behind",
         "write_seq = 1 while slot 0's meta.seq is still 0 is reported CORRUPT",
         (std::vector<std::string>{"ACK-READ-01", "SHM-VALID-02"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(2));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(2));
   pub.WriteFrame(1, pub.params().slot_bytes);
   pub.Commit(1, 0);
   ExpectAdapterError(ctx, sub, "CORRUPT", "ACK-READ-01", 4000);
@@ -60,9 +54,7 @@ CF_CASE(SlotEvicted, "2.5/slot-state-evicted",
         "a subscriber whose slot state becomes EVICTED stops and reports EVICTED",
         (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
   pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "EVICTED"));
@@ -74,9 +66,7 @@ CF_CASE(GenerationChanged, "2.5/slot-generation-changed",
         "a subscriber whose slot generation changes stops and reports EVICTED",
         (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
   pub.SubSlot(0).Set("generation", pub.SubSlot(0).Get("generation") + 1);
@@ -90,9 +80,7 @@ CF_CASE(PublisherCrash, "1.5/publisher-dies",
         (std::vector<std::string>{"RES-CRASH-01", "RES-CRASH-03", "RES-CLOSE-02"}), kSub, {}) {
   const int detect = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
   const auto t0 = Clock::now();
@@ -127,9 +115,7 @@ CF_CASE(UnknownFrameFlags, "2.3/unknown-frame-flags",
         "a frame with unknown FrameMeta.flags bits is delivered (unknown bits ignored)",
         (std::vector<std::string>{"SHM-FMETA-03"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(1));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(1));
   pub.WriteFrame(1, pub.params().slot_bytes);
   StructView(ctx.spec(), "FrameMeta", pub.segment()->span(), pub.SlotDesc(0).base())
       .Set("flags", 0xf0);
@@ -143,9 +129,7 @@ CF_CASE(NoWakeup, "2.7/bounded-wait-without-wakeup",
         (std::vector<std::string>{"SHM-ORDER-04"}), kSub, {}) {
   const int bound = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   for (uint64_t n = 1; n <= 3; ++n) {
     pub.WriteFrame(n, pub.params().slot_bytes);
     const auto t0 = Clock::now();

@@ -54,9 +54,7 @@ CF_CASE(SubHappy, "5.3/subscriber-reads-in-order",
   PubParams p;
   p.slot_count = 2;
   ScriptedPub pub(ctx, p);
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(6));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(6));
   // Snapshot every byte the subscriber must not write (SHM-SUB-01).
   std::vector<uint8_t> before(pub.segment()->data(), pub.segment()->data() + pub.segment()->size());
   for (uint64_t n = 1; n <= 6; ++n)
@@ -352,9 +350,7 @@ CF_CASE(SubErrorEvicted, "3.8/subscriber-gets-error",
         "ERROR(EVICTED) makes the subscriber report EVICTED and close without answering ERROR",
         (std::vector<std::string>{"TLV-ERR-06", "SM-SUB-01", "ERR-03"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.conn().Send(EncodeError(ctx.spec(), ctx.spec().Err("EVICTED"), "harness evicts you"));
   pub.conn().ShutdownWrite();  // MSG-ERROR-02: the sender closes after ERROR
@@ -367,9 +363,7 @@ CF_CASE(SubMalformedError, "3.8/subscriber-gets-malformed-error",
         "closes and reports PROTOCOL",
         (std::vector<std::string>{"TLV-ERR-03", "TLV-ERR-06", "TLV-ERR-08"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(3));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   std::vector<uint8_t> m = EncodeError(ctx.spec(), ctx.spec().Err("EVICTED"), "harness evicts you");
   m[12] = static_cast<uint8_t>(m[12] + 1);  // text_len (byte 12) one above length - 8
@@ -396,9 +390,7 @@ CF_CASE(SubPublisherDetach, "3.7/publisher-detach",
         "DETACH from the publisher makes a waiting subscriber report PEER_CLOSED",
         (std::vector<std::string>{"MSG-DETACH-01", "SM-SUB-01"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  pub.Create();
-  Process& sub = pub.StartSub(SubArgs(2));
-  pub.Handshake();
+  Process& sub = pub.StartAttached(SubArgs(2));
   pub.Publish();
   MessageBuilder d(ctx.spec(), "DETACH");
   pub.conn().Send(d.Encode());

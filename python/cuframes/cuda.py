@@ -233,13 +233,33 @@ class PublisherCuda:
             except Exception:
                 pass
 
-    def write(self, s: int, data: Any, waits: list[int]) -> None:
-        """ACK-REUSE-02, then the copy, then ACK-COMMIT-01's ready-event record."""
-        rt = self.rt
+    def _wait_acks_on(self, stream_ptr: int, waits: list[int]) -> None:
+        """ACK-REUSE-02: `stream_ptr` waits for each counted subscriber's ack event."""
         with self._acks_lock:
             for idx in waits:
                 if idx in self.acks:
-                    _cuda_call(rt.streamWaitEvent, self.stream.ptr, self.acks[idx], 0)
+                    _cuda_call(self.rt.streamWaitEvent, stream_ptr, self.acks[idx], 0)
+
+    def begin_in_place(self, waits: list[int]) -> Any:
+        """An in-place write (Publisher.frame) on CuPy's current stream: that stream waits for
+        the ack events first. Returns the stream."""
+        stream = self.cupy.cuda.get_current_stream()
+        self._wait_acks_on(stream.ptr, waits)
+        return stream
+
+    def slot_array(self, s: int, nbytes: int) -> Any:
+        cp = self.cupy
+        mem = cp.cuda.UnownedMemory(self.ptrs[s], self.slot_bytes, self)
+        return cp.ndarray((nbytes,), dtype=cp.uint8, memptr=cp.cuda.MemoryPointer(mem, 0))
+
+    def end_in_place(self, s: int, stream: Any) -> None:
+        """ACK-COMMIT-01: the ready event after the caller's writes on `stream`."""
+        _cuda_call(self.rt.eventRecord, self.ready[s], stream.ptr)
+
+    def write(self, s: int, data: Any, waits: list[int]) -> None:
+        """ACK-REUSE-02, then the copy, then ACK-COMMIT-01's ready-event record."""
+        rt = self.rt
+        self._wait_acks_on(self.stream.ptr, waits)
         cp = self.cupy
         if hasattr(data, "__cuda_array_interface__"):
             src = cp.ascontiguousarray(cp.asarray(data)).view(cp.uint8).ravel()

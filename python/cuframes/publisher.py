@@ -4,6 +4,7 @@ the caller's thread. One lock (`_lock`) serialises slot-table changes with frame
 subscriber's start_seq and ACTIVE store are atomic with respect to commits (MSG-ARESP-01)."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -12,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 if TYPE_CHECKING:
     import numpy as np
@@ -559,7 +560,54 @@ class Publisher:
                 buf = memoryview(np.ascontiguousarray(data))  # type: ignore[arg-type]
             buf = buf.cast("B")
             nbytes = len(buf)
-        if nbytes > self.slot_bytes:
+        n, s, waits = self._begin(nbytes)
+        if self._cuda is not None:
+            # ACK-REUSE-02, the copy, then the ready event (ACK-COMMIT-01)
+            self._cuda.write(s, data if device else buf, waits)
+        else:
+            doff = self.data_offset + s * self.data_stride
+            self.seg.write(doff, bytes(buf))  # ACK-HOST-01: after the ACK wait, before meta.seq
+        self._commit(n, s, nbytes, timestamp_ns, user_data, flags)
+        return n
+
+    @contextlib.contextmanager
+    def frame(self, nbytes: Optional[int] = None, *, timestamp_ns: int = 0, user_data: int = 0,
+              flags: int = 0) -> Iterator[Any]:
+        """Writes the next frame in place, without a copy, and publishes it when the block ends:
+
+            with pub.frame() as buf:
+                decode_into(buf)          # HOST: a NumPy array; CUDA_IPC: a CuPy array
+
+        Yields a uint8 array of `nbytes` (default slot_bytes) over the slot's buffer, after the
+        same back-pressure wait as publish(). HOST: a view of the segment. CUDA_IPC: a view of
+        the slot's device buffer, to be written on CuPy's current stream, which already waits
+        for the ack event of every subscriber counted for the slot (ACK-REUSE-02); the slot's
+        ready event is recorded on that stream when the block ends (ACK-COMMIT-01). The array
+        must not be used after the block. An exception inside the block publishes nothing (the
+        next frame writes the same slot again)."""
+        size = self.slot_bytes if nbytes is None else nbytes
+        n, s, waits = self._begin(size)
+        if self._cuda is not None:
+            stream = self._cuda.begin_in_place(waits)
+            yield self._cuda.slot_array(s, size)
+            self._cuda.end_in_place(s, stream)
+        else:
+            import numpy as np
+
+            assert self.seg.mm is not None
+            view = np.frombuffer(self.seg.mm, dtype=np.uint8, count=size,
+                                 offset=self.data_offset + s * self.data_stride)
+            try:
+                yield view
+            finally:
+                del view  # the mapping must not stay exported past the block
+        self._commit(n, s, size, timestamp_ns, user_data, flags)
+
+    def _begin(self, nbytes: int) -> tuple[int, int, list[int]]:
+        """The frame about to be written: its seq n, slot s and, for CUDA kinds, the subscriber
+        slots whose ack events the write must wait for. Waits (bounded) for the ACKs of the
+        frame now in slot s (ACK-REUSE-01)."""
+        if nbytes > self.slot_bytes or nbytes < 0:
             raise CuframesError(Err.INVALID_ARGUMENT, "frame larger than slot_bytes")
         if self._closed:
             raise CuframesError(Err.STATE, "publisher closed")
@@ -567,16 +615,17 @@ class Publisher:
         s = (n - 1) % self.slot_count
         if n > self.slot_count:
             self._wait_acks(n - self.slot_count)
-        seg = self.seg
+        waits: list[int] = []
         if self._cuda is not None:
             with self._lock:
                 waits = [c.slot for c in self._conns.values()
                          if c.state == ACTIVE and c.slot is not None]
-            # ACK-REUSE-02, the copy, then the ready event (ACK-COMMIT-01)
-            self._cuda.write(s, data if device else buf, waits)
-        else:
-            doff = self.data_offset + s * self.data_stride
-            seg.write(doff, bytes(buf))  # ACK-HOST-01: after the ACK wait, before meta.seq
+        return n, s, waits
+
+    def _commit(self, n: int, s: int, nbytes: int, timestamp_ns: int, user_data: int,
+                flags: int) -> None:
+        """FrameMeta, then meta.seq and write_seq (release), then the wake (ACK-COMMIT-01)."""
+        seg = self.seg
         mbase = HEADER_SIZE + s * SLOT_DESC_SIZE
         nv12 = bool(self.width and self.height)
         for name, val in (("timestamp_ns", timestamp_ns), ("width", self.width if nv12 else 0),
@@ -592,7 +641,6 @@ class Publisher:
         seg.add32(S["frame_futex"], 1)
         if seg.load32(S["frame_waiters"]) != 0:
             A.futex_wake(seg.base + S["frame_futex"], 0x7FFFFFFF)
-        return n
 
     # ---- packets (10.4, 10.5) ---------------------------------------------------------------
     def _notify_packets(self) -> None:

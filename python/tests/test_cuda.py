@@ -102,3 +102,30 @@ def test_library_publisher_to_adapter_subscriber(env):
     frames = [e for e in events if e["event"] == "frame"]
     assert [f["seq"] for f in frames] == list(range(1, 7)) and all(f["valid"] for f in frames)
     assert sub.returncode == 0
+
+
+def test_library_publisher_writes_in_place_on_the_device(env):
+    from cuframes import CUDA_IPC, Publisher
+    from cuframes.adapters._common import frame_payload
+
+    k = _key("c")
+    with Publisher(k, memory_kind=CUDA_IPC, slot_count=2, slot_bytes=8192) as pub:
+        sub = subprocess.Popen([sys.executable, ADAPTER, "sub", "--key", k, "--kind", "cuda",
+                                "--frames", "6"], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert pub.wait_active(1, 15000)
+            import cupy
+            import numpy
+
+            for n in range(1, 7):
+                src = cupy.asarray(numpy.frombuffer(frame_payload(n, 8192), dtype=numpy.uint8))
+                with pub.frame(user_data=n) as buf:
+                    assert hasattr(buf, "__cuda_array_interface__") and buf.nbytes == 8192
+                    buf[:] = src  # a kernel on CuPy's current stream, before the ready event
+            out, _ = sub.communicate(timeout=20)
+        finally:
+            sub.kill()
+    frames = [json.loads(line) for line in out.splitlines()]
+    frames = [e for e in frames if e["event"] == "frame"]
+    assert [f["seq"] for f in frames] == list(range(1, 7)) and all(f["valid"] for f in frames)
+    assert sub.returncode == 0

@@ -226,3 +226,35 @@ def test_wait_released_returns_once_the_subscriber_released(env):
         finally:
             sub.kill()
             sub.wait()
+
+
+def test_frame_writes_in_place_and_publishes_on_exit(env):
+    import numpy as np
+
+    k = key("f")
+    with Publisher(k, slot_count=2, slot_bytes=256) as pub:
+        sub = spawn(env, "sub", "--key", k, "--frames", "4")
+        try:
+            assert pub.wait_active(1, 10000)
+            with pytest.raises(RuntimeError):
+                with pub.frame() as buf:
+                    buf[:] = 0xee
+                    raise RuntimeError("the producer failed half-way")
+            assert pub.write_seq == 0  # nothing was published
+            for n in range(1, 5):
+                with pub.frame(200, user_data=n) as buf:
+                    assert isinstance(buf, np.ndarray) and buf.nbytes == 200
+                    buf[:] = np.frombuffer(frame_payload(n, 200), dtype=np.uint8)
+                    assert pub.write_seq == n - 1  # committed only when the block ends
+                assert pub.write_seq == n
+            frames = [read_event(sub, "frame") for _ in range(4)]
+            assert [f["seq"] for f in frames] == [1, 2, 3, 4]
+            assert all(f["valid"] and f["size"] == 200 for f in frames)
+            assert read_event(sub, "done")["frames"] == 4
+        finally:
+            sub.kill()
+            sub.wait()
+        with pytest.raises(CuframesError) as e:
+            with pub.frame(257):
+                pass
+        assert e.value.code == Err.INVALID_ARGUMENT
