@@ -7,8 +7,9 @@ The CUDA sibling of kill_check.py, for a GPU machine. For each conformance/varia
      apply fails the check);
   2. build the adapters of every copy and of the unpatched reference (the baseline) WITH the CUDA
      kind, in one CMake project (conformance/variants/cuda/CMakeLists.txt);
-  3. run cuframes-conform's CUDA cases (--cases, default '*cuda*') against a manifest claiming
-     host and cuda_ipc that names each copy's adapters;
+  3. run cuframes-conform's CUDA cases (--cases, default '*cuda*,7.1/vmm-*') against a manifest
+     with the claims of conformance/manifests/reference-cuda.json (host, cuda_ipc, cuda_vmm_fd)
+     that names each copy's adapters;
   4. the variant is KILLED when at least one case fails that passes against the baseline;
      otherwise it SURVIVED.
 
@@ -80,7 +81,9 @@ def main() -> int:
     ap.add_argument("--work-dir", required=True, help="where variants are copied and built")
     ap.add_argument("--reports", required=True, help="where killcheck-cuda.json goes")
     ap.add_argument("--only", default="", help="comma-separated variant names to run")
-    ap.add_argument("--cases", default="*cuda*", help="the harness's --only (default '*cuda*')")
+    ap.add_argument("--cases", default="*cuda*,7.1/vmm-*",
+                    help="the harness's --only (default '*cuda*,7.1/vmm-*': the CUDA_IPC and "
+                    "CUDA_VMM_FD cases)")
     ap.add_argument("--retries", type=int, default=1,
                     help="extra harness runs for a variant that survived one (default 1)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)

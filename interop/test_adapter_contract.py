@@ -1,6 +1,6 @@
 """The reference adapters against the rules of spec/ADAPTER.md that the conformance harness
-cannot arrange on every machine: --kind cuda without a usable GPU (ADP-KIND-01), SIGTERM on both
-adapters (ADP-SIG-01), invalid option values (ADP-ARGS-01, ADP-PUB-03).
+cannot arrange on every machine: --kind cuda or cuda_vmm_fd without a usable GPU (ADP-KIND-01),
+SIGTERM on both adapters (ADP-SIG-01), invalid option values (ADP-ARGS-01, ADP-PUB-03).
 
 Readiness comes from the adapters' JSON lines; no sleeps.
 """
@@ -11,18 +11,20 @@ import signal
 import pytest
 
 
-def test_kind_cuda_without_usable_gpu_is_unsupported(cf):
-    """ADP-KIND-01: both adapters answer --kind cuda with code 25 (UNSUPPORTED) and exit 77 when
-    the build has no CUDA kind or the machine no usable device."""
+@pytest.mark.parametrize("kind", ["cuda", "cuda_vmm_fd"])
+def test_kind_cuda_without_usable_gpu_is_unsupported(cf, kind):
+    """ADP-KIND-01: both adapters answer --kind cuda (and the optional --kind cuda_vmm_fd) with
+    code 25 (UNSUPPORTED) and exit 77 when the build has no CUDA kind or the machine no usable
+    device (for cuda_vmm_fd also: a device that cannot export POSIX file descriptors)."""
     key = cf.key()
-    pub = cf.pub(key, "--kind", "cuda", "--frames", "0", "--linger-ms", "0")
+    pub = cf.pub(key, "--kind", kind, "--frames", "0", "--linger-ms", "0")
     rc = pub.finish(timeout=30)
     if pub.of("ready"):
-        pytest.skip("a usable CUDA device is present: --kind cuda is supported here")
+        pytest.skip(f"a usable CUDA device is present: --kind {kind} is supported here")
     assert rc == 77, (rc, pub.stderr)
     (err,) = pub.of("error")
     assert err["code"] == 25 and err["name"] == "UNSUPPORTED"
-    sub = cf.sub(key, "--kind", "cuda", "--frames", "1")
+    sub = cf.sub(key, "--kind", kind, "--frames", "1")
     assert sub.finish(timeout=30) == 77, sub.stderr
     (err,) = sub.of("error")
     assert err["code"] == 25

@@ -100,7 +100,8 @@ def fault_matrix():
     and .md (HOST kind) and reports/fault-matrix-cuda.json and .md (CUDA kind), each only when
     rows of that kind ran, so that a GPU run of `-m cuda` keeps the host matrix."""
     yield _MATRIX
-    for kind, stem in (("host", "fault-matrix"), ("cuda", "fault-matrix-cuda")):
+    for kind, stem in (("host", "fault-matrix"), ("cuda", "fault-matrix-cuda"),
+                       ("cuda_vmm_fd", "fault-matrix-cuda-vmm-fd")):
         rows = [r for r in _MATRIX.values() if r["kind"] == kind]
         if rows:
             _write_matrix(rows, stem)
@@ -307,6 +308,16 @@ def require_cuda_kind() -> None:
         pytest.skip("this build has no CUDA kind (CUFRAMES_WITH_CUDA off)")
 
 
+def require_vmm_kind() -> None:
+    """CUDA_VMM_FD (spec 7.1) needs the CUDA kind and a device that exports POSIX fds."""
+    require_cuda_kind()
+    r = subprocess.run([str(adapter("cuframes-sub")), "--key", "vmm-probe", "--kind",
+                        "cuda_vmm_fd"], capture_output=True, timeout=30)
+    if r.returncode == 77:
+        pytest.skip("--kind cuda_vmm_fd unsupported here (ADP-KIND-01): "
+                    + r.stdout.decode(errors="replace").strip()[-300:])
+
+
 # --------------------------------------------------------------------------- documentation
 
 
@@ -504,6 +515,14 @@ def test_cuda_publisher_killed_at(cx, fault_matrix, point):
     run_publisher_victim(cx, fault_matrix, point, "cuda")
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("point", list(PUB_SCENARIOS))
+def test_cuda_vmm_publisher_killed_at(cx, fault_matrix, point):
+    """CUDA_VMM_FD: the same publisher deaths; subscribers release their imports (KIND-08)."""
+    require_vmm_kind()
+    run_publisher_victim(cx, fault_matrix, point, "cuda_vmm_fd")
+
+
 # --------------------------------------------------------------------------- subscriber killed
 
 
@@ -607,6 +626,14 @@ def test_subscriber_killed_at(cx, fault_matrix, point):
 def test_cuda_subscriber_killed_at(cx, fault_matrix, point):
     require_cuda_kind()
     run_subscriber_victim(cx, fault_matrix, point, "cuda")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("point", list(SUB_SCENARIOS))
+def test_cuda_vmm_subscriber_killed_at(cx, fault_matrix, point):
+    """CUDA_VMM_FD: the same subscriber deaths; the kernel closes the victim's descriptors."""
+    require_vmm_kind()
+    run_subscriber_victim(cx, fault_matrix, point, "cuda_vmm_fd")
 
 
 # --------------------------------------------------------------------------- liveness, reclaim

@@ -148,31 +148,40 @@ def test_subscriber_without_publisher_is_not_found(cf):
     assert s.of("error")[-1]["name"] == "NOT_FOUND"
 
 
-def _start_cuda_pub(cf, key, *args):
+def _start_cuda_pub(cf, key, *args, kind="cuda"):
+    """Starts a publisher of a CUDA kind (`cuda`: CUDA_IPC, `cuda_vmm_fd`: CUDA_VMM_FD) and waits
+    for its ready event; skips, with the reason, where the build, device or driver lacks it."""
     if not any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl")):
         pytest.skip("no NVIDIA GPU device on this machine")
-    pub = cf.pub(key, "--kind", "cuda", *args)
+    pub = cf.pub(key, "--kind", kind, *args)
     try:
         pub.wait_event("ready")
     except EOFError:
         rc = pub.finish()
         if rc == 77:
-            pytest.skip("this build has no CUDA kind (CUFRAMES_WITH_CUDA off)")
+            pytest.skip(f"--kind {kind} unsupported here (ADP-KIND-01): {pub.of('error')}")
         pytest.fail(f"CUDA publisher failed: rc={rc} {pub.of('error')} {pub.stderr[-300:]}")
     return pub
 
 
+# Both CUDA kinds run the same scenarios: CUDA_IPC (handles in the segment) and CUDA_VMM_FD
+# (buffer descriptors passed with HELLO_RESP, spec 7.1).
+CUDA_KINDS = ["cuda", "cuda_vmm_fd"]
+
+
 @pytest.mark.cuda
-def test_cuda_kind_one_publisher_two_subscribers(cf):
-    """CUDA_IPC kind: device buffers shared by IPC handles, ready/ack IPC events; every frame
-    copied back to the host and verified, with a hold before release to catch early reuse."""
+@pytest.mark.parametrize("kind", CUDA_KINDS)
+def test_cuda_kind_one_publisher_two_subscribers(cf, kind):
+    """CUDA kinds: device buffers shared by IPC handles (CUDA_IPC) or file descriptors
+    (CUDA_VMM_FD), ready/ack IPC events; every frame copied back to the host and verified, with
+    a hold before release to catch early reuse."""
     key = cf.key()
     pub = _start_cuda_pub(cf, key, "--frames", "300", "--slots", "3", "--bytes", str(1 << 20),
-                          "--wait-subscribers", "2")
-    subs = [cf.sub(key, "--kind", "cuda", "--frames", "300", "--verify-hold",
+                          "--wait-subscribers", "2", kind=kind)
+    subs = [cf.sub(key, "--kind", kind, "--frames", "300", "--verify-hold",
                    "--hold-max-us", "300", "--timeout-ms", "10000") for _ in range(2)]
     for s in subs:
-        assert s.wait_event("attached", timeout=20)["kind"] == "cuda"
+        assert s.wait_event("attached", timeout=20)["kind"] == kind
     rcs = [s.finish(timeout=60) for s in subs]
     assert pub.finish(timeout=30) == 0, pub.stderr
     assert rcs == [0, 0], [(s.of("error"), s.stderr[-300:]) for s in subs]
@@ -185,10 +194,11 @@ def test_cuda_kind_one_publisher_two_subscribers(cf):
 
 
 @pytest.mark.cuda
-def test_cuda_publisher_death_gives_peer_closed(cf):
+@pytest.mark.parametrize("kind", CUDA_KINDS)
+def test_cuda_publisher_death_gives_peer_closed(cf, kind):
     key = cf.key()
-    pub = _start_cuda_pub(cf, key, "--frames", "100000000", "--wait-subscribers", "1")
-    s = cf.sub(key, "--kind", "cuda", "--frames", "100000000", "--timeout-ms", "30000")
+    pub = _start_cuda_pub(cf, key, "--frames", "100000000", "--wait-subscribers", "1", kind=kind)
+    s = cf.sub(key, "--kind", kind, "--frames", "100000000", "--timeout-ms", "30000")
     s.wait_event("attached", timeout=20)
     s.wait_event("frame", timeout=20)
     t0 = time.monotonic()

@@ -2,8 +2,9 @@
 // (static cudart). Frames are written and verified by kernels against the adapter contract's
 // payload, byte i of frame n = (n * 31 + i * 7) mod 256, so an overwrite or an early read shows
 // up as mismatching bytes on the device itself, with no copy to the host that could hide it.
-#include <cuda.h>  // CUdeviceptr and CUresult only: the driver is reached through cudart
+#include <cuda.h>  // types and signatures only: the driver is reached through cudart
 #include <cuda_runtime.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <map>
@@ -96,6 +97,102 @@ uint64_t RangeBytes(const void* ptr) {
   return size - (reinterpret_cast<CUdeviceptr>(ptr) - base);
 }
 
+// The VMM driver calls (spec 7.1), resolved through cudart like RangeBytes above.
+struct VmmDriver {
+  decltype(&::cuMemGetAllocationGranularity) granularity = nullptr;
+  decltype(&::cuMemCreate) create = nullptr;
+  decltype(&::cuMemExportToShareableHandle) export_fd = nullptr;
+  decltype(&::cuMemImportFromShareableHandle) import_fd = nullptr;
+  decltype(&::cuMemAddressReserve) reserve = nullptr;
+  decltype(&::cuMemAddressFree) address_free = nullptr;
+  decltype(&::cuMemMap) map = nullptr;
+  decltype(&::cuMemUnmap) unmap = nullptr;
+  decltype(&::cuMemSetAccess) set_access = nullptr;
+  decltype(&::cuMemRelease) release = nullptr;
+  decltype(&::cuDeviceGet) device_get = nullptr;
+  decltype(&::cuDeviceGetAttribute) attribute = nullptr;
+  bool ok = false;
+};
+
+template <typename Fn>
+bool Resolve(const char* name, Fn* out) {
+  void* p = nullptr;
+  cudaDriverEntryPointQueryResult q{};
+  if (cudaGetDriverEntryPointByVersion(name, &p, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+      q != cudaDriverEntryPointSuccess || p == nullptr) {
+    cudaGetLastError();
+    return false;
+  }
+  *out = reinterpret_cast<Fn>(p);
+  return true;
+}
+
+const VmmDriver& Vmm() {
+  static const VmmDriver d = [] {
+    VmmDriver r;
+    r.ok = Resolve("cuMemGetAllocationGranularity", &r.granularity) &&
+           Resolve("cuMemCreate", &r.create) &&
+           Resolve("cuMemExportToShareableHandle", &r.export_fd) &&
+           Resolve("cuMemImportFromShareableHandle", &r.import_fd) &&
+           Resolve("cuMemAddressReserve", &r.reserve) &&
+           Resolve("cuMemAddressFree", &r.address_free) && Resolve("cuMemMap", &r.map) &&
+           Resolve("cuMemUnmap", &r.unmap) && Resolve("cuMemSetAccess", &r.set_access) &&
+           Resolve("cuMemRelease", &r.release) && Resolve("cuDeviceGet", &r.device_get) &&
+           Resolve("cuDeviceGetAttribute", &r.attribute);
+    return r;
+  }();
+  return d;
+}
+
+CUmemAllocationProp VmmProps() {
+  CUmemAllocationProp p{};
+  p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  p.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  p.location.id = 0;
+  p.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+  return p;
+}
+
+std::string DrvErr(const char* what, CUresult r) {
+  return std::string(what) + ": CUresult " + std::to_string(static_cast<int>(r));
+}
+
+// One VMM buffer mapped here: made by the scripted publisher or imported by the scripted
+// subscriber. Unmapped, its range freed and its handle released once, at destruction.
+struct VmmBuffer {
+  CUmemGenericAllocationHandle handle = 0;
+  CUdeviceptr ptr = 0;
+  size_t size = 0;
+  bool have_handle = false, reserved = false, mapped = false;
+  int fd = -1;  // exported descriptor (publisher side)
+  VmmBuffer() = default;
+  VmmBuffer(const VmmBuffer&) = delete;
+  VmmBuffer& operator=(const VmmBuffer&) = delete;
+  ~VmmBuffer() {
+    const VmmDriver& d = Vmm();
+    if (mapped) d.unmap(ptr, size);
+    if (reserved) d.address_free(ptr, size);
+    if (have_handle) d.release(handle);
+    if (fd >= 0) close(fd);
+  }
+  // Reserves `size` bytes, maps the allocation at offset 0, grants device 0 read-write access.
+  std::string Map() {
+    const VmmDriver& d = Vmm();
+    CUresult r = d.reserve(&ptr, size, 0, 0, 0);
+    if (r != CUDA_SUCCESS) return DrvErr("cuMemAddressReserve", r);
+    reserved = true;
+    r = d.map(ptr, size, 0, handle, 0);
+    if (r != CUDA_SUCCESS) return DrvErr("cuMemMap", r);
+    mapped = true;
+    CUmemAccessDesc a{};
+    a.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    a.location.id = 0;
+    a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    r = d.set_access(ptr, size, &a, 1);
+    return r == CUDA_SUCCESS ? "" : DrvErr("cuMemSetAccess", r);
+  }
+};
+
 class CudaImporter final : public Importer {
  public:
   ~CudaImporter() override {
@@ -103,6 +200,7 @@ class CudaImporter final : public Importer {
     if (stream_ != nullptr) cudaStreamSynchronize(stream_);
     for (auto& [bytes, ptr] : opened_)
       cudaIpcCloseMemHandle(ptr);
+    vmm_.clear();  // KIND-08 for our own side: unmap, free the range, release
     for (cudaEvent_t e : ready_)
       cudaEventDestroy(e);
     if (ack_ != nullptr) cudaEventDestroy(ack_);
@@ -137,6 +235,29 @@ class CudaImporter final : public Importer {
     if (e != cudaSuccess) return Err("cudaIpcOpenEventHandle(ready_event)", e);
     buffers_.push_back(static_cast<const uint8_t*>(it->second));
     ready_.push_back(ev);
+    return "";
+  }
+
+  std::string ImportSlot(int fd, uint64_t slot_bytes, const IpcHandle& ready) override {
+    const VmmDriver& d = Vmm();
+    if (!d.ok) return "the driver lacks the VMM entry points";
+    auto b = std::make_unique<VmmBuffer>();
+    b->size = VmmMappedSize(slot_bytes);
+    if (b->size == 0) return "cuMemGetAllocationGranularity failed";
+    const CUresult r = d.import_fd(&b->handle, reinterpret_cast<void*>(static_cast<intptr_t>(fd)),
+                                   CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    if (r != CUDA_SUCCESS) return DrvErr("cuMemImportFromShareableHandle", r);
+    b->have_handle = true;
+    std::string err = b->Map();
+    if (!err.empty()) return err;
+    cudaIpcEventHandle_t eh;
+    std::memcpy(&eh, ready.data(), sizeof(eh));
+    cudaEvent_t ev = nullptr;
+    const cudaError_t e = cudaIpcOpenEventHandle(&ev, eh);
+    if (e != cudaSuccess) return Err("cudaIpcOpenEventHandle(ready_event)", e);
+    buffers_.push_back(reinterpret_cast<const uint8_t*>(b->ptr));
+    ready_.push_back(ev);
+    vmm_.push_back(std::move(b));
     return "";
   }
 
@@ -189,12 +310,13 @@ class CudaImporter final : public Importer {
     return "";
   }
 
-  size_t opened() const override { return opened_.size(); }
+  size_t opened() const override { return opened_.size() + vmm_.size(); }
 
  private:
   cudaStream_t stream_ = nullptr;
   DevCheck* results_ = nullptr;
-  std::map<IpcHandle, void*> opened_;  // keyed by the 64 handle bytes (RES-CUDA-01)
+  std::map<IpcHandle, void*> opened_;            // keyed by the 64 handle bytes (RES-CUDA-01)
+  std::vector<std::unique_ptr<VmmBuffer>> vmm_;  // CUDA_VMM_FD imports
   std::vector<const uint8_t*> buffers_;
   std::vector<cudaEvent_t> ready_;
   cudaEvent_t ack_ = nullptr;
@@ -208,28 +330,40 @@ class CudaExporter final : public Exporter {
       cudaEventDestroy(e);
     for (cudaEvent_t e : ready_)
       cudaEventDestroy(e);
-    for (void* b : buffers_)
-      cudaFree(b);
+    if (vmm_.empty()) {
+      for (void* b : buffers_)
+        cudaFree(b);
+    }
+    vmm_.clear();
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
-  std::string Init(uint32_t slots, uint64_t slot_bytes) {
+  // `vmm`: CUDA_VMM_FD buffers of `alloc_bytes` (0: the mapped size M) instead of cudaMalloc.
+  std::string Init(uint32_t slots, uint64_t slot_bytes, bool vmm, uint64_t alloc_bytes) {
     cudaError_t e = cudaSetDevice(0);
     if (e != cudaSuccess) return Err("cudaSetDevice(0)", e);
     e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking);
     if (e != cudaSuccess) return Err("cudaStreamCreateWithFlags", e);
     for (uint32_t i = 0; i < slots; ++i) {
-      void* b = nullptr;
-      e = cudaMalloc(&b, slot_bytes);
-      if (e != cudaSuccess) return Err("cudaMalloc(slot)", e);
-      buffers_.push_back(static_cast<uint8_t*>(b));
-      e = cudaMemset(b, 0, slot_bytes);
-      if (e != cudaSuccess) return Err("cudaMemset(slot)", e);
-      cudaIpcMemHandle_t mh;
-      e = cudaIpcGetMemHandle(&mh, b);
-      if (e != cudaSuccess) return Err("cudaIpcGetMemHandle", e);
-      IpcHandle m;
-      std::memcpy(m.data(), &mh, sizeof(mh));
+      IpcHandle m{};
+      if (vmm) {
+        const std::string err = CreateVmm(slot_bytes, alloc_bytes);
+        if (!err.empty()) return err;
+        buffers_.push_back(reinterpret_cast<uint8_t*>(vmm_.back()->ptr));
+        e = cudaMemset(buffers_.back(), 0, vmm_.back()->size);
+        if (e != cudaSuccess) return Err("cudaMemset(slot)", e);
+      } else {
+        void* b = nullptr;
+        e = cudaMalloc(&b, slot_bytes);
+        if (e != cudaSuccess) return Err("cudaMalloc(slot)", e);
+        buffers_.push_back(static_cast<uint8_t*>(b));
+        e = cudaMemset(b, 0, slot_bytes);
+        if (e != cudaSuccess) return Err("cudaMemset(slot)", e);
+        cudaIpcMemHandle_t mh;
+        e = cudaIpcGetMemHandle(&mh, b);
+        if (e != cudaSuccess) return Err("cudaIpcGetMemHandle", e);
+        std::memcpy(m.data(), &mh, sizeof(mh));
+      }
       mem_.push_back(m);
       cudaEvent_t ev = nullptr;
       e = cudaEventCreateWithFlags(&ev, kEventFlags);
@@ -291,12 +425,43 @@ class CudaExporter final : public Exporter {
     return e == cudaSuccess ? "" : Err("cudaStreamSynchronize", e);
   }
 
+  std::vector<int> Fds() const override {
+    std::vector<int> out;
+    for (const auto& b : vmm_)
+      out.push_back(b->fd);
+    return out;
+  }
+
  private:
+  // KIND-04: cuMemCreate (pinned, device 0, POSIX fd handles) of `alloc_bytes` (0: M), mapped
+  // here for writing, exported as a descriptor. A hostile allocation smaller than M is mapped
+  // here only as far as it goes.
+  std::string CreateVmm(uint64_t slot_bytes, uint64_t alloc_bytes) {
+    const VmmDriver& d = Vmm();
+    if (!d.ok) return "the driver lacks the VMM entry points";
+    auto b = std::make_unique<VmmBuffer>();
+    b->size = alloc_bytes != 0 ? alloc_bytes : VmmMappedSize(slot_bytes);
+    if (b->size == 0) return "cuMemGetAllocationGranularity failed";
+    const CUmemAllocationProp p = VmmProps();
+    CUresult r = d.create(&b->handle, b->size, &p, 0);
+    if (r != CUDA_SUCCESS) return DrvErr("cuMemCreate", r);
+    b->have_handle = true;
+    std::string err = b->Map();
+    if (!err.empty()) return err;
+    int fd = -1;
+    r = d.export_fd(&fd, b->handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+    if (r != CUDA_SUCCESS) return DrvErr("cuMemExportToShareableHandle", r);
+    b->fd = fd;
+    vmm_.push_back(std::move(b));
+    return "";
+  }
+
   cudaStream_t stream_ = nullptr;
   std::vector<uint8_t*> buffers_;
   std::vector<cudaEvent_t> ready_;
   std::vector<IpcHandle> mem_, ready_h_;
   std::vector<cudaEvent_t> acks_;
+  std::vector<std::unique_ptr<VmmBuffer>> vmm_;  // CUDA_VMM_FD: owns buffers_
 };
 
 }  // namespace
@@ -314,6 +479,31 @@ std::string Unavailable() {
   return reason;
 }
 
+std::string VmmUnavailable() {
+  const std::string why = Unavailable();
+  if (!why.empty()) return why;
+  const VmmDriver& d = Vmm();
+  if (!d.ok) return "CUDA_VMM_FD: the driver lacks the virtual memory management entry points";
+  CUdevice dev = 0;
+  int v = 0;
+  CUresult r = d.device_get(&dev, 0);
+  if (r == CUDA_SUCCESS) {
+    r = d.attribute(&v, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED, dev);
+  }
+  if (r != CUDA_SUCCESS) return "CUDA_VMM_FD: " + DrvErr("cuDeviceGetAttribute", r);
+  if (v == 0) return "CUDA_VMM_FD: device 0 cannot export POSIX file descriptor allocations";
+  return "";
+}
+
+uint64_t VmmMappedSize(uint64_t bytes) {
+  const VmmDriver& d = Vmm();
+  if (!d.ok) return 0;
+  const CUmemAllocationProp p = VmmProps();
+  size_t g = 0;
+  if (d.granularity(&g, &p, CU_MEM_ALLOC_GRANULARITY_MINIMUM) != CUDA_SUCCESS || g == 0) return 0;
+  return (bytes + g - 1) / g * g;
+}
+
 std::unique_ptr<Importer> MakeImporter(std::string* error) {
   auto imp = std::make_unique<CudaImporter>();
   *error = imp->Init();
@@ -323,7 +513,15 @@ std::unique_ptr<Importer> MakeImporter(std::string* error) {
 
 std::unique_ptr<Exporter> MakeExporter(uint32_t slots, uint64_t slot_bytes, std::string* error) {
   auto exp = std::make_unique<CudaExporter>();
-  *error = exp->Init(slots, slot_bytes);
+  *error = exp->Init(slots, slot_bytes, false, 0);
+  if (!error->empty()) return nullptr;
+  return exp;
+}
+
+std::unique_ptr<Exporter> MakeVmmExporter(uint32_t slots, uint64_t slot_bytes, uint64_t alloc_bytes,
+                                          std::string* error) {
+  auto exp = std::make_unique<CudaExporter>();
+  *error = exp->Init(slots, slot_bytes, true, alloc_bytes);
   if (!error->empty()) return nullptr;
   return exp;
 }

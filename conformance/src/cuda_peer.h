@@ -7,7 +7,9 @@
 // toolkit is found, only says why there is no device side, and every CUDA case then reports
 // UNSUPPORTED with that reason. Everything here is the spec's view of CUDA_IPC: 64-byte
 // cudaIpcMemHandle_t / cudaIpcEventHandle_t values, events created with
-// cudaEventInterprocess | cudaEventDisableTiming, one stream per role.
+// cudaEventInterprocess | cudaEventDisableTiming, one stream per role. For CUDA_VMM_FD (spec 7.1)
+// the buffers are cuMemCreate allocations exported and imported as POSIX file descriptors, which
+// the suites pass on the socket; the events are the same.
 #ifndef CUFRAMES_CONFORMANCE_SRC_CUDA_PEER_H_
 #define CUFRAMES_CONFORMANCE_SRC_CUDA_PEER_H_
 
@@ -25,6 +27,13 @@ using IpcHandle = std::array<uint8_t, 64>;
 // (no toolkit at build time, no driver, no device), printed as the UNSUPPORTED reason.
 std::string Unavailable();
 
+// Returns "" when Unavailable() is "" and device 0 can export and import allocations as POSIX
+// file descriptors (CUDA_VMM_FD); otherwise the reason.
+std::string VmmUnavailable();
+// M of spec 7.1: `bytes` rounded up to the minimum allocation granularity of a pinned device 0
+// allocation requesting POSIX file descriptor handles; 0 when it cannot be queried.
+uint64_t VmmMappedSize(uint64_t bytes);
+
 // What the device-side check of one frame found.
 struct FrameCheck {
   uint64_t mismatches = 0;  // bytes that differ from the contract payload (ADAPTER.md section 4)
@@ -39,6 +48,10 @@ class Importer {
   // Opens one slot's allocation (cudaIpcOpenMemHandle, once per distinct handle, RES-CUDA-01) and
   // ready event. Returns "" or the CUDA error.
   virtual std::string OpenSlot(const IpcHandle& mem, const IpcHandle& ready) = 0;
+  // CUDA_VMM_FD (KIND-06): imports descriptor `fd` (the caller still closes it), reserves and maps
+  // VmmMappedSize(slot_bytes) bytes at offset 0 with read-write access, and opens the slot's ready
+  // event. Returns "" or the failing call and its error.
+  virtual std::string ImportSlot(int fd, uint64_t slot_bytes, const IpcHandle& ready) = 0;
   // Size of the allocation behind slot `slot`'s mapping (cuMemGetAddressRange), 0 if unknown.
   virtual uint64_t AllocationBytes(uint32_t slot) = 0;
   // Creates the ack event (interprocess, timing disabled) and returns its handle.
@@ -76,9 +89,16 @@ class Exporter {
                                  bool ready_before_write) = 0;
   // Waits for the writing stream. Returns "" or the CUDA error.
   virtual std::string Sync() = 0;
+  // CUDA_VMM_FD: the exported descriptors, slot order (owned by the exporter); else empty.
+  virtual std::vector<int> Fds() const = 0;
 };
 // Returns an exporter of `slots` buffers of `slot_bytes` on device 0, or nullptr with *error.
 std::unique_ptr<Exporter> MakeExporter(uint32_t slots, uint64_t slot_bytes, std::string* error);
+// The same for CUDA_VMM_FD: cuMemCreate allocations of `alloc_bytes` (0: VmmMappedSize(slot_bytes),
+// KIND-04; a hostile publisher gives less), mapped here and exported as descriptors. mem_handle
+// is all zero (SHM-SLOT-02).
+std::unique_ptr<Exporter> MakeVmmExporter(uint32_t slots, uint64_t slot_bytes, uint64_t alloc_bytes,
+                                          std::string* error);
 
 }  // namespace cuframes::conform::cudapeer
 

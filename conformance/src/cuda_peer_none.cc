@@ -8,11 +8,19 @@ namespace cuframes::conform::cudapeer {
 namespace {
 constexpr const char* kReason =
     "this cuframes-conform was built without CUDA (no CUDA toolkit found at configure time); "
-    "build on a machine with nvcc to run the CUDA_IPC cases";
+    "build on a machine with nvcc to run the CUDA_IPC and CUDA_VMM_FD cases";
 }  // namespace
 
 std::string Unavailable() {
   return kReason;
+}
+
+std::string VmmUnavailable() {
+  return kReason;
+}
+
+uint64_t VmmMappedSize(uint64_t) {
+  return 0;
 }
 
 std::unique_ptr<Importer> MakeImporter(std::string* error) {
@@ -21,6 +29,11 @@ std::unique_ptr<Importer> MakeImporter(std::string* error) {
 }
 
 std::unique_ptr<Exporter> MakeExporter(uint32_t, uint64_t, std::string* error) {
+  *error = kReason;
+  return nullptr;
+}
+
+std::unique_ptr<Exporter> MakeVmmExporter(uint32_t, uint64_t, uint64_t, std::string* error) {
   *error = kReason;
   return nullptr;
 }

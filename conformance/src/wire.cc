@@ -42,6 +42,9 @@ Conn::~Conn() {
 }
 
 void Conn::Close() {
+  for (const int fd : fds_)
+    close(fd);
+  fds_.clear();
   std::lock_guard<std::mutex> lock(probe_->mu);
   if (fd_ >= 0) {
     probe_->closed_ns.store(Clock::now().time_since_epoch().count());
@@ -103,6 +106,63 @@ bool Conn::Send(std::span<const uint8_t> bytes) {
   return true;
 }
 
+bool Conn::SendWithFds(std::span<const uint8_t> bytes, std::span<const int> fds) {
+  constexpr size_t kMaxFds = 253;  // SCM_MAX_FD
+  if (fds.size() > kMaxFds || bytes.empty()) return false;
+  if (fds.empty()) return Send(bytes);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  ssize_t n;
+  do {
+    n = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  sent_.insert(sent_.end(), bytes.begin(), bytes.begin() + n);
+  // The descriptors went with the first byte; the rest (if the socket took part) goes plain.
+  return static_cast<size_t>(n) == bytes.size() || Send(bytes.subspan(static_cast<size_t>(n)));
+}
+
+std::vector<int> Conn::TakeFds(bool* truncated) {
+  if (truncated != nullptr) *truncated = fds_truncated_;
+  fds_truncated_ = false;
+  std::vector<int> out;
+  out.swap(fds_);
+  return out;
+}
+
+ssize_t Conn::RecvBytes(uint8_t* buf, size_t size, int flags) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+  iovec iov{buf, size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  const ssize_t n = recvmsg(fd_, &msg, flags | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) fds_truncated_ = true;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds_.push_back(fd);
+    }
+  }
+  return n;
+}
+
 bool Conn::SendPaced(std::span<const uint8_t> bytes, size_t chunk, int gap_ms) {
   for (size_t off = 0; off < bytes.size(); off += chunk) {
     const size_t n = bytes.size() - off < chunk ? bytes.size() - off : chunk;
@@ -136,7 +196,7 @@ Conn::Rx Conn::Recv(TlvMsg* out, Deadline deadline) {
       continue;
     }
     uint8_t buf[8192];
-    const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    const ssize_t n = RecvBytes(buf, sizeof buf, 0);
     if (n > 0) {
       if (probe_->first_rx_ns.load() == 0) {
         probe_->first_rx_ns.store(Clock::now().time_since_epoch().count());
@@ -169,7 +229,7 @@ bool Conn::PeerClosed() {
   pollfd p{fd_, POLLIN, 0};
   if (poll(&p, 1, 0) <= 0) return false;
   uint8_t buf[8192];
-  const ssize_t n = recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+  const ssize_t n = RecvBytes(buf, sizeof buf, MSG_DONTWAIT);
   if (n > 0) {
     rx_.insert(rx_.end(), buf, buf + n);
     received_.insert(received_.end(), buf, buf + n);

@@ -46,6 +46,10 @@ class Conn {
 
   // Writes all of `bytes`. Returns false if the peer has closed (EPIPE/ECONNRESET) or on error.
   bool Send(std::span<const uint8_t> bytes);
+  // Writes all of `bytes` with `fds` as one SCM_RIGHTS control message of the first sendmsg (the
+  // CUDA_VMM_FD HELLO_RESP, KIND-04). The descriptors stay ours. Returns false as Send does, or
+  // when there are more than 253 (SCM_MAX_FD).
+  bool SendWithFds(std::span<const uint8_t> bytes, std::span<const int> fds);
   // Writes `bytes` in pieces of `chunk` bytes, pausing `gap_ms` between pieces so that the peer's
   // reads see them separately (pacing to split the stream, not synchronization).
   bool SendPaced(std::span<const uint8_t> bytes, size_t chunk, int gap_ms);
@@ -65,6 +69,10 @@ class Conn {
   const std::shared_ptr<ConnProbe>& probe() const { return probe_; }
   const std::vector<uint8_t>& sent() const { return sent_; }
   const std::vector<uint8_t>& received() const { return received_; }
+  // The descriptors that arrived (SCM_RIGHTS) since the last call, in order; the caller owns
+  // them. *truncated (may be null) is set when the kernel cut the control data (MSG_CTRUNC).
+  // Every read takes them (close-on-exec), so none is ever dropped unseen.
+  std::vector<int> TakeFds(bool* truncated = nullptr);
 
  private:
   int fd_;
@@ -73,6 +81,10 @@ class Conn {
   std::vector<uint8_t> rx_;
   std::vector<uint8_t> sent_;
   std::vector<uint8_t> received_;
+  std::vector<int> fds_;  // received, not yet taken; closed by Close()
+  bool fds_truncated_ = false;
+  // recv() that also collects SCM_RIGHTS descriptors into fds_.
+  ssize_t RecvBytes(uint8_t* buf, size_t size, int flags);
 };
 
 class Listener {

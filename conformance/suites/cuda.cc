@@ -11,6 +11,16 @@
 //
 // Every case needs the manifest to claim `cuda_ipc` and a usable device here; otherwise it is
 // UNSUPPORTED with the reason (KIND-05; a harness built without CUDA says so).
+//
+// The CUDA_VMM_FD cases (section 7.1, `7.1/vmm-*`, manifest kind `cuda_vmm_fd`, adapters'
+// `--kind cuda_vmm_fd`) reuse the same device side: the slot buffers are cuMemCreate allocations
+// whose descriptors travel with HELLO_RESP (SCM_RIGHTS), the events are those of CUDA_IPC. The
+// harness counts the descriptors, imports and maps them, verifies frames on the device and
+// checks that a killed publisher's buffers stay readable (KIND-08); as a publisher it sends too
+// few, no, too many, too small and non-VMM descriptors (KIND-07).
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +34,7 @@ namespace {
 constexpr Role kPub = Role::kPublisher;
 constexpr Role kSub = Role::kSubscriber;
 const Needs kCuda{1, "cuda_ipc", ""};
+const Needs kVmm{1, "cuda_vmm_fd", ""};
 
 using cudapeer::IpcHandle;
 
@@ -558,6 +569,365 @@ CF_CASE(CudaSubGarbageMemHandle, "2.4/cuda-garbage-mem-handle",
   // Our own CUDA side still works after the peer's failed open.
   ctx.Expect(run.exp->WriteFrame(0, 1, kBytes, 0, false).empty() && run.exp->Sync().empty(),
              "HARNESS", "the harness's device side unharmed", "a CUDA error");
+}
+
+// ---- CUDA_VMM_FD (section 7.1) ----
+
+void RequireVmm(CaseContext& ctx) {
+  const std::string why = cudapeer::VmmUnavailable();
+  if (!why.empty()) ctx.Unsupported(why);
+}
+
+uint32_t VmmBit(CaseContext& ctx) {
+  return 1u << (ctx.spec().Enum("memory_kind", "CUDA_VMM_FD") - 1);
+}
+
+void CloseFds(const std::vector<int>& fds) {
+  for (const int fd : fds)
+    close(fd);
+}
+
+// The harness as a CUDA_VMM_FD subscriber of the IUT publisher: HELLO offering CUDA_VMM_FD alone,
+// the descriptors that came with HELLO_RESP counted (KIND-04), the segment checked, each
+// descriptor imported and mapped for M bytes (an allocation of at least M, KIND-04), the
+// ready events opened, our ack event written, ATTACH_REQ. Returns start_seq.
+uint64_t VmmHandshake(CudaSub& s) {
+  CaseContext& ctx = s.ctx;
+  const Spec& sp = ctx.spec();
+  HelloParams hp;
+  hp.kinds_mask = VmmBit(ctx);
+  const HelloInfo h = s.sub.Hello(hp);
+  bool truncated = false;
+  const std::vector<int> fds = s.sub.conn().TakeFds(&truncated);
+  ctx.Expect(h.memory_kind == sp.Enum("memory_kind", "CUDA_VMM_FD"), "KIND-01",
+             "a publisher started with --kind cuda_vmm_fd answers memory_kind CUDA_VMM_FD",
+             Num(h.memory_kind), h.msg.raw);
+  s.sub.MapAndValidate();
+  const uint32_t slots = s.sub.slot_count();
+  if (fds.size() != slots || truncated) {
+    CloseFds(fds);
+    ctx.Fail(
+        "KIND-04",
+        "slot_count = " + Num(slots) +
+            " buffer descriptors as one SCM_RIGHTS message with HELLO_RESP(OK)",
+        Num(fds.size()) + " descriptors" + (truncated ? ", control data cut (MSG_CTRUNC)" : ""),
+        h.msg.raw);
+  }
+  std::string err;
+  s.imp = cudapeer::MakeImporter(&err);
+  if (!s.imp) {
+    CloseFds(fds);
+    ctx.Fail("HARNESS", "the harness's CUDA subscriber side starts", err);
+  }
+  const uint64_t slot_bytes = s.sub.Header().Get("slot_bytes");
+  const uint64_t m = cudapeer::VmmMappedSize(slot_bytes);
+  for (uint32_t i = 0; i < slots; ++i) {
+    StructView d = s.sub.SlotDesc(i);
+    const IpcHandle mh = ToHandle(d.Bytes("mem_handle"));
+    const IpcHandle r = ToHandle(d.Bytes("ready_event"));
+    ctx.Expect(AllZero(mh), "SHM-SLOT-02",
+               "slot " + Num(i) + " mem_handle all zero for CUDA_VMM_FD", "nonzero bytes", d.All(),
+               d.base());
+    ctx.Expect(!AllZero(r), "SHM-SLOT-02",
+               "slot " + Num(i) + " ready_event a cudaIpcEventHandle_t, as for CUDA_IPC",
+               "all zero", d.All(), d.base());
+    err = s.imp->ImportSlot(fds[i], slot_bytes, r);
+    close(fds[i]);
+    if (!err.empty()) {
+      for (uint32_t j = i + 1; j < slots; ++j)
+        close(fds[j]);
+      ctx.Fail(
+          "KIND-04",
+          "descriptor " + Num(i) + " (slot " + Num(i) +
+              ") imports (cuMemImportFromShareableHandle, POSIX_FILE_DESCRIPTOR) and maps M = " +
+              Num(m) + " bytes at offset 0 (an allocation of at least slot_bytes = " +
+              Num(slot_bytes) + " rounded up to the granularity), with its ready_event",
+          err, d.All(), d.base());
+    }
+    s.mem.push_back(mh);
+    s.ready.push_back(r);
+  }
+  ctx.Note("imported " + Num(slots) + " descriptors, " + Num(m) + " bytes mapped each");
+  WriteAckEvent(s, true, false);
+  const TlvMsg a = SendAttach(s, true);
+  ctx.Expect(PayloadField(sp, "AttachResp", a, "status") == 0, "MSG-ATTACH-03",
+             "ATTACH_RESP(OK) for a CUDA_VMM_FD subscriber with its ack event", Describe(sp, a),
+             a.raw);
+  const std::vector<int> late = s.sub.conn().TakeFds();
+  CloseFds(late);
+  ctx.Expect(late.empty(), "KIND-04", "no descriptor with any message but HELLO_RESP(OK)",
+             Num(late.size()) + " descriptors with ATTACH_RESP", a.raw);
+  return PayloadField(sp, "AttachResp", a, "start_seq");
+}
+
+std::vector<std::string> VmmPubArgs(CaseContext& ctx, uint64_t frames, uint64_t wait) {
+  std::vector<std::string> a = PubArgs(ctx, frames, 2, wait);
+  a.insert(a.end(), {"--kind", "cuda_vmm_fd"});
+  return a;
+}
+
+CF_CASE(VmmFramesOnDevice, "7.1/vmm-frames-verified-on-device",
+        "a CUDA_VMM_FD subscriber gets one descriptor per slot with HELLO_RESP(OK) and none "
+        "later, imports and maps each (allocations of at least M bytes), and finds each of 8 "
+        "frames (2 slots) byte-exact on the device after waiting on the ready event",
+        (std::vector<std::string>{"KIND-04", "KIND-01", "SHM-SLOT-02", "ACK-COMMIT-01",
+                                  "ACK-REUSE-01"}),
+        kPub, kVmm) {
+  RequireVmm(ctx);
+  Process& pub = StartPub(ctx, VmmPubArgs(ctx, 8, 1));
+  CudaSub s(ctx);
+  const uint64_t start = VmmHandshake(s);
+  const auto r = ReadOnDevice(s, start, 8, 0, true);
+  size_t bad = 0;
+  const std::string what = Corrupt(r, start, &bad);
+  ctx.Expect(bad == 0, "KIND-04",
+             "every frame's bytes, read through the mapping of the slot's descriptor after its "
+             "ready event, are the contract payload",
+             Num(bad) + " of 8 frames wrong: " + what);
+  (void)pub;
+}
+
+CF_CASE(VmmAckEventOrdersReuse, "7.1/vmm-ack-event-orders-reuse",
+        "CUDA_VMM_FD: a slow device reader (20 ms per frame) records its ack event and releases "
+        "at once; the publisher's next write to the slot waits on the ack event, so all 8 frames "
+        "stay intact under the reader",
+        (std::vector<std::string>{"ACK-REUSE-02", "ACK-REL-01", "KIND-04"}), kPub, kVmm) {
+  RequireVmm(ctx);
+  Process& pub = StartPub(ctx, VmmPubArgs(ctx, 8, 1));
+  CudaSub s(ctx);
+  const uint64_t start = VmmHandshake(s);
+  const auto r = ReadOnDevice(s, start, 8, kSlowUs, true);
+  size_t bad = 0;
+  const std::string what = Corrupt(r, start, &bad);
+  ctx.Expect(bad == 0, "ACK-REUSE-02",
+             "no frame overwritten while our slow kernel still reads it (CUDA_VMM_FD buffers)",
+             Num(bad) + " of 8 frames overwritten under the reader: " + what);
+  (void)pub;
+}
+
+CF_CASE(VmmAckReuseControl, "7.1/vmm-ack-event-orders-reuse-control",
+        "negative control of 7.1/vmm-ack-event-orders-reuse: the slow reader never records its "
+        "ack event and must see overwritten frames; if it sees none, the check is blind here",
+        (std::vector<std::string>{"ACK-REUSE-02"}), kPub, kVmm) {
+  RequireVmm(ctx);
+  Process& pub = StartPub(ctx, VmmPubArgs(ctx, 8, 1));
+  CudaSub s(ctx);
+  const uint64_t start = VmmHandshake(s);
+  const auto r = ReadOnDevice(s, start, 8, kSlowUs, false);
+  size_t bad = 0;
+  const std::string what = Corrupt(r, start, &bad);
+  ctx.Note("without the ack event: " + Num(bad) + " of 8 frames overwritten: " + what);
+  std::fprintf(stderr, "cuframes-conform: %s: %zu of 8 frames overwritten without the ack event\n",
+               ctx.def().id.c_str(), bad);
+  ctx.Expect(bad >= 1, "HARNESS",
+             "the slow reader sees overwritten frames when no ack event orders the reuse "
+             "(otherwise 7.1/vmm-ack-event-orders-reuse cannot fail on this machine)",
+             "all 8 frames intact");
+  (void)pub;
+}
+
+CF_CASE(VmmOutlivesPublisher, "7.1/vmm-buffers-outlive-killed-publisher",
+        "the CUDA_VMM_FD publisher is SIGKILLed after 2 frames: the subscriber sees end-of-file "
+        "within PEER_DEATH_DETECT_MS and its imported buffers still hold both frames, read on "
+        "the device (the driver frees an allocation only when no process holds it)",
+        (std::vector<std::string>{"KIND-08", "RES-CRASH-01"}), kPub, kVmm) {
+  RequireVmm(ctx);
+  Process& pub = StartPub(ctx, VmmPubArgs(ctx, 2, 1));
+  CudaSub s(ctx);
+  const uint64_t start = VmmHandshake(s);
+  const auto r = ReadOnDevice(s, start, 2, 0, true);
+  size_t bad = 0;
+  const std::string before = Corrupt(r, start, &bad);
+  ctx.Expect(bad == 0, "KIND-04", "both frames intact before the kill", before);
+  size_t from = 0;
+  // Killed after it published both (not mid-commit): what is checked is the buffers' lifetime.
+  ctx.Expect(pub.WaitEvent("done", In(5000), &from) != nullptr, "ADP-EVENT-02",
+             "the publisher prints done after its 2 frames", pub.StatusText());
+  pub.Kill();
+  const Deadline d = In(static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS")) + 2000);
+  ctx.Expect(s.sub.conn().WaitClosed(d, nullptr), "RES-CRASH-01",
+             "end-of-file on the socket after the publisher's SIGKILL", "the socket stays open");
+  // Re-check both slots through our mappings after the death (no ready wait: its process is
+  // gone; the frames were complete before we read them above).
+  for (uint64_t i = 0; i < 2; ++i) {
+    const uint64_t n = start + i;
+    const auto slot = static_cast<uint32_t>((n - 1) % s.sub.slot_count());
+    const std::string err = s.imp->EnqueueVerify(slot, n, kBytes, 0, false, false, i);
+    if (!err.empty()) {
+      ctx.Fail("KIND-08",
+               "the imported buffer of slot " + Num(slot) +
+                   " stays usable after the publisher's "
+                   "death",
+               err);
+    }
+  }
+  std::vector<cudapeer::FrameCheck> after;
+  const std::string err = s.imp->Collect(2, &after);
+  if (!err.empty()) {
+    ctx.Fail("KIND-08", "device reads of the imported buffers after the publisher's death complete",
+             err);
+  }
+  const std::string what = Corrupt(after, start, &bad);
+  ctx.Expect(bad == 0, "KIND-08",
+             "a killed publisher's buffers stay readable by its subscriber until it releases them",
+             Num(bad) + " of 2 frames changed: " + what);
+}
+
+// ---- the harness as a CUDA_VMM_FD publisher ----
+
+enum class VmmSend { kGood, kTooFew, kNone, kTooMany, kNonVmm, kTooSmall };
+
+struct VmmPubRun {
+  CudaPubRun run;
+  std::vector<int> extra;  // descriptors we opened for a hostile HELLO_RESP
+  ~VmmPubRun() { CloseFds(extra); }
+};
+
+// Creates a CUDA_VMM_FD segment (2 slots, ready events in the descriptors, mem_handle zero),
+// starts the IUT subscriber with --kind cuda_vmm_fd and sends HELLO_RESP(OK) with the
+// descriptors `how` says.
+void StartVmmPub(CaseContext& ctx, VmmPubRun& v, VmmSend how, uint64_t frames) {
+  RequireVmm(ctx);
+  PubParams p;
+  p.kind = "CUDA_VMM_FD";
+  p.slot_count = 2;
+  p.max_subscribers = 2;
+  p.slot_bytes = kBytes;
+  uint64_t alloc = 0;
+  if (how == VmmSend::kTooSmall) {
+    // slot_bytes just above one granule: M is two granules, the allocation one.
+    const uint64_t g = cudapeer::VmmMappedSize(1);
+    if (g == 0) ctx.Fail("HARNESS", "the allocation granularity can be queried", "0");
+    p.slot_bytes = g + kBytes;
+    alloc = g;
+  }
+  std::string err;
+  v.run.exp = cudapeer::MakeVmmExporter(p.slot_count, p.slot_bytes, alloc, &err);
+  if (!v.run.exp) ctx.Fail("HARNESS", "the harness's CUDA_VMM_FD publisher side starts", err);
+  cudapeer::Exporter* exp = v.run.exp.get();
+  p.before_ready = [exp](ScriptedPub& sp) {
+    for (uint32_t i = 0; i < sp.params().slot_count; ++i) {
+      const IpcHandle r = exp->ReadyHandle(i);
+      std::memcpy(sp.SlotDesc(i).Bytes("ready_event").data(), r.data(), r.size());
+    }
+  };
+  v.run.pub = std::make_unique<ScriptedPub>(ctx, p);
+  v.run.pub->Create();
+  v.run.sub = &v.run.pub->StartSub(
+      {"--kind", "cuda_vmm_fd", "--frames", Num(frames), "--timeout-ms", "5000"});
+  const TlvMsg hello = v.run.pub->ReadHello();
+  const uint64_t kinds = PayloadField(ctx.spec(), "HelloReq", hello, "kinds_mask");
+  ctx.Expect((kinds & VmmBit(ctx)) != 0, "KIND-01",
+             "a subscriber started with --kind cuda_vmm_fd offers CUDA_VMM_FD in kinds_mask",
+             Num(kinds), hello.raw);
+  std::vector<int> fds = exp->Fds();
+  switch (how) {
+    case VmmSend::kTooFew:
+      fds.pop_back();
+      break;
+    case VmmSend::kNone:
+      fds.clear();
+      break;
+    case VmmSend::kTooMany:
+      fds.push_back(fds.front());
+      break;
+    case VmmSend::kNonVmm: {
+      const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null_fd < 0) ctx.Fail("HARNESS", "open(/dev/null)", std::strerror(errno));
+      v.extra.push_back(null_fd);
+      fds.back() = null_fd;
+      break;
+    }
+    default:
+      break;
+  }
+  MessageBuilder b = v.run.pub->HelloResp();
+  if (!v.run.pub->conn().SendWithFds(b.Encode(), fds)) {
+    ctx.Fail("HARNESS", "sendmsg of HELLO_RESP with " + Num(fds.size()) + " descriptors",
+             std::strerror(errno));
+  }
+  ctx.Note("HELLO_RESP(OK) sent with " + Num(fds.size()) + " descriptors for 2 slots");
+}
+
+CF_CASE(VmmSubImports, "7.1/vmm-subscriber-imports-descriptors",
+        "a CUDA_VMM_FD subscriber given one descriptor per slot with HELLO_RESP imports and maps "
+        "them, writes its ack event, and reports all 6 frames of a slow device writer with the "
+        "contract payload (it waits on each ready event)",
+        (std::vector<std::string>{"KIND-06", "ACK-READ-02", "MSG-ATTACH-01", "ACK-CUDA-01",
+                                  "KIND-01"}),
+        kSub, kVmm) {
+  VmmPubRun v;
+  StartVmmPub(ctx, v, VmmSend::kGood, 6);
+  CudaAttachIut(ctx, v.run);
+  PublishSlow(ctx, v.run, 6, false);
+  WaitExitOrFail(ctx, *v.run.sub, "ADP-EXIT-01", 10000);
+  std::string what;
+  const size_t bad = WrongFrames(*v.run.sub, &what);
+  ctx.Expect(bad == 0, "KIND-06",
+             "every frame read through the mapped descriptors after the ready event is the "
+             "contract payload",
+             Num(bad) + " wrong: " + what);
+  v.run.pub->ExpectFrames(*v.run.sub, 1, 6, kBytes);
+  ctx.Expect(v.run.sub->exit_code() == 0, "ADP-EXIT-01", "exit 0 after 6 good frames",
+             v.run.sub->StatusText());
+  ctx.Expect(v.run.exp->Sync().empty(), "HARNESS", "the harness's writing stream completes",
+             "error");
+}
+
+void VmmWrongCount(CaseContext& ctx, VmmSend how) {
+  VmmPubRun v;
+  StartVmmPub(ctx, v, how, 2);
+  ExpectErrorClose(ctx, v.run.pub->conn(), "PROTOCOL", "KIND-07", 5000);
+  ExpectAdapterError(ctx, *v.run.sub, "PROTOCOL", "KIND-07", 5000);
+}
+
+CF_CASE(VmmTooFewFds, "7.1/vmm-too-few-descriptors",
+        "HELLO_RESP(OK) for 2 CUDA_VMM_FD slots with 1 descriptor: the subscriber imports none, "
+        "sends ERROR(PROTOCOL), closes and reports PROTOCOL",
+        (std::vector<std::string>{"KIND-07"}), kSub, kVmm) {
+  VmmWrongCount(ctx, VmmSend::kTooFew);
+}
+
+CF_CASE(VmmNoFds, "7.1/vmm-no-descriptors",
+        "HELLO_RESP(OK) for CUDA_VMM_FD sent without SCM_RIGHTS: ERROR(PROTOCOL), close, PROTOCOL",
+        (std::vector<std::string>{"KIND-07"}), kSub, kVmm) {
+  VmmWrongCount(ctx, VmmSend::kNone);
+}
+
+CF_CASE(VmmTooManyFds, "7.1/vmm-too-many-descriptors",
+        "HELLO_RESP(OK) for 2 CUDA_VMM_FD slots with 3 descriptors: ERROR(PROTOCOL), close, "
+        "PROTOCOL",
+        (std::vector<std::string>{"KIND-07"}), kSub, kVmm) {
+  VmmWrongCount(ctx, VmmSend::kTooMany);
+}
+
+void VmmBadFd(CaseContext& ctx, VmmSend how) {
+  VmmPubRun v;
+  StartVmmPub(ctx, v, how, 2);
+  const Spec& sp = ctx.spec();
+  TlvMsg m = RecvOrFail(ctx, v.run.pub->conn(), "KIND-07", "DETACH(CUDA)", 5000);
+  ctx.Expect(
+      sp.MsgName(m.type) == "DETACH" && PayloadField(sp, "Detach", m, "reason") == sp.Err("CUDA"),
+      "KIND-07", "DETACH(reason CUDA), and no ATTACH_REQ", Describe(sp, m), m.raw);
+  ExpectCloseOnly(ctx, v.run.pub->conn(), "MSG-DETACH-01", 3000);
+  ExpectAdapterError(ctx, *v.run.sub, "CUDA", "KIND-07", 5000);
+  // Our own device side is unharmed by the peer's failed import.
+  ctx.Expect(v.run.exp->WriteFrame(0, 1, kBytes, 0, false).empty() && v.run.exp->Sync().empty(),
+             "HARNESS", "the harness's device side unharmed", "a CUDA error");
+}
+
+CF_CASE(VmmTooSmall, "7.1/vmm-allocation-too-small",
+        "slot 0's descriptor is an allocation of one granule while M is two: the mapping fails, "
+        "the subscriber sends DETACH(CUDA), closes and reports CUDA",
+        (std::vector<std::string>{"KIND-07"}), kSub, kVmm) {
+  VmmBadFd(ctx, VmmSend::kTooSmall);
+}
+
+CF_CASE(VmmNotVmm, "7.1/vmm-descriptor-not-an-allocation",
+        "slot 1's descriptor is /dev/null, no CUDA allocation: the import fails, the subscriber "
+        "sends DETACH(CUDA), closes and reports CUDA",
+        (std::vector<std::string>{"KIND-07"}), kSub, kVmm) {
+  VmmBadFd(ctx, VmmSend::kNonVmm);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 
 struct cuframes_publisher {
   std::unique_ptr<cuframes::Publisher> impl;
+  uint32_t memory_kind = CUFRAMES_KIND_HOST;
 };
 struct cuframes_subscriber {
   std::unique_ptr<cuframes::Subscriber> impl;
@@ -88,6 +89,10 @@ int cuframes_cuda_kind_built(void) {
   return cuframes::CudaKindBuilt() ? 1 : 0;
 }
 
+int cuframes_cuda_vmm_usable(int device) {
+  return cuframes::CudaVmmUsable(device) ? 1 : 0;
+}
+
 int cuframes_pub_create(const cuframes_pub_options* options, cuframes_publisher** out) {
   return Guard([&]() -> int {
     if (options == nullptr || out == nullptr) return CUFRAMES_INVALID_ARGUMENT;
@@ -131,6 +136,7 @@ int cuframes_pub_create(const cuframes_pub_options* options, cuframes_publisher*
       };
     }
     auto holder = std::make_unique<cuframes_publisher>();
+    holder->memory_kind = o.memory_kind;
     const Status s = cuframes::Publisher::Create(cfg, std::move(fn), &holder->impl);
     if (s != Status::kOk) return Code(s);
     *out = holder.release();
@@ -156,7 +162,7 @@ int cuframes_pub_acquire(cuframes_publisher* pub, int32_t timeout_ms, cuframes_s
     out->capacity = s.capacity;
     out->cuda_stream = s.stream;
     out->slot_index = s.slot;
-    out->memory_kind = s.stream != nullptr ? CUFRAMES_KIND_CUDA_IPC : CUFRAMES_KIND_HOST;
+    out->memory_kind = pub->memory_kind;
     return CUFRAMES_OK;
   });
 }

@@ -1,14 +1,19 @@
-// cuda_kind.cu: the CUDA_IPC memory kind (spec section 5): cudaMalloc'd slot buffers exported
-// with cudaIpcGetMemHandle, interprocess ready events (publisher) and ack events (subscribers).
-// Compiled only when CUFRAMES_WITH_CUDA; linked against the static cudart.
+// cuda_kind.cu: the CUDA memory kinds (spec sections 5, 7): interprocess ready events
+// (publisher) and ack events (subscribers), with slot buffers that are either cudaMalloc'd and
+// exported with cudaIpcGetMemHandle (CUDA_IPC) or cuMemCreate allocations passed as file
+// descriptors (CUDA_VMM_FD, cuda_vmm.h). Compiled only when CUFRAMES_WITH_CUDA; linked against
+// the static cudart.
 #include <cuda_runtime.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include "cuda_vmm.h"
 #include "mem_order.h"
 #include "memory_kind.h"
 
@@ -64,9 +69,17 @@ class ImportRegistry {
   std::map<std::pair<int, HandleBytes>, Import> open_;
 };
 
+// A CUDA_VMM_FD buffer call failed: the status says only CUDA, so name the call on stderr for
+// whoever has to find out why on a GPU machine. Returns `s`.
+Status VmmFailed(const std::string& what, Status s) {
+  std::fprintf(stderr, "cuframes: CUDA_VMM_FD: %s\n", what.c_str());
+  return s;
+}
+
 class CudaPublisherMemory final : public PublisherMemory {
  public:
-  explicit CudaPublisherMemory(int device) : device_(device) {}
+  CudaPublisherMemory(int device, uint16_t kind)
+      : device_(device), vmm_(kind == layout::kKindCudaVmmFd) {}
   ~CudaPublisherMemory() override {
     if (!initialized_) return;
     cudaSetDevice(device_);
@@ -77,8 +90,13 @@ class CudaPublisherMemory final : public PublisherMemory {
     for (auto e : ready_)
       cudaEventDestroy(e);
     // Legacy IPC: the driver keeps an allocation alive while an importer still has it open.
-    for (void* b : buffers_)
-      cudaFree(b);
+    // VMM: likewise while an importer holds a handle or mapping (KIND-08); vmm_buffers_ unmap,
+    // release and close their descriptors as they go.
+    if (!vmm_) {
+      for (void* b : buffers_)
+        cudaFree(b);
+    }
+    vmm_buffers_.clear();
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -90,21 +108,30 @@ class CudaPublisherMemory final : public PublisherMemory {
     }
     ack_events_.assign(info.max_subscribers, nullptr);
     for (uint32_t i = 0; i < info.slot_count; ++i) {
-      void* buf = nullptr;
-      const cudaError_t err = cudaMalloc(&buf, info.slot_bytes);
-      if (err != cudaSuccess) {
-        return err == cudaErrorMemoryAllocation ? Status::kNoMemory : Status::kCuda;
+      layout::SlotDescriptor* d = seg.desc(i);
+      if (vmm_) {  // KIND-04: the descriptor goes with HELLO_RESP; mem_handle stays zero
+        auto b = std::make_unique<vmm::Buffer>();
+        std::string what;
+        const Status s = b->Create(device_, info.slot_bytes, &what);
+        if (s != Status::kOk) return VmmFailed(what, s);
+        buffers_.push_back(b->ptr());
+        vmm_buffers_.push_back(std::move(b));
+      } else {
+        void* buf = nullptr;
+        const cudaError_t err = cudaMalloc(&buf, info.slot_bytes);
+        if (err != cudaSuccess) {
+          return err == cudaErrorMemoryAllocation ? Status::kNoMemory : Status::kCuda;
+        }
+        buffers_.push_back(buf);
+        cudaIpcMemHandle_t mh{};
+        if (cudaIpcGetMemHandle(&mh, buf) != cudaSuccess) return Status::kCuda;
+        mem::copy_to_shared(d->mem_handle, &mh, sizeof(mh));
       }
-      buffers_.push_back(buf);
-      cudaIpcMemHandle_t mh{};
-      if (cudaIpcGetMemHandle(&mh, buf) != cudaSuccess) return Status::kCuda;
       cudaEvent_t ev = nullptr;
       if (cudaEventCreateWithFlags(&ev, kEventFlags) != cudaSuccess) return Status::kCuda;
       ready_.push_back(ev);
       cudaIpcEventHandle_t eh{};
       if (cudaIpcGetEventHandle(&eh, ev) != cudaSuccess) return Status::kCuda;
-      layout::SlotDescriptor* d = seg.desc(i);
-      mem::copy_to_shared(d->mem_handle, &mh, sizeof(mh));
       mem::copy_to_shared(d->ready_event, &eh, sizeof(eh));
     }
     return Status::kOk;
@@ -145,11 +172,20 @@ class CudaPublisherMemory final : public PublisherMemory {
     return cudaEventRecord(ready_[slot], stream_) == cudaSuccess ? Status::kOk : Status::kCuda;
   }
 
+  std::vector<int> ExportedFds() const override {
+    std::vector<int> fds;
+    for (const auto& b : vmm_buffers_)
+      fds.push_back(b->ExportedFd());
+    return fds;
+  }
+
  private:
   int device_;
+  bool vmm_;
   bool initialized_ = false;
   cudaStream_t stream_ = nullptr;
   std::vector<void*> buffers_;
+  std::vector<std::unique_ptr<vmm::Buffer>> vmm_buffers_;  // CUDA_VMM_FD: owns buffers_
   std::vector<cudaEvent_t> ready_;
   std::mutex mu_;  // ack_events_: opened/closed by the service thread, waited on by acquire
   std::vector<cudaEvent_t> ack_events_;
@@ -157,21 +193,27 @@ class CudaPublisherMemory final : public PublisherMemory {
 
 class CudaSubscriberMemory final : public SubscriberMemory {
  public:
-  explicit CudaSubscriberMemory(int device) : device_(device) {}
+  CudaSubscriberMemory(int device, uint16_t kind)
+      : device_(device), vmm_(kind == layout::kKindCudaVmmFd) {}
   ~CudaSubscriberMemory() override {
     if (!initialized_) return;
     cudaSetDevice(device_);
-    // Close each import exactly once, after the last use on our stream.
+    // Close each import exactly once, after the last use on our stream (RES-CUDA-02; for
+    // CUDA_VMM_FD unmap, address free and release, KIND-08).
     if (stream_ != nullptr) cudaStreamSynchronize(stream_);
     for (auto& [bytes, ptr] : opened_)
       ImportRegistry::Instance().Close(device_, bytes);
+    vmm_buffers_.clear();  // VMM imports are per attachment (KIND-06), released here
     for (auto e : ready_)
       cudaEventDestroy(e);
     if (ack_ != nullptr) cudaEventDestroy(ack_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
-  Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot* own) override {
+  Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot* own,
+              std::span<const int> fds) override {
+    // KIND-07: one descriptor per slot, checked before any CUDA call.
+    if (vmm_ && fds.size() != info.slot_count) return Status::kProtocol;
     if (cudaSetDevice(device_) != cudaSuccess) return Status::kCuda;
     initialized_ = true;
     if (cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking) != cudaSuccess) {
@@ -179,6 +221,17 @@ class CudaSubscriberMemory final : public SubscriberMemory {
     }
     for (uint32_t i = 0; i < info.slot_count; ++i) {
       const layout::SlotDescriptor* d = seg.desc(i);
+      if (vmm_) {  // KIND-06: import, reserve, map at offset 0, read-write access
+        auto b = std::make_unique<vmm::Buffer>();
+        std::string what;
+        if (b->Import(device_, fds[i], info.slot_bytes, &what) != Status::kOk) {
+          return VmmFailed("slot " + std::to_string(i) + ": " + what, Status::kCuda);
+        }
+        buffers_.push_back(b->ptr());
+        vmm_buffers_.push_back(std::move(b));
+        if (!OpenReady(d)) return Status::kCuda;
+        continue;
+      }
       HandleBytes mh{};
       mem::copy_from_shared(mh.data(), d->mem_handle, mh.size());
       auto it = opened_.find(mh);
@@ -190,11 +243,7 @@ class CudaSubscriberMemory final : public SubscriberMemory {
         it = opened_.emplace(mh, ptr).first;
       }
       buffers_.push_back(it->second);
-      cudaIpcEventHandle_t eh{};
-      mem::copy_from_shared(&eh, d->ready_event, sizeof(eh));
-      cudaEvent_t ev = nullptr;
-      if (cudaIpcOpenEventHandle(&ev, eh) != cudaSuccess) return Status::kCuda;
-      ready_.push_back(ev);
+      if (!OpenReady(d)) return Status::kCuda;
     }
     if (cudaEventCreateWithFlags(&ack_, kEventFlags) != cudaSuccess) return Status::kCuda;
     cudaIpcEventHandle_t ah{};
@@ -217,10 +266,22 @@ class CudaSubscriberMemory final : public SubscriberMemory {
   }
 
  private:
+  // Opens a slot's ready event (both CUDA kinds). Returns false on a CUDA failure.
+  bool OpenReady(const layout::SlotDescriptor* d) {
+    cudaIpcEventHandle_t eh{};
+    mem::copy_from_shared(&eh, d->ready_event, sizeof(eh));
+    cudaEvent_t ev = nullptr;
+    if (cudaIpcOpenEventHandle(&ev, eh) != cudaSuccess) return false;
+    ready_.push_back(ev);
+    return true;
+  }
+
   int device_;
+  bool vmm_;
   bool initialized_ = false;
   cudaStream_t stream_ = nullptr;
   std::map<HandleBytes, void*> opened_;
+  std::vector<std::unique_ptr<vmm::Buffer>> vmm_buffers_;  // CUDA_VMM_FD imports
   std::vector<void*> buffers_;
   std::vector<cudaEvent_t> ready_;
   cudaEvent_t ack_ = nullptr;
@@ -232,11 +293,15 @@ bool CudaKindBuilt() {
   return true;
 }
 
-std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device) {
-  return std::make_unique<CudaPublisherMemory>(device);
+bool CudaVmmUsable(int device) {
+  return vmm::Supported(device);
 }
-std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device) {
-  return std::make_unique<CudaSubscriberMemory>(device);
+
+std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device, uint16_t kind) {
+  return std::make_unique<CudaPublisherMemory>(device, kind);
+}
+std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device, uint16_t kind) {
+  return std::make_unique<CudaSubscriberMemory>(device, kind);
 }
 
 }  // namespace cuframes

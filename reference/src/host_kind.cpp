@@ -26,7 +26,8 @@ class HostPublisherMemory final : public PublisherMemory {
 
 class HostSubscriberMemory final : public SubscriberMemory {
  public:
-  Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot*) override {
+  Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot*,
+              std::span<const int>) override {
     base_ = seg.data() + info.geometry.data_offset;
     stride_ = info.geometry.data_stride;
     return Status::kOk;
@@ -55,10 +56,13 @@ std::unique_ptr<SubscriberMemory> MakeHostSubscriberMemory() {
 bool CudaKindBuilt() {
   return false;
 }
-std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int) {
+bool CudaVmmUsable(int) {
+  return false;
+}
+std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int, uint16_t) {
   return nullptr;
 }
-std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int) {
+std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int, uint16_t) {
   return nullptr;
 }
 #endif

@@ -8,12 +8,16 @@
 // Commit records ready[s] on the publisher stream; a subscriber's stream waits on it; release
 // records the ack event; the publisher's stream waits on every relevant ack event before it
 // hands a slot out again. Compiled only when CUFRAMES_WITH_CUDA.
-// CUDA_VMM_FD (3) is optional and not offered by the reference (UNSUPPORTED).
+// CUDA_VMM_FD (3, optional, spec 7.1): as CUDA_IPC, except that each slot buffer is a cuMemCreate
+// allocation whose POSIX file descriptor travels with HELLO_RESP (SCM_RIGHTS) instead of a
+// mem_handle in the segment (cuda_vmm.h); the same classes serve both CUDA kinds.
 #ifndef CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_
 #define CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_
 
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "layout.h"
 #include "segment.h"
@@ -39,15 +43,21 @@ class PublisherMemory {
   virtual Status WaitAck(uint32_t index) = 0;
   // Records slot `slot`'s ready event on the publisher stream. Returns kOk, kCuda.
   virtual Status RecordReady(uint32_t slot) = 0;
+  // CUDA_VMM_FD: the slot buffers' exported descriptors, in slot order, sent with every
+  // HELLO_RESP(OK) (KIND-04) and owned by this object; empty for the other kinds.
+  virtual std::vector<int> ExportedFds() const { return {}; }
 };
 
 class SubscriberMemory {
  public:
   virtual ~SubscriberMemory() = default;
   // Opens every slot buffer and ready event of `seg` (each distinct handle once), creates the
-  // subscriber's ack event and writes its handle and flags bit0 into `own`.
-  // Returns kOk, kCuda, kNoMemory.
-  virtual Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot* own) = 0;
+  // subscriber's ack event and writes its handle and flags bit0 into `own`. `fds` are the
+  // descriptors that came with HELLO_RESP: for CUDA_VMM_FD one per slot, imported here (the
+  // caller keeps ownership and closes them all afterwards); ignored by the other kinds.
+  // Returns kOk, kProtocol (CUDA_VMM_FD: not one descriptor per slot), kCuda, kNoMemory.
+  virtual Status Init(const Mapping& seg, const SegmentInfo& info, layout::SubscriberSlot* own,
+                      std::span<const int> fds) = 0;
   virtual const void* SlotBuffer(uint32_t slot) const = 0;
   virtual void* Stream() const = 0;
   // True if Init() wrote an ack event handle (ATTACH_REQ flags bit0).
@@ -61,11 +71,14 @@ class SubscriberMemory {
 std::unique_ptr<PublisherMemory> MakeHostPublisherMemory();
 std::unique_ptr<SubscriberMemory> MakeHostSubscriberMemory();
 
-// True when this build has the CUDA kind.
+// True when this build has the CUDA kinds.
 bool CudaKindBuilt();
-// Return null when the CUDA kind is not built.
-std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device);
-std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device);
+// True when this build has the CUDA kinds and `device` can export and import allocations as POSIX
+// file descriptors (CUDA_VMM_FD); false without a driver or device.
+bool CudaVmmUsable(int device);
+// `kind` is CUDA_IPC or CUDA_VMM_FD. Return null when the CUDA kinds are not built.
+std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device, uint16_t kind);
+std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device, uint16_t kind);
 
 }  // namespace cuframes
 

@@ -17,10 +17,12 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
 #include "fault.h"
+#include "fd_passing.h"
 #include "handshake.h"
 #include "layout.h"
 #include "lifecycle.h"
@@ -214,7 +216,7 @@ struct Publisher::Impl {
   void ReadConn(Conn& c);
   void HandleMessage(Conn& c, const tlv::Message& m);
   void ApplyStep(Conn& c, const handshake::PubStep& step, const tlv::Message* m);
-  bool Send(Conn& c, const tlv::Message& m);
+  bool Send(Conn& c, const tlv::Message& m, std::span<const int> fds = {});
   void CloseConn(Conn& c, Status reason);
   Status ProcessHello(Conn& c, const tlv::HelloReq& req);
   Status ProcessAttach(Conn& c, const tlv::AttachReq& req);
@@ -244,8 +246,9 @@ Status Publisher::Impl::Init() {
   if (s != Status::kOk) return s;
   mirrors.assign(cfg.max_subscribers, SubMirror{});
   last_ack.assign(cfg.max_subscribers, LastAck{});
-  memory = cfg.memory_kind == layout::kKindHost ? MakeHostPublisherMemory()
-                                                : MakeCudaPublisherMemory(cfg.cuda_device);
+  memory = cfg.memory_kind == layout::kKindHost
+               ? MakeHostPublisherMemory()
+               : MakeCudaPublisherMemory(cfg.cuda_device, cfg.memory_kind);
   if (!memory) return Status::kUnsupported;
   s = memory->Init(seg, info);
   if (s != Status::kOk) return s;
@@ -510,17 +513,11 @@ void Publisher::Impl::ApplyStep(Conn& c, const handshake::PubStep& step, const t
   }
 }
 
-bool Publisher::Impl::Send(Conn& c, const tlv::Message& m) {
+bool Publisher::Impl::Send(Conn& c, const tlv::Message& m, std::span<const int> fds) {
   const std::vector<uint8_t> bytes = tlv::Encode(m);
-  size_t off = 0;
-  while (off < bytes.size()) {
-    const ssize_t n =
-        ::send(c.fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;  // a peer that does not read its socket is treated as gone
-    off += static_cast<size_t>(n);
-  }
-  return true;
+  // A peer that does not read its socket is treated as gone. `fds` (CUDA_VMM_FD buffers,
+  // KIND-04) ride with the message's first byte.
+  return fdpass::SendWithFds(c.fd, bytes, fds, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void Publisher::Impl::CloseConn(Conn& c, Status reason) {
@@ -605,7 +602,8 @@ Status Publisher::Impl::ProcessHello(Conn& c, const tlv::HelloReq& req) {
     resp.initial_packet_seq = pos.seq;
     resp.initial_packet_pos = pos.pos;
   }
-  if (!Send(c, resp)) {
+  // CUDA_VMM_FD: the slot buffers' descriptors travel with HELLO_RESP(OK) (KIND-04).
+  if (!Send(c, resp, memory->ExportedFds())) {
     CloseConn(c, Status::kPeerClosed);
     return Status::kPeerClosed;
   }
@@ -723,7 +721,9 @@ Status Publisher::Create(const PublisherConfig& config, PubEventFn on_event,
   if (cfg.memory_kind == layout::kKindCudaIpc) {
     if (!CudaKindBuilt()) return Status::kUnsupported;
   } else if (cfg.memory_kind == layout::kKindCudaVmmFd) {
-    return Status::kUnsupported;
+    if (!CudaKindBuilt() || !CudaVmmUsable(cfg.cuda_device)) return Status::kUnsupported;
+    // KIND-04: every descriptor goes in one SCM_RIGHTS message.
+    if (cfg.slot_count > fdpass::kMaxFds) return Status::kInvalidArgument;
   } else if (cfg.memory_kind != layout::kKindHost) {
     return Status::kInvalidArgument;
   }

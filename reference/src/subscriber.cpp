@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fault.h"
+#include "fd_passing.h"
 #include "handshake.h"
 #include "layout.h"
 #include "lifecycle.h"
@@ -61,6 +62,10 @@ struct Subscriber::Impl {
   std::atomic<uint32_t> closed{0};  // sticky Status once the connection ended
   tlv::Reassembler rx;
   SubState state = SubState::kAwaitHelloResp;
+  // Descriptors that arrived during the handshake (CUDA_VMM_FD buffers come with HELLO_RESP,
+  // KIND-06); every one is closed once the handshake has used it or not (KIND-07).
+  std::vector<int> rx_fds;
+  bool rx_fds_truncated = false;
 
   Mapping seg;
   SegmentInfo info{};
@@ -138,7 +143,8 @@ Subscriber::Impl::~Impl() {
     ::close(fd);
   }
   if (wake_fd >= 0) ::close(wake_fd);
-  memory.reset();  // CUDA: synchronizes, then closes each import once
+  fdpass::CloseAll(&rx_fds);  // a handshake that ended early may have left some
+  memory.reset();             // CUDA: synchronizes, then closes each import once
   ring_map.Reset();
   seg.Reset();
 }
@@ -211,7 +217,9 @@ Status Subscriber::Impl::Expect(Clock::time_point deadline, tlv::Message* out) {
     if (r < 0 && errno != EINTR) return Status::kSystem;
     if (r <= 0) continue;
     uint8_t buf[tlv::kHeaderSize + tlv::kMaxPayload];
-    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    const fdpass::Received got = fdpass::RecvWithFds(fd, buf, &rx_fds, 0);
+    rx_fds_truncated = rx_fds_truncated || got.truncated;
+    const ssize_t n = got.n;
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       state = SubState::kClosed;
@@ -264,10 +272,17 @@ Status Subscriber::Impl::ProcessHelloResp(const tlv::HelloResp& resp, Clock::tim
       mem::load_acquire(&own->generation) != resp.generation) {
     return Status::kCorrupt;
   }
-  memory = info.memory_kind == layout::kKindHost ? MakeHostSubscriberMemory()
-                                                 : MakeCudaSubscriberMemory(cfg.cuda_device);
+  memory = info.memory_kind == layout::kKindHost
+               ? MakeHostSubscriberMemory()
+               : MakeCudaSubscriberMemory(cfg.cuda_device, info.memory_kind);
   if (!memory) return Status::kUnsupportedKind;
-  s = memory->Init(seg, info, own);
+  // KIND-07: exactly one descriptor per slot, none lost, or PROTOCOL before any import.
+  if (info.memory_kind == layout::kKindCudaVmmFd &&
+      (rx_fds_truncated || rx_fds.size() != info.slot_count)) {
+    return Status::kProtocol;
+  }
+  s = memory->Init(seg, info, own, rx_fds);
+  fdpass::CloseAll(&rx_fds);  // imported (or not needed): KIND-06 closes each one
   if (s != Status::kOk) return s;
   if (resp.proto_version >= 2 && (resp.caps & tlv::kHelloRespCapPacketRing) != 0) {
     s = OpenRing(resp);
@@ -305,6 +320,7 @@ Status Subscriber::Impl::Handshake() {
   CUFRAMES_FAULT_POINT("sub.hs.after_hello_resp");
   const bool hello_refused = resp.status != 0;
   s = hello_refused ? StatusFromWire(resp.status) : ProcessHelloResp(resp, deadline);
+  fdpass::CloseAll(&rx_fds);  // whatever the outcome, no descriptor outlives HELLO_RESP
   if (!hello_refused && s != Status::kOk && PeerGone() != Status::kOk) {
     // The publisher died after HELLO_RESP: what failed (e.g. opening its CUDA IPC handles) failed
     // because of the death, and the death is what we report (RES-CRASH-01).
@@ -321,6 +337,7 @@ Status Subscriber::Impl::Handshake() {
   CUFRAMES_FAULT_POINT("sub.hs.after_attach_req");
   s = Expect(deadline, &m);
   if (s != Status::kOk) return s;
+  fdpass::CloseAll(&rx_fds);  // descriptors with any other message are closed unused (KIND-07)
   const auto aresp = std::get<tlv::AttachResp>(m);
   const bool attach_refused = aresp.status != 0;
   s = attach_refused ? StatusFromWire(aresp.status)
@@ -419,9 +436,14 @@ Status Subscriber::Connect(const SubscriberConfig& config, std::unique_ptr<Subsc
   SubscriberConfig cfg = config;
   if (!ValidKey(cfg.key) || cfg.max_proto_version < 1) return Status::kInvalidArgument;
   cfg.max_proto_version = std::min<uint16_t>(cfg.max_proto_version, kMaxProtoVersion);
-  // Offer only kinds this build has: HOST always, CUDA_IPC when built, never CUDA_VMM_FD.
+  // Offer only kinds this build has: HOST always, CUDA_IPC when built, CUDA_VMM_FD when built and
+  // the device can import descriptors (KIND-05). The device is asked only when VMM is wanted.
   uint32_t offered = layout::KindBit(layout::kKindHost);
   if (CudaKindBuilt()) offered |= layout::KindBit(layout::kKindCudaIpc);
+  if ((cfg.kinds_mask & layout::KindBit(layout::kKindCudaVmmFd)) != 0 && CudaKindBuilt() &&
+      CudaVmmUsable(cfg.cuda_device)) {
+    offered |= layout::KindBit(layout::kKindCudaVmmFd);
+  }
   if ((cfg.kinds_mask & offered) == 0) return Status::kUnsupported;
   cfg.kinds_mask &= offered;
   const std::string path = SocketPath(cfg.key);

@@ -1,7 +1,8 @@
-// cuda_kind_test (ctest label "cuda"): the CUDA_IPC memory kind across processes: these tests
-// spawn the adapter programs (fresh processes: never fork after CUDA initialisation) and check
-// every frame, and attach twice from this process (RES-CUDA-01/02: one shared mapping per
-// handle). Skip, saying why, when there is no CUDA device.
+// cuda_kind_test (ctest label "cuda"): the CUDA memory kinds (CUDA_IPC, and CUDA_VMM_FD where the
+// device exports POSIX file descriptors) across processes: these tests spawn the adapter programs
+// (fresh processes: never fork after CUDA initialisation) and check every frame, and attach twice
+// from this process (RES-CUDA-01/02: one shared mapping per handle; CUDA_VMM_FD: one import per
+// attachment, KIND-06). Skip, saying why, when there is no CUDA device.
 #include <cuda_runtime.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -64,20 +65,19 @@ TEST(CudaKind, Built) {
   EXPECT_TRUE(cuframes::CudaKindBuilt());
 }
 
-TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
-  std::string why;
-  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+// One publisher of `kind` (the adapters' --kind value), two subscribers, 200 frames of 1 MiB.
+void PublisherToTwoSubscribers(const std::string& kind) {
   const char* tools = std::getenv("CUFRAMES_TOOLS_DIR");
   if (tools == nullptr) GTEST_SKIP() << "CUFRAMES_TOOLS_DIR not set (ctest sets it)";
   char tmpl[] = "/tmp/cuframes-cuda-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   ::setenv("CUFRAMES_SOCKET_DIR", tmpl, 1);
-  const std::string key = "cuda" + std::to_string(::getpid());
+  const std::string key = "cuda" + std::to_string(::getpid()) + kind;
   const std::string pub_bin = std::string(tools) + "/cuframes-pub";
   const std::string sub_bin = std::string(tools) + "/cuframes-sub";
   // The publisher waits for both subscribers.
   const std::string dir = tmpl;
-  const pid_t pub = Spawn({pub_bin, "--key", key, "--kind", "cuda", "--frames", "200", "--bytes",
+  const pid_t pub = Spawn({pub_bin, "--key", key, "--kind", kind, "--frames", "200", "--bytes",
                            "1048576", "--slots", "3", "--wait-subscribers", "2"},
                           dir + "/pub.out");
   const std::string sock = dir + "/cuframes-" + key + ".sock";
@@ -85,8 +85,8 @@ TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
   struct stat st {};
   std::vector<pid_t> subs;
   for (int i = 0; i < 2; ++i) {
-    subs.push_back(Spawn({sub_bin, "--key", key, "--kind", "cuda", "--frames", "200",
-                          "--verify-hold", "--hold-max-us", "300"},
+    subs.push_back(Spawn({sub_bin, "--key", key, "--kind", kind, "--frames", "200", "--verify-hold",
+                          "--hold-max-us", "300"},
                          dir + "/sub" + std::to_string(i) + ".out"));
   }
   for (pid_t p : subs) {
@@ -102,6 +102,21 @@ TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
   EXPECT_NE(::stat(sock.c_str(), &st), 0) << "socket left behind";
   EXPECT_NE(::stat(("/dev/shm/cuframes-" + key).c_str(), &st), 0) << "segment left behind";
   ::rmdir(tmpl);
+}
+
+TEST(CudaKind, PublisherToTwoSubscribersAcrossProcesses) {
+  std::string why;
+  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+  PublisherToTwoSubscribers("cuda");
+}
+
+TEST(CudaKind, VmmPublisherToTwoSubscribersAcrossProcesses) {
+  std::string why;
+  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+  if (!cuframes::CudaVmmUsable(0)) {
+    GTEST_SKIP() << "device 0 cannot export POSIX file descriptor allocations (CUDA_VMM_FD)";
+  }
+  PublisherToTwoSubscribers("cuda_vmm_fd");
 }
 
 // Reads the next frame of `sub` to the host on the frame's own stream and checks every byte.
@@ -127,26 +142,24 @@ void ReadAndCheck(cuframes_subscriber* sub, uint64_t want_seq, uint64_t bytes, c
 // handle; the first to detach must not close it under the other, which keeps reading every
 // byte right. (An attachment that closed the shared mapping would leave the other reading
 // unmapped memory: a sticky CUDA error or wrong bytes.)
-TEST(CudaKind, TwoAttachmentsInOneProcessShareEachMapping) {
-  std::string why;
-  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+void TwoAttachmentsInOneProcess(const std::string& kind, uint32_t kind_bit) {
   const char* tools = std::getenv("CUFRAMES_TOOLS_DIR");
   if (tools == nullptr) GTEST_SKIP() << "CUFRAMES_TOOLS_DIR not set (ctest sets it)";
   char tmpl[] = "/tmp/cuframes-cuda2-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   ::setenv("CUFRAMES_SOCKET_DIR", tmpl, 1);
   const std::string dir = tmpl;
-  const std::string key = "cuda2x" + std::to_string(::getpid());
+  const std::string key = "cuda2x" + std::to_string(::getpid()) + kind;
   constexpr uint64_t kBytes = 65536;
   const pid_t pub =
-      Spawn({std::string(tools) + "/cuframes-pub", "--key", key, "--kind", "cuda", "--frames", "40",
+      Spawn({std::string(tools) + "/cuframes-pub", "--key", key, "--kind", kind, "--frames", "40",
              "--bytes", std::to_string(kBytes), "--slots", "2", "--wait-subscribers", "2"},
             dir + "/pub.out");
   ASSERT_TRUE(WaitForSocket(dir + "/cuframes-" + key + ".sock")) << "publisher never ready";
   cuframes_sub_options o;
   cuframes_sub_options_init(&o);
   o.key = key.c_str();
-  o.kinds_mask = CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC);
+  o.kinds_mask = kind_bit;
   cuframes_subscriber* a = nullptr;
   cuframes_subscriber* b = nullptr;
   ASSERT_EQ(cuframes_sub_connect(&o, &a), CUFRAMES_OK);
@@ -165,6 +178,23 @@ TEST(CudaKind, TwoAttachmentsInOneProcessShareEachMapping) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "publisher status " << status;
   ::unlink((dir + "/pub.out").c_str());
   ::rmdir(tmpl);
+}
+
+TEST(CudaKind, TwoAttachmentsInOneProcessShareEachMapping) {
+  std::string why;
+  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+  TwoAttachmentsInOneProcess("cuda", CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC));
+}
+
+// CUDA_VMM_FD: each attachment imports and maps its own descriptors (KIND-06) and releases them
+// at its close (KIND-08) without disturbing the other.
+TEST(CudaKind, VmmTwoAttachmentsInOneProcess) {
+  std::string why;
+  if (!HaveDevice(&why)) GTEST_SKIP() << why;
+  if (!cuframes::CudaVmmUsable(0)) {
+    GTEST_SKIP() << "device 0 cannot export POSIX file descriptor allocations (CUDA_VMM_FD)";
+  }
+  TwoAttachmentsInOneProcess("cuda_vmm_fd", CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_VMM_FD));
 }
 
 }  // namespace

@@ -40,6 +40,10 @@ bool CudaUsable() {
 #endif
 }
 
+bool CudaVmmUsable() {
+  return CudaUsable() && cuframes_cuda_vmm_usable(0) != 0;
+}
+
 void InstallTermHandler() {
   struct sigaction sa {};
   sa.sa_handler = OnTerm;

@@ -72,6 +72,9 @@ void EmitError(int status, const std::string& where);
 // CUDA device that initialises (ADAPTER.md ADP-KIND-01; otherwise the adapter reports UNSUPPORTED
 // and exits 77).
 bool CudaUsable();
+// Returns true when `--kind cuda_vmm_fd` can work here: CudaUsable() and device 0 can export and
+// import allocations as POSIX file descriptors (spec 7.1; otherwise UNSUPPORTED, exit 77).
+bool CudaVmmUsable();
 
 // SIGTERM (ADP-SIG-01): InstallTermHandler() makes SIGTERM set a flag instead of killing the
 // process; TermRequested() reads it, so the adapter's loops end with a clean shut-down.

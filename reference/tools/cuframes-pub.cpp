@@ -1,7 +1,8 @@
 // cuframes-pub: the reference publisher adapter (the conformance harness's default implementation
 // under test, and the interop tests' publisher).
 //
-//   cuframes-pub --key K --frames N [--kind host|cuda] [--slots S] [--max-subscribers M]
+//   cuframes-pub --key K --frames N [--kind host|cuda|cuda_vmm_fd] [--slots S] [--max-subscribers
+//   M]
 //                [--width W --height H] [--bytes B] [--packets N --packet-bytes B --gop G]
 //                [--codec C] [--max-proto V] [--wait-subscribers M] [--wait-timeout-ms T]
 //                [--ack-timeout-ms T] [--linger-ms T] [--file-mode 0600|0660]
@@ -94,7 +95,8 @@ int main(int argc, char** argv) {
           "under --key in $CUFRAMES_SOCKET_DIR and prints one JSON event per line.");
   cli.Text("--key", &key, {}, "the key (RES-NAME-01)", true);
   cli.Number("--frames", &frames, 0, UINT64_MAX, "frames to publish, seq 1..N");
-  cli.Text("--kind", &kind, {"host", "cuda"}, "memory kind");
+  cli.Text("--kind", &kind, {"host", "cuda", "cuda_vmm_fd"},
+           "memory kind: HOST, CUDA_IPC (cuda) or CUDA_VMM_FD (cuda_vmm_fd)");
   cli.Number("--slots", &slots, 0, kU32, "slot_count");
   cli.Number("--max-subscribers", &max_subs, 0, kU32, "max_subscribers");
   cli.Number("--width", &width, 0, kU32, "nominal NV12 width (ADP-FMT-02)");
@@ -136,6 +138,12 @@ int main(int argc, char** argv) {
     EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: no CUDA kind in this build or no usable device");
     return kExitUnsupported;
   }
+  if (kind == "cuda_vmm_fd" && !CudaVmmUsable()) {  // ADP-KIND-01 for the optional kind
+    EmitError(CUFRAMES_UNSUPPORTED,
+              "--kind cuda_vmm_fd: no CUDA kind in this build, no usable device, or the device "
+              "cannot export POSIX file descriptor allocations");
+    return kExitUnsupported;
+  }
   InstallTermHandler();
   SetDiag(diag, key);
   if (bytes == 0) bytes = width != 0 && height != 0 ? width * height * 3 / 2 : 4096;
@@ -143,7 +151,9 @@ int main(int argc, char** argv) {
   cuframes_pub_options o;
   cuframes_pub_options_init(&o);
   o.key = key.c_str();
-  o.memory_kind = kind == "cuda" ? CUFRAMES_KIND_CUDA_IPC : CUFRAMES_KIND_HOST;
+  o.memory_kind = kind == "cuda"          ? CUFRAMES_KIND_CUDA_IPC
+                  : kind == "cuda_vmm_fd" ? CUFRAMES_KIND_CUDA_VMM_FD
+                                          : CUFRAMES_KIND_HOST;
   o.width = static_cast<uint32_t>(width);
   o.height = static_cast<uint32_t>(height);
   o.pixel_format = width != 0 && height != 0 ? CUFRAMES_PIXEL_NV12 : CUFRAMES_PIXEL_OPAQUE;

@@ -2,7 +2,7 @@
 // under test, and the interop tests' subscriber).
 //
 //   cuframes-sub --key K [--frames N] [--packets N] [--timeout-ms T] [--max-proto V]
-//                [--kind host|cuda|any] [--hold-ms T] [--verify-hold] [--seed S]
+//                [--kind host|cuda|cuda_vmm_fd|any] [--hold-ms T] [--verify-hold] [--seed S]
 //                [--hold-max-us U] [--connect-timeout-ms T] [--no-release-after N]
 //                [--reconnect N] [--reconnect-timeout-ms T] [--wait-params] [--gop G] [--diag]
 //
@@ -57,6 +57,8 @@ const char* KindName(uint32_t kind) {
       return "host";
     case CUFRAMES_KIND_CUDA_IPC:
       return "cuda";
+    case CUFRAMES_KIND_CUDA_VMM_FD:
+      return "cuda_vmm_fd";
     default:
       return "unknown";
   }
@@ -117,7 +119,8 @@ int main(int argc, char** argv) {
   cli.Number("--timeout-ms", &timeout_ms, 0, kI32, "bound of each blocking call");
   cli.Number("--max-proto", &max_proto, 1, 0xffff,
              "highest proto_version offered (default $CUFRAMES_MAX_PROTO, else the highest)");
-  cli.Text("--kind", &kind, {"host", "cuda", "any"}, "kinds offered in kinds_mask");
+  cli.Text("--kind", &kind, {"host", "cuda", "cuda_vmm_fd", "any"},
+           "kinds offered in kinds_mask (cuda: CUDA_IPC only; cuda_vmm_fd: CUDA_VMM_FD only)");
   cli.Number("--hold-ms", &hold_ms, 0, UINT64_MAX, "hold each frame T ms before releasing it");
   cli.Flag("--verify-hold", &verify_hold,
            "hold each frame 0..--hold-max-us us and verify it again before releasing");
@@ -144,6 +147,12 @@ int main(int argc, char** argv) {
     EmitError(CUFRAMES_UNSUPPORTED, "--kind cuda: no CUDA kind in this build or no usable device");
     return kExitUnsupported;
   }
+  if (kind == "cuda_vmm_fd" && !CudaVmmUsable()) {  // ADP-KIND-01 for the optional kind
+    EmitError(CUFRAMES_UNSUPPORTED,
+              "--kind cuda_vmm_fd: no CUDA kind in this build, no usable device, or the device "
+              "cannot import POSIX file descriptor allocations");
+    return kExitUnsupported;
+  }
   InstallTermHandler();
   SetDiag(diag, key);
   std::mt19937_64 rng(seed);
@@ -156,9 +165,16 @@ int main(int argc, char** argv) {
   o.connect_timeout_ms = static_cast<uint32_t>(connect_timeout);
   const uint32_t host = CUFRAMES_KIND_BIT(CUFRAMES_KIND_HOST);
   // --kind any offers what this build and machine support (ADAPTER.md section 2).
-  const uint32_t cuda =
-      kind != "host" && CudaUsable() ? CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC) : 0;
-  o.kinds_mask = kind == "host" ? host : kind == "cuda" ? cuda : host | cuda;
+  const uint32_t cuda = (kind == "cuda" || kind == "any") && CudaUsable()
+                            ? CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_IPC)
+                            : 0;
+  const uint32_t vmm = (kind == "cuda_vmm_fd" || kind == "any") && CudaVmmUsable()
+                           ? CUFRAMES_KIND_BIT(CUFRAMES_KIND_CUDA_VMM_FD)
+                           : 0;
+  o.kinds_mask = kind == "host"          ? host
+                 : kind == "cuda"        ? cuda
+                 : kind == "cuda_vmm_fd" ? vmm
+                                         : host | cuda | vmm;
   const auto timeout = static_cast<int32_t>(timeout_ms);
   int exit_code = kExitOk;
   uint64_t got_frames = 0;

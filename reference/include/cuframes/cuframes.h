@@ -57,7 +57,7 @@ typedef enum cuframes_status {
 /* Memory kinds (enum memory_kind). */
 #define CUFRAMES_KIND_HOST        1u
 #define CUFRAMES_KIND_CUDA_IPC    2u
-#define CUFRAMES_KIND_CUDA_VMM_FD 3u /* optional; the reference does not offer it */
+#define CUFRAMES_KIND_CUDA_VMM_FD 3u /* optional (spec 7.1): where the device exports POSIX fds */
 /* Bit of cuframes_sub_options.kinds_mask for a kind. */
 #define CUFRAMES_KIND_BIT(kind) (1u << ((kind)-1u))
 
@@ -100,7 +100,7 @@ typedef void (*cuframes_pub_event_fn)(void* user, const cuframes_pub_event* even
 
 typedef struct cuframes_pub_options {
   uint32_t struct_size; /* sizeof(cuframes_pub_options) */
-  uint32_t memory_kind; /* CUFRAMES_KIND_HOST (default) or CUFRAMES_KIND_CUDA_IPC */
+  uint32_t memory_kind; /* CUFRAMES_KIND_HOST (default), _CUDA_IPC or _CUDA_VMM_FD */
   const char* key;      /* 1..64 chars of [A-Za-z0-9_.-], not starting with '.' */
   uint32_t width;       /* frame geometry, informational (header and frame meta) */
   uint32_t height;
@@ -116,7 +116,7 @@ typedef struct cuframes_pub_options {
   uint32_t codec;             /* CUFRAMES_CODEC_* */
   uint32_t file_mode;         /* mode of the shm and socket files: 0600 (default) or 0660 */
   uint32_t allow_other_uids;  /* nonzero: accept subscribers of another uid */
-  int32_t cuda_device;        /* CUDA_IPC: device ordinal, default 0 */
+  int32_t cuda_device;        /* CUDA kinds: device ordinal, default 0 */
   uint32_t reserved0;
   cuframes_pub_event_fn on_event; /* optional */
   void* on_event_user;
@@ -128,16 +128,16 @@ typedef struct cuframes_sub_options {
   const char* key;
   uint32_t max_proto_version;  /* runtime cap: 1 acts as a v1-only subscriber; 0 = library max */
   uint32_t want_packets;       /* nonzero: ask for the v2 packet ring */
-  int32_t cuda_device;         /* CUDA_IPC: device ordinal, default 0 */
+  int32_t cuda_device;         /* CUDA kinds: device ordinal, default 0 */
   uint32_t connect_timeout_ms; /* whole handshake; default 2000 */
 } cuframes_sub_options;
 
 /* A slot handed out by cuframes_pub_acquire(). */
 typedef struct cuframes_slot {
   uint64_t seq;        /* the frame this buffer carries once committed */
-  void* data;          /* host pointer (HOST) or device pointer (CUDA_IPC) */
+  void* data;          /* host pointer (HOST) or device pointer (CUDA kinds) */
   uint64_t capacity;   /* slot_bytes */
-  void* cuda_stream;   /* CUDA_IPC: cudaStream_t to enqueue writes on; else NULL */
+  void* cuda_stream;   /* CUDA kinds: cudaStream_t to enqueue writes on; else NULL */
   uint32_t slot_index; /* (seq - 1) mod slot_count */
   uint32_t memory_kind;
 } cuframes_slot;
@@ -167,8 +167,8 @@ typedef struct cuframes_frame {
   uint32_t flags;
   uint32_t memory_kind;
   uint64_t user_data;
-  const void* data;  /* host pointer (HOST) or device pointer (CUDA_IPC) */
-  void* cuda_stream; /* CUDA_IPC: a stream already ordered after the frame's ready event */
+  const void* data;  /* host pointer (HOST) or device pointer (CUDA kinds) */
+  void* cuda_stream; /* CUDA kinds: a stream already ordered after the frame's ready event */
 } cuframes_frame;
 
 /* A packet returned by cuframes_sub_next_packet(). */
@@ -210,8 +210,13 @@ const char* cuframes_status_name(int status);
 const char* cuframes_strerror(int status);
 /* Returns lib_version: (major << 16) | (minor << 8) | patch. */
 uint32_t cuframes_version(void);
-/* Returns nonzero if this build offers the CUDA_IPC memory kind. */
+/* Returns nonzero if this build offers the CUDA memory kinds (CUDA_IPC; CUDA_VMM_FD also needs a
+ * device that exports POSIX file descriptors, else creating or offering it is UNSUPPORTED). */
 int cuframes_cuda_kind_built(void);
+/* Returns nonzero if CUDA_VMM_FD can be used on CUDA device `device` here: the CUDA kinds are
+ * built, the driver has the virtual memory management calls and the device exports and imports
+ * allocations as POSIX file descriptors. Initialises CUDA when the kinds are built. */
+int cuframes_cuda_vmm_usable(int device);
 
 /* Creates the publisher of options->key and starts serving subscribers; the socket file
  * <dir>/cuframes-<key>.sock appearing is the readiness signal.
