@@ -29,6 +29,27 @@ prefix_path="$(deps_prefix_path)"
 cxx="$(command -v "${CXX:-c++}")" || die "no C++ compiler '${CXX:-c++}' on PATH"
 cc="$(command -v "${CC:-cc}")" || die "no C compiler '${CC:-cc}' on PATH"
 note "compilers: $cc, $cxx ($("$cxx" --version | head -n 1))"
+
+# A GCC installed outside the system paths (GCC 13 in /opt/gcc on the GPU runners) links the
+# tests against its own shared sanitizer runtime and libstdc++, which the dynamic loader may not
+# find (or finds in an older or newer version): the test programs get an rpath to its runtime
+# directory. clang links its sanitizer runtimes statically, and a system GCC's live in /usr/lib.
+runtime="$([[ "$preset" == tsan ]] && echo libtsan.so || echo libasan.so)"
+runtime_dir=""
+runtime_path="$("$cxx" -print-file-name="$runtime" 2>/dev/null || true)"
+if [[ "$runtime_path" == /* && -e "$runtime_path" ]]; then
+  runtime_dir="$(dirname "$(readlink -f "$runtime_path")")"
+  case "$runtime_dir" in
+    /usr/lib* | /lib*) runtime_dir="" ;;
+    *) note "sanitizer runtime in $runtime_dir: the test programs get it as their rpath" ;;
+  esac
+fi
+rpath_args=()
+probe_rpath=()
+if [[ -n "$runtime_dir" ]]; then
+  rpath_args=("-DCMAKE_BUILD_RPATH=$runtime_dir")
+  probe_rpath=("-Wl,-rpath,$runtime_dir")
+fi
 # The compilers are named only on a first (or fresh) configure: CMake never switches the
 # compiler of an existing build directory.
 compiler_args=("-DCMAKE_C_COMPILER=$cc" "-DCMAKE_CXX_COMPILER=$cxx")
@@ -42,7 +63,8 @@ if [[ -f "$cache" ]]; then
     compiler_args=()
   fi
 fi
-configure_preset "$preset" "${compiler_args[@]}" ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}
+configure_preset "$preset" "${compiler_args[@]}" "${rpath_args[@]}" \
+  ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}
 build_preset "$preset"
 
 runner=()
@@ -52,12 +74,20 @@ if [[ "$preset" == tsan ]]; then
   probe_dir="$ROOT/build/tsan/probe"
   mkdir -p "$probe_dir"
   printf 'int main() { return 0; }\n' >"$probe_dir/probe.cpp"
-  if "$cxx" -fsanitize=thread "$probe_dir/probe.cpp" -o "$probe_dir/probe" 2>/dev/null &&
+  if "$cxx" -fsanitize=thread "${probe_rpath[@]}" "$probe_dir/probe.cpp" -o "$probe_dir/probe" \
+       2>/dev/null &&
      ! "$probe_dir/probe" >/dev/null 2>&1; then
     note "TSan cannot start with ASLR on this kernel: running ctest under setarch -R"
     runner=(setarch "$(uname -m)" -R)
   fi
 fi
 
-log "ctest --preset $preset"
-"${runner[@]}" ctest --preset "$preset" --output-on-failure
+# Tests run $JOBS at a time, as in ci/test.sh; their time limits are scaled for sanitizer
+# builds (CUFRAMES_TIMEOUT_SCALE in CMakeLists.txt).
+log "ctest --preset $preset -j $JOBS"
+start=$SECONDS
+rc=0
+"${runner[@]}" ctest --preset "$preset" --output-on-failure -j "$JOBS" || rc=$?
+note "ci/sanitize.sh ${1:-address}, $("$cxx" --version | head -n 1):" \
+     "ctest exit $rc after $((SECONDS - start)) s"
+exit "$rc"
