@@ -6,8 +6,12 @@
 #                                       thread: TSan, build/tsan (the CUDA kind is off there)
 #
 # The compiler is CMake's default (c++) unless CC/CXX say otherwise, e.g.
-#   CC=clang CXX=clang++ ci/sanitize.sh thread
-# A build directory configured with another compiler is reconfigured from scratch (--fresh).
+#   CC=clang CXX=clang++ ci/sanitize.sh thread                       build/tsan-clang14
+#   CC=/opt/gcc/bin/gcc CXX=/opt/gcc/bin/g++ ci/sanitize.sh address  build/asan-gcc13
+# Without CC/CXX the build directory is build/asan or build/tsan; with them it is named after the
+# compiler and its major version, so runs with different compilers keep their own builds (and can
+# run side by side). A build directory configured with another compiler is reconfigured from
+# scratch (--fresh).
 # Verified with GCC 12 and clang 14 (Debian 12) and GCC 13 (Ubuntu 24.04); see README.md.
 # The TSan build also runs fuzz.seqlock_tsan_probe.*: a seqlock reader without its re-check must
 # be reported by TSan (fuzz/properties/seqlock_tsan_probe.cpp).
@@ -50,28 +54,38 @@ if [[ -n "$runtime_dir" ]]; then
   rpath_args=("-DCMAKE_BUILD_RPATH=$runtime_dir")
   probe_rpath=("-Wl,-rpath,$runtime_dir")
 fi
+bdir_name="$preset"
+if [[ -n "${CC:-}${CXX:-}" ]]; then
+  compiler_id=gcc
+  "$cxx" --version | head -n 1 | grep -q clang && compiler_id=clang
+  bdir_name="$preset-$compiler_id$("$cxx" -dumpversion | cut -d. -f1)"
+fi
+bdir="$ROOT/build/$bdir_name"
+note "build directory: build/$bdir_name"
+
 # The compilers are named only on a first (or fresh) configure: CMake never switches the
 # compiler of an existing build directory.
 compiler_args=("-DCMAKE_C_COMPILER=$cc" "-DCMAKE_CXX_COMPILER=$cxx")
-cache="$ROOT/build/$preset/CMakeCache.txt"
+cache="$bdir/CMakeCache.txt"
 if [[ -f "$cache" ]]; then
   cached="$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$cache")"
   if [[ "$(readlink -f "$cached")" != "$(readlink -f "$cxx")" ]]; then
-    note "build/$preset was configured with $cached: reconfiguring it from scratch"
+    note "build/$bdir_name was configured with $cached: reconfiguring it from scratch"
     compiler_args=(--fresh "${compiler_args[@]}")
   else
     compiler_args=()
   fi
 fi
-configure_preset "$preset" "${compiler_args[@]}" "${rpath_args[@]}" \
+configure_preset "$preset" -B "$bdir" "${compiler_args[@]}" "${rpath_args[@]}" \
   ${prefix_path:+"-DCMAKE_PREFIX_PATH=$prefix_path"}
-build_preset "$preset"
+log "build: cmake --build build/$bdir_name -j $JOBS"
+cmake --build "$bdir" -j "$JOBS"
 
 runner=()
 if [[ "$preset" == tsan ]]; then
   # TSan built by older toolchains dies on kernels with large mmap randomisation
   # ("unexpected memory mapping"); probe once and run without ASLR if that happens.
-  probe_dir="$ROOT/build/tsan/probe"
+  probe_dir="$bdir/probe"
   mkdir -p "$probe_dir"
   printf 'int main() { return 0; }\n' >"$probe_dir/probe.cpp"
   if "$cxx" -fsanitize=thread "${probe_rpath[@]}" "$probe_dir/probe.cpp" -o "$probe_dir/probe" \
@@ -84,10 +98,10 @@ fi
 
 # Tests run $JOBS at a time, as in ci/test.sh; their time limits are scaled for sanitizer
 # builds (CUFRAMES_TIMEOUT_SCALE in CMakeLists.txt).
-log "ctest --preset $preset -j $JOBS"
+log "ctest --preset $preset --test-dir build/$bdir_name -j $JOBS"
 start=$SECONDS
 rc=0
-"${runner[@]}" ctest --preset "$preset" --output-on-failure -j "$JOBS" || rc=$?
+"${runner[@]}" ctest --preset "$preset" --test-dir "$bdir" --output-on-failure -j "$JOBS" || rc=$?
 note "ci/sanitize.sh ${1:-address}, $("$cxx" --version | head -n 1):" \
      "ctest exit $rc after $((SECONDS - start)) s"
 exit "$rc"
