@@ -98,10 +98,25 @@ fi
 
 # Tests run $JOBS at a time, as in ci/test.sh; their time limits are scaled for sanitizer
 # builds (CUFRAMES_TIMEOUT_SCALE in CMakeLists.txt).
-log "ctest --preset $preset --test-dir build/$bdir_name -j $JOBS"
+# ctest --preset always runs the preset's own binaryDir (build/asan, build/tsan), whatever
+# --test-dir says, so ctest runs in $bdir with the test preset's settings spelled out: its
+# environment (ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS) read from CMakePresets.json, its default
+# per-test timeout and no-tests action.
+while IFS= read -r assignment; do
+  export "${assignment?}"
+done < <("$PYTHON" - "$preset" <<'PY'
+import json, sys
+presets = json.load(open("CMakePresets.json"))["testPresets"]
+env = next(p for p in presets if p["name"] == sys.argv[1]).get("environment", {})
+print("\n".join(f"{k}={v}" for k, v in env.items()))
+PY
+)
+note "ASAN_OPTIONS=${ASAN_OPTIONS:-} UBSAN_OPTIONS=${UBSAN_OPTIONS:-} TSAN_OPTIONS=${TSAN_OPTIONS:-}"
+log "ctest in build/$bdir_name -j $JOBS"
 start=$SECONDS
 rc=0
-"${runner[@]}" ctest --preset "$preset" --test-dir "$bdir" --output-on-failure -j "$JOBS" || rc=$?
+(cd "$bdir" && "${runner[@]}" ctest --output-on-failure --timeout 600 --no-tests=error \
+   -j "$JOBS") || rc=$?
 note "ci/sanitize.sh ${1:-address}, $("$cxx" --version | head -n 1):" \
      "ctest exit $rc after $((SECONDS - start)) s"
 exit "$rc"
