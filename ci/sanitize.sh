@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # ci/sanitize.sh: build a sanitizer preset and run its tests.
 #
-#   ci/sanitize.sh [address|thread]     default: address (ASan + UBSan with
+#   ci/sanitize.sh [address|thread] [CTEST ARGS...]
+#                                       default: address (ASan + UBSan with
 #                                       -fno-sanitize-recover=all, build/asan);
-#                                       thread: TSan, build/tsan (the CUDA kind is off there)
+#                                       thread: TSan, build/tsan (the CUDA kind is off there);
+#                                       CTEST ARGS (e.g. -R REGEX, -E REGEX) go to ctest
 #
 # The compiler is CMake's default (c++) unless CC/CXX say otherwise, e.g.
 #   CC=clang CXX=clang++ ci/sanitize.sh thread                       build/tsan-clang14
@@ -19,11 +21,13 @@ set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-case "${1:-address}" in
+mode="${1:-address}"
+case "$mode" in
   address) preset=asan ;;
   thread) preset=tsan ;;
-  *) die "usage: ci/sanitize.sh [address|thread]" 2 ;;
+  *) die "usage: ci/sanitize.sh [address|thread] [CTEST ARGS...]" 2 ;;
 esac
+shift $(($# > 0 ? 1 : 0))
 
 run_setup
 # Machines without a package manager (the GPU runners) get GoogleTest from /usr/src/googletest.
@@ -116,7 +120,7 @@ log "ctest in build/$bdir_name -j $JOBS"
 start=$SECONDS
 rc=0
 (cd "$bdir" && "${runner[@]}" ctest --output-on-failure --timeout 600 --no-tests=error \
-   -j "$JOBS") || rc=$?
-note "ci/sanitize.sh ${1:-address}, $("$cxx" --version | head -n 1):" \
+   -j "$JOBS" "$@") || rc=$?
+note "ci/sanitize.sh $mode, $("$cxx" --version | head -n 1):" \
      "ctest exit $rc after $((SECONDS - start)) s"
 exit "$rc"
