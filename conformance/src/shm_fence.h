@@ -1,5 +1,5 @@
-// shm_fence.h: the release fence of the harness's scripted writers (peers.cc), which write
-// seqlock-protected records into shared memory that only another process (the IUT) reads.
+// shm_fence.h: the release fence of the harness's scripted writers (peers.cc, suites/cuda.cc),
+// which write records into shared memory that only another process (the IUT) reads.
 //
 // The harness never includes the reference's headers (mem_order.h), so it has its own. In a
 // ThreadSanitizer build the fence is issued from a function TSan does not instrument: GCC 13

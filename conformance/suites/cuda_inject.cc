@@ -22,6 +22,7 @@
 #include <functional>
 
 #include "../src/cuda_peer.h"
+#include "../src/shm_fence.h"
 #include "../src/inject_log.h"
 #include "common.h"
 
@@ -252,7 +253,7 @@ uint64_t AttachCuda(HarnessSub& s) {
   if (!err.empty()) ctx.Fail("HARNESS", "the harness creates its interprocess ack event", err);
   StructView me = s.sub.SubSlot(static_cast<uint32_t>(s.sub.hello().index));
   std::memcpy(me.Bytes("ack_event").data(), s.ack.data(), s.ack.size());
-  std::atomic_thread_fence(std::memory_order_release);
+  ShmReleaseFence();  // the handle bytes before the flag (no instrumented fence: shm_fence.h)
   me.Set("flags", sp.Enum("subscriber_flags", "ACK_EVENT_PRESENT"));
   MessageBuilder b(sp, "ATTACH_REQ");
   b.Set("subscriber_index", s.sub.hello().index)

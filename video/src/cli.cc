@@ -1,13 +1,10 @@
-// cli.cc: argument parsing, JSON-lines output and stop handling for cuframes-video (see cli.h).
+// cli.cc: JSON-lines output and stop handling for cuframes-video (see cli.h).
 #include "cli.h"
 
 #include <signal.h>
 
 #include <atomic>
-#include <cerrno>
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <mutex>
 
 #include "cuframes/cuframes.h"
@@ -37,70 +34,6 @@ int ExitCodeFor(int status) {
     default:
       return kExitPeer;
   }
-}
-
-std::string Args::Str(const std::string& name, const std::string& def) const {
-  const auto it = values.find(name);
-  return it == values.end() ? def : it->second;
-}
-
-bool Args::U64(const std::string& name, uint64_t def, uint64_t lo, uint64_t hi,
-               uint64_t* out) const {
-  const auto it = values.find(name);
-  if (it == values.end()) {
-    *out = def;
-    return true;
-  }
-  const std::string& v = it->second;
-  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) return false;
-  errno = 0;
-  const unsigned long long x = std::strtoull(v.c_str(), nullptr, 10);
-  if (errno != 0 || x < lo || x > hi) return false;
-  *out = x;
-  return true;
-}
-
-bool Args::Double(const std::string& name, double def, double* out) const {
-  const auto it = values.find(name);
-  if (it == values.end()) {
-    *out = def;
-    return true;
-  }
-  char* end = nullptr;
-  const double x = std::strtod(it->second.c_str(), &end);
-  if (end == it->second.c_str() || *end != '\0' || !std::isfinite(x) || x <= 0) return false;
-  *out = x;
-  return true;
-}
-
-bool ParseArgs(int argc, char** argv, int first, const std::vector<std::string>& options,
-               const std::vector<std::string>& flags, Args* out) {
-  auto listed = [](const std::vector<std::string>& v, const std::string& s) {
-    for (const auto& x : v)
-      if (x == s) return true;
-    return false;
-  };
-  for (int i = first; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--", 0) != 0 || a == "--") {
-      out->positional.push_back(a);
-      continue;
-    }
-    const std::string name = a.substr(2);
-    if (listed(flags, name)) {
-      out->values[name] = "1";
-    } else if (listed(options, name)) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "cuframes-video: %s needs a value\n", a.c_str());
-        return false;
-      }
-      out->values[name] = argv[++i];
-    } else {
-      std::fprintf(stderr, "cuframes-video: unknown option %s\n", a.c_str());
-      return false;
-    }
-  }
-  return true;
 }
 
 std::string Quote(const std::string& s) {

@@ -3,25 +3,26 @@
 //
 //   cuframes-video publish --key K FILE [options]   (see publish.cc)
 //   cuframes-video record --key K OUT [options]     (see record.cc)
-#include <cstdio>
-#include <cstring>
-
+//   cuframes-video [publish|record] --help
+#include "adapter_cli.h"
 #include "cli.h"
 #include "publish.h"
 #include "record.h"
 
 int main(int argc, char** argv) {
   using namespace cuframes::video;
-  if (argc >= 2 && std::strcmp(argv[1], "publish") == 0) return PublishMain(argc, argv, 2);
-  if (argc >= 2 && std::strcmp(argv[1], "record") == 0) return RecordMain(argc, argv, 2);
-  std::fprintf(
-      stderr,
-      "usage: cuframes-video publish --key K FILE [--realtime] [--speed F]\n"
-      "                      [--ring-bytes R] [--max-packet-bytes B] [--wait-subscribers N]\n"
-      "                      [--wait-timeout-ms T] [--gate-at I[,I...]] [--hold]\n"
-      "                      [--linger-ms T] [--max-subscribers M] [--progress]\n"
-      "       cuframes-video record --key K OUT.h264|OUT.hevc [--packets N | --until-eos]\n"
-      "                      [--timeout-ms T] [--connect-timeout-ms T] [--pause-after N]\n"
-      "                      [--start-gate] [--progress]\n");
-  return kExitUsage;
+  cuframes::adapter::Cli cli("cuframes-video",
+                             "Publishes real H.264/HEVC streams through a cuframes packet ring "
+                             "and records\nthem back into Annex B files FFmpeg plays.");
+  cuframes::adapter::Cli& publish =
+      cli.Subcommand("publish", "demux FILE and publish its access units under --key");
+  PublishOptions publish_options;
+  AddPublishOptions(publish, &publish_options);
+  cuframes::adapter::Cli& record =
+      cli.Subcommand("record", "subscribe to --key and write its packets to OUT");
+  RecordOptions record_options;
+  AddRecordOptions(record, &record_options);
+  if (const int rc = cli.Parse(argc, argv); rc >= 0) return rc;
+  if (publish.Chosen()) return PublishMain(publish, publish_options);
+  return RecordMain(record_options);
 }

@@ -117,41 +117,46 @@ bool ParseGates(const std::string& text, std::set<uint64_t>* out) {
 
 }  // namespace
 
-int PublishMain(int argc, char** argv, int first) {
-  Args args;
-  if (!ParseArgs(argc, argv, first,
-                 {"key", "ring-bytes", "max-packet-bytes", "speed", "wait-subscribers",
-                  "wait-timeout-ms", "gate-at", "linger-ms", "max-subscribers"},
-                 {"realtime", "hold", "progress"}, &args) ||
-      args.positional.size() != 1 || !args.Has("key")) {
-    std::fprintf(stderr, "usage: cuframes-video publish --key K FILE [options]\n");
-    return kExitUsage;
-  }
-  uint64_t ring_bytes = 0, max_packet = 0, wait_subs = 0, wait_timeout = 0, linger = 0,
-           max_subs = 0;
-  double speed = 1;
-  if (!args.U64("ring-bytes", 8u << 20, 4096, uint64_t{1} << 40, &ring_bytes) ||
-      (ring_bytes & (ring_bytes - 1)) != 0 ||
-      !args.U64("max-packet-bytes", 1u << 20, 1, 0xffffffffu, &max_packet) ||
-      max_packet + 32 > ring_bytes / 2 || !args.U64("wait-subscribers", 0, 0, 64, &wait_subs) ||
-      !args.U64("wait-timeout-ms", 10000, 0, INT32_MAX, &wait_timeout) ||
-      !args.U64("linger-ms", 0, 0, INT32_MAX, &linger) ||
-      !args.U64("max-subscribers", 8, 1, 64, &max_subs) || !args.Double("speed", 1, &speed)) {
-    std::fprintf(stderr,
-                 "cuframes-video publish: a bad option value (--ring-bytes must be a power of two "
-                 ">= 4096 and --max-packet-bytes + 32 <= ring bytes / 2)\n");
-    return kExitUsage;
+void AddPublishOptions(adapter::Cli& cmd, PublishOptions* o) {
+  cmd.Text("--key", &o->key, {}, "the key the packet ring is published under", true);
+  cmd.Positional("file", &o->path, "mp4, mkv, ts, or an H.264/HEVC Annex B elementary stream");
+  cmd.Number("--ring-bytes", &o->ring_bytes, 4096, uint64_t{1} << 40,
+             "packet ring capacity, a power of two");
+  cmd.Number("--max-packet-bytes", &o->max_packet_bytes, 1, 0xffffffffu,
+             "largest access unit; B + 32 <= ring bytes / 2");
+  cmd.Flag("--realtime", &o->realtime, "pace packets by their timestamps");
+  cmd.Positive("--speed", &o->speed, "with --realtime: F times real time");
+  cmd.Number("--wait-subscribers", &o->wait_subscribers, 0, 64,
+             "before the first packet, wait until N subscribers are ACTIVE");
+  cmd.Number("--wait-timeout-ms", &o->wait_timeout_ms, 0, INT32_MAX, "... at most T ms");
+  cmd.Text("--gate-at", &o->gate_at, {},
+           "I[,I...]: before access unit I (1-based), print \"gate\" and wait for a line on stdin");
+  cmd.Flag("--hold", &o->hold,
+           "after the last packet, print \"eos\" and wait for a line or EOF on stdin");
+  cmd.Number("--linger-ms", &o->linger_ms, 0, INT32_MAX,
+             "after the last packet, wait while subscribers are ACTIVE, at most T ms");
+  cmd.Number("--max-subscribers", &o->max_subscribers, 1, 64, "max_subscribers of the ring");
+  cmd.Flag("--progress", &o->progress, "one \"packet\" event per published access unit");
+}
+
+int PublishMain(const adapter::Cli& cmd, const PublishOptions& opt) {
+  if ((opt.ring_bytes & (opt.ring_bytes - 1)) != 0 ||
+      opt.max_packet_bytes + 32 > opt.ring_bytes / 2) {
+    return cmd.Fail(
+        "--ring-bytes must be a power of two >= 4096 and --max-packet-bytes + 32 <= "
+        "ring bytes / 2");
   }
   std::set<uint64_t> gates;
-  if (!ParseGates(args.Str("gate-at", ""), &gates)) {
-    std::fprintf(stderr,
-                 "cuframes-video publish: --gate-at takes access unit numbers >= 1, "
-                 "separated by commas\n");
-    return kExitUsage;
+  if (!ParseGates(opt.gate_at, &gates)) {
+    return cmd.Fail("--gate-at takes access unit numbers >= 1, separated by commas");
   }
-  const std::string key = args.Str("key", "");
-  const std::string path = args.positional[0];
-  const bool progress = args.Has("progress");
+  const std::string& key = opt.key;
+  const std::string& path = opt.path;
+  const bool progress = opt.progress;
+  const uint64_t ring_bytes = opt.ring_bytes, max_packet = opt.max_packet_bytes,
+                 wait_subs = opt.wait_subscribers, wait_timeout = opt.wait_timeout_ms,
+                 linger = opt.linger_ms, max_subs = opt.max_subscribers;
+  const double speed = opt.speed;
 
   Source source;
   bool unsupported = false;
@@ -246,7 +251,7 @@ int PublishMain(int argc, char** argv, int first) {
       WaitStdinLine();
       pacer.Rebase();
     }
-    if (args.Has("realtime")) pacer.Wait(au.dts != kNoPts ? au.dts : au.pts);
+    if (opt.realtime) pacer.Wait(au.dts != kNoPts ? au.dts : au.pts);
     if (au.keyframe) {
       // PKT-WRITE-05: parameters a keyframe needs are published before it.
       bool complete = false;
@@ -284,7 +289,7 @@ int PublishMain(int argc, char** argv, int first) {
              std::to_string(published) + ",\"oversized\":" + std::to_string(oversized) +
              ",\"generations\":" + std::to_string(generation) +
              ",\"stopped\":" + (StopRequested() ? "true" : "false"));
-    if (args.Has("hold") && !StopRequested()) WaitStdinLine();
+    if (opt.hold && !StopRequested()) WaitStdinLine();
     const auto until = Clock::now() + std::chrono::milliseconds(linger);
     while (linger > 0 && !StopRequested() && cuframes_pub_subscriber_count(pub) > 0 &&
            Clock::now() < until) {

@@ -3,10 +3,36 @@
 #ifndef CUFRAMES_VIDEO_PUBLISH_H_
 #define CUFRAMES_VIDEO_PUBLISH_H_
 
+#include <cstdint>
+#include <string>
+
+#include "adapter_cli.h"
+
 namespace cuframes::video {
 
-// Runs the subcommand on argv[first..argc). Returns the process exit code (cli.h).
-int PublishMain(int argc, char** argv, int first);
+// The subcommand's options (publish.cc lists them), with their defaults.
+struct PublishOptions {
+  std::string key;
+  std::string path;  // FILE
+  uint64_t ring_bytes = 8u << 20;
+  uint64_t max_packet_bytes = 1u << 20;
+  bool realtime = false;
+  double speed = 1;
+  uint64_t wait_subscribers = 0;
+  uint64_t wait_timeout_ms = 10000;
+  std::string gate_at;  // "I[,I...]"
+  bool hold = false;
+  uint64_t linger_ms = 0;
+  uint64_t max_subscribers = 8;
+  bool progress = false;
+};
+
+// Declares the options of `cuframes-video publish` on `cmd`, to be parsed into `*o`.
+void AddPublishOptions(adapter::Cli& cmd, PublishOptions* o);
+
+// Runs the subcommand with the options `cmd` parsed into `opt` (usage errors between options are
+// reported through `cmd`). Returns the process exit code (cli.h).
+int PublishMain(const adapter::Cli& cmd, const PublishOptions& opt);
 
 }  // namespace cuframes::video
 

@@ -60,28 +60,29 @@ std::string Pts(int64_t pts) {
 
 }  // namespace
 
-int RecordMain(int argc, char** argv, int first) {
-  Args args;
-  if (!ParseArgs(argc, argv, first,
-                 {"key", "packets", "timeout-ms", "connect-timeout-ms", "pause-after"},
-                 {"until-eos", "progress", "start-gate"}, &args) ||
-      args.positional.size() != 1 || !args.Has("key") ||
-      (args.Has("packets") && args.Has("until-eos"))) {
-    std::fprintf(stderr,
-                 "usage: cuframes-video record --key K OUT [--packets N | --until-eos] ...\n");
-    return kExitUsage;
-  }
-  uint64_t limit = 0, timeout_ms = 0, connect_ms = 0, pause_after = 0;
-  if (!args.U64("packets", 0, 1, UINT64_MAX, &limit) ||
-      !args.U64("timeout-ms", 10000, 1, INT32_MAX, &timeout_ms) ||
-      !args.U64("connect-timeout-ms", 2000, 1, INT32_MAX, &connect_ms) ||
-      !args.U64("pause-after", 0, 1, UINT64_MAX, &pause_after)) {
-    std::fprintf(stderr, "cuframes-video record: a bad option value\n");
-    return kExitUsage;
-  }
-  const std::string key = args.Str("key", "");
-  const std::string out_path = args.positional[0];
-  const bool progress = args.Has("progress");
+void AddRecordOptions(adapter::Cli& cmd, RecordOptions* o) {
+  cmd.Text("--key", &o->key, {}, "the key of the publisher", true);
+  cmd.Positional("out", &o->out_path, "the Annex B stream to write (OUT.h264 or OUT.hevc)");
+  cmd.Number("--packets", &o->packets, 1, UINT64_MAX, "stop after writing N packets");
+  cmd.Flag("--until-eos", &o->until_eos,
+           "record until the publisher closes the ring (the default)");
+  cmd.Excludes("--packets", "--until-eos");
+  cmd.Number("--timeout-ms", &o->timeout_ms, 1, INT32_MAX,
+             "fail with TIMEOUT when no packet arrives for T ms");
+  cmd.Number("--connect-timeout-ms", &o->connect_timeout_ms, 1, INT32_MAX, "the whole handshake");
+  cmd.Flag("--start-gate", &o->start_gate,
+           "once attached, print \"gate\" and wait for a line on stdin before the first read");
+  cmd.Number("--pause-after", &o->pause_after, 1, UINT64_MAX,
+             "after writing packet N, print \"paused\" and wait for a line on stdin");
+  cmd.Flag("--progress", &o->progress, "one \"packet\" event per written packet");
+}
+
+int RecordMain(const RecordOptions& opt) {
+  const uint64_t limit = opt.packets, timeout_ms = opt.timeout_ms,
+                 connect_ms = opt.connect_timeout_ms, pause_after = opt.pause_after;
+  const std::string& key = opt.key;
+  const std::string& out_path = opt.out_path;
+  const bool progress = opt.progress;
   InstallStopHandler();
 
   cuframes_sub_options o;
@@ -112,7 +113,7 @@ int RecordMain(int argc, char** argv, int first) {
   EmitJson("\"event\":\"ready\",\"key\":" + Quote(key) + ",\"pid\":" + std::to_string(getpid()) +
            ",\"proto\":" + std::to_string(info.proto_version));
 
-  if (args.Has("start-gate")) {
+  if (opt.start_gate) {
     EmitJson("\"event\":\"gate\"");
     WaitStdinLine();
   }
