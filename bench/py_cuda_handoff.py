@@ -65,16 +65,20 @@ def cuframes_consumer(key: str, frames: int) -> None:
 
 def run_cuframes(size: int, frames: int) -> dict:
     key = f"pybench-{os.getpid()}-{size}"
-    child = subprocess.Popen([sys.executable, __file__, "--role", "cuframes-consumer",
-                              "--key", key, "--frames", str(frames + WARMUP)],
-                             stdout=subprocess.PIPE, text=True)
     from cuframes import CUDA_IPC, Publisher
     import cupy
 
     rt: list[int] = []
+    child = None
     try:
+        # The publisher listens before the consumer starts (a subscriber that finds no socket
+        # fails at once with NOT_FOUND). subprocess starts the child with fork + exec at once,
+        # never running Python in a forked copy of this CUDA process (RES-CUDA-04).
         with Publisher(key, memory_kind=CUDA_IPC, slot_count=2, slot_bytes=size,
                        ack_timeout_ms=30000) as pub:
+            child = subprocess.Popen([sys.executable, __file__, "--role", "cuframes-consumer",
+                                      "--key", key, "--frames", str(frames + WARMUP)],
+                                     stdout=subprocess.PIPE, text=True)
             if not pub.wait_active(1, 60000):
                 raise SystemExit("py_cuda_handoff: the cuframes consumer did not attach")
             src = cupy.zeros(size, dtype=cupy.uint8)
@@ -87,7 +91,7 @@ def run_cuframes(size: int, frames: int) -> dict:
                     rt.append(time.monotonic_ns() - t0)
             out, _ = child.communicate(timeout=120)
     finally:
-        if child.poll() is None:
+        if child is not None and child.poll() is None:
             child.kill()
             child.wait()
     done = [json.loads(x) for x in out.splitlines() if '"done"' in x]
