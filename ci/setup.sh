@@ -143,7 +143,13 @@ sys.exit(not os.path.realpath(cuframes.__file__).startswith(os.path.realpath(sys
     pip_e=("$PYTHON" -m pip install -q -e "$py_pkg")
     # With setuptools already importable an isolated build environment only costs a download,
     # and on a machine without a package index (the GPU runners) pip would wait for it first.
-    if "$PYTHON" -c 'import setuptools' 2>/dev/null; then
+    # (bdist_wheel: in setuptools since 70.1, else the `wheel` package; without it an editable
+    # install cannot build its metadata outside an isolated environment)
+    if "$PYTHON" -c 'import setuptools
+try:
+    import setuptools.command.bdist_wheel
+except ImportError:
+    import wheel' 2>/dev/null; then
       pip_e+=(--no-build-isolation --no-deps)
     fi
     "${pip_e[@]}" || "${pip_e[@]}" --no-build-isolation || "${pip_e[@]}" --break-system-packages ||

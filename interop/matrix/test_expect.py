@@ -156,5 +156,8 @@ def test_a_manifest_given_by_path_folds_into_the_default_folders_one(tmp_path, m
     extra = tmp_path / "refcuda.json"
     extra.write_text(json.dumps({**ref, "kinds": ["host", "cuda_ipc"]}))
     impls = discover(["reference", str(extra)])
+    # The folder's own reference-cuda.json is the same implementation: its claims join too.
+    folder_cuda = json.loads((MANIFEST_DIR / "reference-cuda.json").read_text())["kinds"]
+    want = list(dict.fromkeys(["host", "cuda_ipc", *folder_cuda]))
     assert [(i.name, i.merged, i.side().kinds) for i in impls] == \
-        [("reference", ["refcuda"], ["host", "cuda_ipc"])]
+        [("reference", ["refcuda"], want)]
