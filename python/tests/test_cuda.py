@@ -76,11 +76,14 @@ def test_adapter_publisher_to_library_subscriber(env):
         pub.wait()
 
 
-def test_library_publisher_to_adapter_subscriber(env):
+@pytest.mark.parametrize("in_place", [False, True], ids=["publish-copy", "frame-in-place"])
+def test_library_publisher_to_adapter_subscriber(env, in_place):
+    """publish() of a CuPy array (a device-to-device copy), or Publisher.frame() written in
+    place by a kernel on CuPy's current stream, before the ready event."""
     from cuframes import CUDA_IPC, Publisher
     from cuframes.adapters._common import frame_payload
 
-    k = _key("b")
+    k = _key("c" if in_place else "b")
     # CUDA is initialised here (Publisher) before the adapter starts: subprocess starts it with
     # vfork + exec on Linux, never a bare fork of an initialised process (RES-CUDA-04)
     sub = None
@@ -93,39 +96,17 @@ def test_library_publisher_to_adapter_subscriber(env):
             import numpy
 
             for n in range(1, 7):
-                host = numpy.frombuffer(frame_payload(n, 8192), dtype=numpy.uint8)
-                pub.publish(cupy.asarray(host), user_data=n)
+                src = cupy.asarray(numpy.frombuffer(frame_payload(n, 8192), dtype=numpy.uint8))
+                if not in_place:
+                    pub.publish(src, user_data=n)
+                    continue
+                with pub.frame(user_data=n) as buf:
+                    assert hasattr(buf, "__cuda_array_interface__") and buf.nbytes == 8192
+                    buf[:] = src
             out, _ = sub.communicate(timeout=20)
         finally:
             sub.kill()
     events = [json.loads(line) for line in out.splitlines()]
     frames = [e for e in events if e["event"] == "frame"]
-    assert [f["seq"] for f in frames] == list(range(1, 7)) and all(f["valid"] for f in frames)
-    assert sub.returncode == 0
-
-
-def test_library_publisher_writes_in_place_on_the_device(env):
-    from cuframes import CUDA_IPC, Publisher
-    from cuframes.adapters._common import frame_payload
-
-    k = _key("c")
-    with Publisher(k, memory_kind=CUDA_IPC, slot_count=2, slot_bytes=8192) as pub:
-        sub = subprocess.Popen([sys.executable, ADAPTER, "sub", "--key", k, "--kind", "cuda",
-                                "--frames", "6"], env=env, stdout=subprocess.PIPE, text=True)
-        try:
-            assert pub.wait_active(1, 15000)
-            import cupy
-            import numpy
-
-            for n in range(1, 7):
-                src = cupy.asarray(numpy.frombuffer(frame_payload(n, 8192), dtype=numpy.uint8))
-                with pub.frame(user_data=n) as buf:
-                    assert hasattr(buf, "__cuda_array_interface__") and buf.nbytes == 8192
-                    buf[:] = src  # a kernel on CuPy's current stream, before the ready event
-            out, _ = sub.communicate(timeout=20)
-        finally:
-            sub.kill()
-    frames = [json.loads(line) for line in out.splitlines()]
-    frames = [e for e in frames if e["event"] == "frame"]
     assert [f["seq"] for f in frames] == list(range(1, 7)) and all(f["valid"] for f in frames)
     assert sub.returncode == 0
