@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "adapter_cli.h"
 #include "cuframes/cuframes.h"
 
 #ifdef CUFRAMES_SCALING_CUDA
@@ -53,44 +54,30 @@ int64_t CpuNs() {
 
 struct Args {
   std::string role, key, kind = "host";
-  uint32_t width = 1920, height = 1080, subs = 1;
+  uint64_t width = 1920, height = 1080, subs = 1, frames = 90;
   double fps = 30;
-  uint64_t frames = 90;
 };
 
-[[noreturn]] void Usage(const char* why) {
-  std::fprintf(stderr, "cuframes-scaling-worker: %s\n", why);
-  std::exit(2);
-}
-
-Args Parse(int argc, char** argv) {
-  Args a;
-  if (argc < 2) Usage("usage: pub|sub --key K [options] (see bench/scaling.py)");
-  a.role = argv[1];
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    const char* v = argv[i + 1];
-    if (k == "--key")
-      a.key = v;
-    else if (k == "--kind")
-      a.kind = v;
-    else if (k == "--width")
-      a.width = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    else if (k == "--height")
-      a.height = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    else if (k == "--subs")
-      a.subs = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    else if (k == "--fps")
-      a.fps = std::strtod(v, nullptr);
-    else if (k == "--frames")
-      a.frames = std::strtoull(v, nullptr, 10);
-    else
-      Usage(("unknown option " + k).c_str());
+// The command line on the adapters' CLI11 wrapper: a role subcommand and its options; returns
+// -1 to go on, else the exit status (--help, or a usage error already printed).
+int Parse(int argc, char** argv, Args* a) {
+  cuframes::adapter::Cli cli("cuframes-scaling-worker",
+                             "one process of bench/scaling.py (N publishers x M subscribers)");
+  cuframes::adapter::Cli& pub = cli.Subcommand("pub", "a paced publisher");
+  cuframes::adapter::Cli& sub = cli.Subcommand("sub", "a subscriber that checks every frame");
+  constexpr uint64_t kU32 = 0xffffffffu;
+  for (cuframes::adapter::Cli* c : {&pub, &sub}) {
+    c->Text("--key", &a->key, {}, "the publisher's key", true);
+    c->Text("--kind", &a->kind, {"host", "cuda"}, "memory kind (cuda: CUDA_IPC)");
+    c->Number("--frames", &a->frames, 1, kU32, "frames to publish / to read");
   }
-  if (a.key.empty() || a.fps <= 0 || a.frames == 0 || (a.kind != "host" && a.kind != "cuda")) {
-    Usage("--key, --fps > 0, --frames > 0 and --kind host|cuda are required");
-  }
-  return a;
+  pub.Number("--width", &a->width, 1, kU32, "NV12 width");
+  pub.Number("--height", &a->height, 1, kU32, "NV12 height");
+  pub.Number("--subs", &a->subs, 1, 64, "subscribers to wait for");
+  pub.Positive("--fps", &a->fps, "frames per second");
+  if (const int rc = cli.Parse(argc, argv); rc >= 0) return rc;
+  a->role = pub.Chosen() ? "pub" : "sub";
+  return -1;
 }
 
 void Fail(const char* what, int st) {
@@ -137,23 +124,25 @@ int RunPub(const Args& a) {
   cuframes_pub_options_init(&o);
   o.key = a.key.c_str();
   o.memory_kind = cuda ? CUFRAMES_KIND_CUDA_IPC : CUFRAMES_KIND_HOST;
-  o.width = a.width;
-  o.height = a.height;
+  o.width = static_cast<uint32_t>(a.width);
+  o.height = static_cast<uint32_t>(a.height);
   o.pixel_format = CUFRAMES_PIXEL_NV12;
   o.slot_count = 4;
-  o.max_subscribers = std::max<uint32_t>(1, a.subs);
+  o.max_subscribers = static_cast<uint32_t>(a.subs);
   cuframes_publisher* pub = nullptr;
   if (int st = cuframes_pub_create(&o, &pub); st != CUFRAMES_OK) Fail("create", st);
   std::printf("{\"event\":\"ready\"}\n");
   std::fflush(stdout);
-  if (int st = cuframes_pub_wait_subscribers(pub, a.subs, 60000); st != CUFRAMES_OK) {
+  if (int st = cuframes_pub_wait_subscribers(pub, static_cast<uint32_t>(a.subs), 60000);
+      st != CUFRAMES_OK) {
     Fail("wait_subscribers", st);
   }
   std::printf("{\"event\":\"active\"}\n");
   std::fflush(stdout);
   char line[64] = {};
   if (std::fgets(line, sizeof line, stdin) == nullptr || std::strncmp(line, "go ", 3) != 0) {
-    Usage("expected 'go <T0>' on stdin");
+    std::fprintf(stderr, "cuframes-scaling-worker: expected 'go <T0>' on stdin\n");
+    return 2;
   }
   const int64_t t0 = std::strtoll(line + 3, nullptr, 10);
   const auto period = static_cast<int64_t>(1e9 / a.fps);
@@ -168,8 +157,8 @@ int RunPub(const Args& a) {
     if (int st = cuframes_pub_acquire(pub, 5000, &slot); st != CUFRAMES_OK) Fail("acquire", st);
     if (!Write8(slot.data, slot.seq, slot.cuda_stream, cuda)) Fail("write", CUFRAMES_CUDA);
     cuframes_frame_info info{};
-    info.width = a.width;
-    info.height = a.height;
+    info.width = o.width;
+    info.height = o.height;
     info.pixel_format = CUFRAMES_PIXEL_NV12;
     info.payload_bytes = slot.capacity;
     info.user_data = slot.seq;
@@ -233,8 +222,7 @@ int RunSub(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Args a = Parse(argc, argv);
-  if (a.role == "pub") return RunPub(a);
-  if (a.role == "sub") return RunSub(a);
-  Usage("the role is pub or sub");
+  Args a;
+  if (const int rc = Parse(argc, argv, &a); rc >= 0) return rc;
+  return a.role == "pub" ? RunPub(a) : RunSub(a);
 }
