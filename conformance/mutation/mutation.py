@@ -713,6 +713,25 @@ def write_reports(reports: Path, state: dict, exemptions: dict[str, str]) -> dic
     return summary
 
 
+def archive_previous_run(reports: Path) -> Path | None:
+    """Moves an earlier run's reports aside before a new run writes its own, so that starting a
+    run (by mistake, say with --report-only and without --resume) never destroys judged rows.
+    Returns the archived JSON's path, or None when there was nothing worth keeping."""
+    old = reports / "mutation.json"
+    try:
+        rows = json.loads(old.read_text()).get("rows", [])
+    except (OSError, ValueError):
+        return None
+    if not rows:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(old.stat().st_mtime))
+    for name in ("mutation.json", "mutation.md"):
+        src = reports / name
+        if src.exists():
+            src.replace(reports / name.replace("mutation.", f"mutation-{stamp}."))
+    return reports / f"mutation-{stamp}.json"
+
+
 def append_miss(path: Path, row: dict) -> None:
     """Appends one harness miss to a shared Markdown list (once per mutant id)."""
     text = path.read_text() if path.exists() else ""
@@ -818,6 +837,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"==> resuming: {len(state['rows'])} mutant(s) already judged")
     if state is None:
+        kept = archive_previous_run(reports)
+        if kept:
+            print(f"==> the previous run's reports were moved to {kept} (and its .md)")
         state = {"config": {"n": args.n, "seed": args.seed, "threshold": args.threshold,
                             "sources": sources_hash(root)},
                  "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -289,3 +289,18 @@ def test_a_hung_white_box_run_names_the_test_it_was_in(tmp_path):
     p.write_text("interop/test_a.py::test_x PASSED [ 1%]\n")
     assert mu._pytest_running(p) is None
     assert mu.whitebox_kills({}, None, "timeout", "pytest") == ["<pytest timeout>"]
+
+
+def test_a_new_run_archives_the_previous_reports(tmp_path):
+    (tmp_path / "mutation.json").write_text(json.dumps({"rows": [{"id": "a.cpp:1"}]}))
+    (tmp_path / "mutation.md").write_text("# old\n")
+    kept = mu.archive_previous_run(tmp_path)
+    assert kept is not None and json.loads(kept.read_text())["rows"][0]["id"] == "a.cpp:1"
+    assert kept.with_suffix(".md").read_text() == "# old\n"
+    assert not (tmp_path / "mutation.json").exists()
+
+
+def test_an_empty_previous_run_is_not_archived(tmp_path):
+    (tmp_path / "mutation.json").write_text(json.dumps({"rows": []}))
+    assert mu.archive_previous_run(tmp_path) is None
+    assert mu.archive_previous_run(tmp_path / "missing") is None
