@@ -29,7 +29,8 @@
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
 # CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench,
 # scaling, nvdec; default all) runs only the steps named, to spend a short GPU lease on what
-# changed; each step left out is printed as skipped.
+# changed; each step left out is printed as skipped. CUFRAMES_GPU_KILLCHECK_ONLY (comma list of
+# variant names) narrows the CUDA kill check the same way.
 set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -114,7 +115,8 @@ else
     rc=0
     "$PYTHON" "$ROOT/conformance/kill_check_cuda.py" --source-dir "$ROOT" --harness "$conform" \
       --work-dir "$ROOT/build/gpu/build-variants-cuda" --reports "$ROOT/reports/" \
-      --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" || rc=$?
+      --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" \
+      ${CUFRAMES_GPU_KILLCHECK_ONLY:+--only "$CUFRAMES_GPU_KILLCHECK_ONLY"} || rc=$?
     case "$rc" in
       0) ;;
       77) skip "kill check (CUDA): nothing to judge here (reason above)" ;;
