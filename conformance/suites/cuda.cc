@@ -324,13 +324,16 @@ constexpr int kStallAckTimeoutMs = 300;
 constexpr uint32_t kStallUs = 4'000'000;
 constexpr int64_t kStallBoundMs = kStallAckTimeoutMs + 1700;
 
-CF_CASE(CudaDeviceStallEvicted, "5.7/cuda-device-stall-evicted",
-        "a subscriber releases frame 1 on the CPU at once but records its ack event behind a 4 s "
-        "kernel; the publisher (ACK timeout 300 ms) evicts it with ERROR(EVICTED), and another "
-        "subscriber has frames 3-6 verified on the device within the ACK timeout (+1700 ms), "
-        "not after the kernel",
-        (std::vector<std::string>{"ACK-CUDA-03", "ACK-REUSE-02", "ACK-EVICT-01", "ACK-EVICT-03"}),
-        kPub, (Needs{1, "cuda_ipc", "ack-timeout"})) {
+// Exclusive: while the 4 s kernel runs, any CUDA call of another case in this process that
+// synchronises the device (cudaFree, say) would wait for it too.
+CF_CASE_EXCLUSIVE(
+    CudaDeviceStallEvicted, "5.7/cuda-device-stall-evicted",
+    "a subscriber releases frame 1 on the CPU at once but records its ack event behind a 4 s "
+    "kernel; the publisher (ACK timeout 300 ms) evicts it with ERROR(EVICTED), and another "
+    "subscriber has frames 3-6 verified on the device within the ACK timeout (+1700 ms), "
+    "not after the kernel",
+    (std::vector<std::string>{"ACK-CUDA-03", "ACK-REUSE-02", "ACK-EVICT-01", "ACK-EVICT-03"}), kPub,
+    (Needs{1, "cuda_ipc", "ack-timeout"})) {
   RequireDevice(ctx);
   std::vector<std::string> args = CudaPubArgs(ctx, 6, 2);
   args.insert(args.end(), {"--ack-timeout-ms", std::to_string(kStallAckTimeoutMs)});

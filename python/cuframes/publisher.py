@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 from . import _atomics as A
 from . import tlv
-from ._util import (LIB_VERSION, WAIT_SLICE_MS, check_key, close_socket, proc_start_time, ring_path,
-                    segment_path, socket_path, unlink_checked)
+from ._util import (DEVICE_SPIN_MS, LIB_VERSION, WAIT_SLICE_MS, check_key, close_socket,
+                    proc_start_time, ring_path, segment_path, socket_path, unlink_checked)
 from .errors import CuframesError, Err, known_or_protocol, os_error_code
 from .layout import (DEFAULT_ACK_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, HEADER_SIZE, HELLO_MAGIC,
                      CUDA_IPC, HOST, LAYOUT_VERSION, SUB_FLAG_ACK_EVENT_PRESENT,
@@ -543,8 +543,16 @@ class Publisher:
                 if not pending:
                     return
                 left = self.ack_timeout_ms - (time.monotonic() - began) * 1000
-                # Nothing wakes the futex when a device finishes: poll every millisecond then.
-                slice_ms = 1 if on_device else WAIT_SLICE_MS
+                if on_device:
+                    # Nothing wakes the futex when a device finishes: rescan at once (yielding
+                    # the CPU) for the first DEVICE_SPIN_MS, which covers a GPU handoff between
+                    # two processes, then every millisecond.
+                    if (time.monotonic() - began) * 1000 < DEVICE_SPIN_MS:
+                        time.sleep(0)
+                        continue
+                    slice_ms = 1
+                else:
+                    slice_ms = WAIT_SLICE_MS
                 A.futex_wait(seg.base + S["ack_futex"], word,
                              max(1, int(min(slice_ms, left + 1))))
         finally:

@@ -43,8 +43,14 @@ using handshake::PubState;
 
 constexpr auto kHandshakeTimeout = std::chrono::milliseconds(layout::kHandshakeTimeoutMs);
 constexpr int64_t kWaitSliceNs = 20'000'000;  // bounded futex waits
-// How long Acquire polls a running ack event (CUDA kinds) between two scans of every subscriber.
-constexpr int64_t kDeviceSliceNs = 200'000;
+// A running ack event (CUDA kinds) is polled from the host: spinning (yielding the CPU) for up
+// to kDeviceSpinNs in all per Acquire, which covers a GPU handoff between two processes (about
+// 300 us without MPS, BRIEF section 4), then once every kDevicePollNs, so a device read that runs
+// long costs the publisher little CPU. Each spin or sleep is followed by a scan of every
+// subscriber, which re-checks the ACK deadline.
+constexpr int64_t kDeviceSpinNs = 5'000'000;
+constexpr int64_t kDevicePollNs = 100'000;
+constexpr int64_t kDeviceSpinSliceNs = 1'000'000;
 
 // Publisher-private view of a subscriber slot. The shared copy is written for subscribers, but
 // never read back for decisions: a hostile subscriber can scribble on it.
@@ -777,7 +783,7 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
     bool parked = false;  // ack_waiting was set
     bool spun = false;
     bool device_wait = false;  // the first blocker has ACKed m on the host; its ack event runs
-    uint32_t device_polls = 0;
+    int64_t device_spin_left = kDeviceSpinNs;
     for (;;) {
       // Snapshot the subscribers that must have ACKed m: ACTIVE with start_seq <= m.
       must_ack.clear();
@@ -859,20 +865,19 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
             slice, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() + 1);
       }
       if (device_wait) {
-        // Nothing wakes a futex when a device finishes: poll the ack event, then scan again
-        // (which re-checks the deadline). The first poll spins (yielding the CPU) for up to
-        // kDeviceSliceNs, as a handoff usually completes within it; later ones sleep that long
-        // between two queries, so a long device read costs the publisher little CPU.
+        // Nothing wakes a futex when a device finishes: poll the ack event (spin first, then
+        // sleep between queries: kDeviceSpinNs above), then scan again.
         if (parked) {
           mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
           parked = false;
         }
         const auto index = static_cast<uint32_t>(blocker);
-        const int64_t poll = std::min<int64_t>(kDeviceSliceNs, slice);
-        if (device_polls++ == 0) {
-          spin::Until([&] { return d.memory->AckDone(index) != Status::kAgain; }, poll);
+        if (device_spin_left > 0) {
+          const int64_t budget = std::min({device_spin_left, kDeviceSpinSliceNs, slice});
+          spin::Until([&] { return d.memory->AckDone(index) != Status::kAgain; }, budget);
+          device_spin_left -= budget;
         } else {
-          std::this_thread::sleep_for(std::chrono::nanoseconds(poll));
+          std::this_thread::sleep_for(std::chrono::nanoseconds(std::min(kDevicePollNs, slice)));
         }
         continue;
       }
