@@ -400,6 +400,7 @@ def main() -> int:
     bad = [f"{r['bytes']} B {lib}" for r in rows for lib in ("cuframes", "iceoryx2")
            if r[lib]["wrong"]]
     if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as fh:
             json.dump({"label": a.label, "frames": a.frames, "rounds": a.rounds,
                        "warmup": WARMUP, "machine": machine(), "rows": rows}, fh, indent=1)
