@@ -312,8 +312,9 @@ def summary(runs: list[dict]) -> dict:
 # ------------------------------------------------------------------------------------ main
 def missing() -> str:
     """Why the comparison cannot run here, or "" when it can."""
-    for mod, hint in (("numpy", "numpy"), ("iceoryx2", "pip install iceoryx2 (ci/requirements.txt)"),
-                      ("cuframes", "pip install -e python (ci/setup.sh)")):
+    for mod, hint in (("numpy", "numpy"),
+                      ("iceoryx2", "pip install iceoryx2 (ci/requirements.txt)"),
+                      ("cuframes._atomics", "pip install -e python (ci/setup.sh)")):
         try:
             __import__(mod)
         except Exception as e:  # noqa: BLE001 - any import failure is a reason to skip
@@ -329,7 +330,8 @@ def machine() -> dict:
     cpu = ""
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh
+                        if ln.startswith("model name")), "")
     except OSError:
         pass
     return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(),

@@ -221,7 +221,8 @@ fi
 # wheels that bench/iceoryx2_wheels.sh put in $CUFRAMES_WHEELS_DIR (default .gpu/wheels).
 if want pyhost; then
   wheels="${CUFRAMES_WHEELS_DIR:-$ROOT/.gpu/wheels}"
-  if ! "$PYTHON" -c 'import iceoryx2' >/dev/null 2>&1 && compgen -G "$wheels/iceoryx2-*.whl" >/dev/null; then
+  if ! "$PYTHON" -c 'import iceoryx2' >/dev/null 2>&1 &&
+    compgen -G "$wheels/iceoryx2-*.whl" >/dev/null; then
     note "pyhost: installing iceoryx2 from $wheels"
     pip_w=("$PYTHON" -m pip install -q --no-index --find-links "$wheels" iceoryx2)
     "${pip_w[@]}" || "${pip_w[@]}" --break-system-packages || note "pyhost: pip could not install it"
@@ -234,7 +235,8 @@ if want pyhost; then
     --json "$ROOT/reports/bench-py-host-handoff.json" ${CUFRAMES_PYHOST_ARGS:-} || rc=$?
   case "$rc" in
     0) ;;
-    77) skip "host handoff: skipped (reason above; iceoryx2 on a runner without internet: bench/iceoryx2_wheels.sh, then carry .gpu/wheels)" ;;
+    77) skip "host handoff: skipped (reason above; for iceoryx2 on a runner without internet:" \
+      "bench/iceoryx2_wheels.sh where there is internet, then carry .gpu/wheels)" ;;
     *) failed+=("bench/py_host_handoff.py (exit $rc)") ;;
   esac
 fi
