@@ -80,6 +80,11 @@ bool CudaKindBuilt();
 // True when this build has the CUDA kinds and `device` can export and import allocations as POSIX
 // file descriptors (CUDA_VMM_FD); false without a driver or device.
 bool CudaVmmUsable(int device);
+// Creates this process's context on `device` now, so that a CUDA-only subscriber's handshake,
+// which the publisher bounds by HANDSHAKE_TIMEOUT_MS, does not include the driver's context
+// creation (seconds when dozens of processes start at once). Failures are left to the handshake,
+// which reports them as CUDA. A no-op when the CUDA kinds are not built.
+void CudaWarmUp(int device);
 // `kind` is CUDA_IPC or CUDA_VMM_FD. Return null when the CUDA kinds are not built.
 std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device, uint16_t kind);
 std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device, uint16_t kind);
