@@ -426,6 +426,60 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   (void)hello;
 }
 
+// PKT-READ-05's other branch: the reader is lapped while the ring holds no keyframe at all
+// (last_key_seq 0), so there is none to resume at; it restarts at the head, (head_seq + 1,
+// head_pos), and skips to the next keyframe. A reader that restarts one packet early (at
+// head_seq) finds no record 2n there and overruns again, or delivers a packet out of place.
+CF_CASE(LappedNoKeyframe, "10.6/lapped-without-keyframe-restarts-at-head",
+        "a reader lapped while the ring holds no keyframe gets one PACKET_OVERRUN, restarts at "
+        "(head_seq + 1, head_pos) and delivers from the next keyframe on",
+        (std::vector<std::string>{"PKT-READ-05", "PKT-READ-06", "PKT-API-01"}), Role::kSubscriber,
+        kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(24));
+  // As in 10.6/lapped-reader-resumes-at-keyframe: HELLO_RESP promises (1, 0), then the ring laps
+  // (no keyframe among packets 1-20) before ATTACH_RESP.
+  TlvMsg hello = pub.ReadHello();
+  MessageBuilder b = pub.HelloResp();
+  b.Set("proto_version", 2)
+      .Set("caps", 1)
+      .Set("initial_packet_seq", 1)
+      .Set("initial_packet_pos", 0);
+  pub.conn().Send(b.Encode());
+  pub.ReadAttach();
+  for (uint64_t n = 1; n <= 20; ++n)
+    pub.WritePacket(n, false);
+  StructView r = pub.Ring();
+  ctx.Expect(r.Get("tail_pos") > 0 && r.Get("last_key_seq") == 0, "HARNESS",
+             "the script laps packet 1 and the ring holds no keyframe",
+             "tail_pos " + std::to_string(r.Get("tail_pos")) + ", last_key_seq " +
+                 std::to_string(r.Get("last_key_seq")));
+  pub.SendAttachOk();
+  size_t from = 0;
+  const nlohmann::json* ov = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "overrun" || j.value("event", "") == "error";
+      },
+      In(4000), &from);
+  ctx.Expect(ov != nullptr && ov->value("event", "") == "overrun", "PKT-READ-02",
+             "PACKET_OVERRUN for a lapped start position",
+             (ov ? ov->dump() : std::string("none")) + "; " + sub.StdoutTail(4));
+  // Packet 21 is no keyframe (skipped), 22 is: delivery starts there.
+  for (uint64_t n = 21; n <= 24; ++n)
+    pub.WritePacket(n, n == 22);
+  ExpectPackets(ctx, sub, 22, 24, pub.params().max_packet_bytes, "PKT-READ-05");
+  int overruns = 0;
+  for (const auto& e : sub.events())
+    overruns += e.value("event", "") == "overrun";
+  ctx.Expect(overruns == 1, "PKT-READ-05",
+             "exactly one PACKET_OVERRUN: the restart at the head finds packet head_seq + 1 "
+             "where head_pos says",
+             std::to_string(overruns) + " overrun events; " + sub.StdoutTail(4));
+  (void)hello;
+}
+
 // PKT-READ-04's own example, made deterministic: the reader's start position p (a keyframe the
 // publisher named in HELLO_RESP) has been lapped before it reads, and p now lies inside the
 // payload of a newer packet whose (opaque) bytes at p read exactly like a complete keyframe
