@@ -382,6 +382,47 @@ CF_CASE(ParamsLockOdd, "10.5/codec-params-lock-held-odd",
       "CORRUPT", "PKT-PARAMS-02", When::kLazy);
 }
 
+// PKT-PARAMS-02 where a reader needs the current generation: joining, it compares the first
+// keyframe's params_generation with the current parameters' (PKT-READ-08), and that read is a
+// seqlock read like any other. The subscriber has read the parameters (its codec_params event);
+// then the lock goes odd for good (a writer that died inside its next update) and keyframe 1
+// arrives. A conforming reader spins SEQLOCK_SPIN_LIMIT_MS and reports CORRUPT; one that takes the
+// generation under an odd lock delivers the packets.
+CF_CASE(ParamsLockOddAtKeyframe, "10.5/codec-params-lock-odd-at-first-keyframe",
+        "codec parameters read, then their seqlock held odd before keyframe 1: the joining "
+        "reader, which must compare the keyframe's params_generation with the current one, "
+        "reports CORRUPT after the bounded spin and delivers no packet",
+        (std::vector<std::string>{"PKT-PARAMS-02", "PKT-READ-08"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(3));
+  pub.Handshake();  // initial (1, 0): nothing written yet
+  size_t from = 0;
+  const nlohmann::json* params = sub.WaitEvent("codec_params", In(4000), &from);
+  if (params == nullptr) {
+    ctx.Fail("ADP-EVENT-02", "a codec_params event once the parameters are read",
+             "none; " + sub.StdoutTail(4));
+  }
+  StructView lock(ctx.spec(), "CodecParams", pub.ring()->span(), 256);
+  ctx.Expect(lock.Get("lock") == 2, "HARNESS", "one completed parameters write (lock 2)",
+             std::to_string(lock.Get("lock")));
+  lock.Set("lock", 3);
+  for (uint64_t n = 1; n <= 3; ++n)
+    pub.WritePacket(n, n == 1);
+  const nlohmann::json* e = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "packet" || j.value("event", "") == "error";
+      },
+      In(4000), &from);
+  ctx.Expect(e != nullptr && e->value("event", "") == "error" &&
+                 e->value("name", std::string()) == "CORRUPT",
+             "PKT-PARAMS-02",
+             "an error event CORRUPT (parameters' lock odd for SEQLOCK_SPIN_LIMIT_MS) before any "
+             "packet",
+             e ? e->dump() : "none; " + sub.StdoutTail(4));
+}
+
 CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
         "a reader whose start packet was overwritten gets one PACKET_OVERRUN and resumes at "
         "the latest keyframe",
