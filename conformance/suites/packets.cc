@@ -382,6 +382,28 @@ CF_CASE(ParamsLockOdd, "10.5/codec-params-lock-held-odd",
       "CORRUPT", "PKT-PARAMS-02", When::kLazy);
 }
 
+// The lapped-reader setup: the handshake by hand, HELLO_RESP promising (1, 0), then packets
+// 1-20 (a keyframe every 6th when `keyframes`, none otherwise) lap packet 1 before ATTACH_RESP.
+void LapBeforeAttach(ScriptedPub& pub, bool keyframes) {
+  pub.ReadHello();
+  MessageBuilder b = pub.HelloResp();
+  b.Set("proto_version", 2)
+      .Set("caps", 1)
+      .Set("initial_packet_seq", 1)
+      .Set("initial_packet_pos", 0);
+  pub.conn().Send(b.Encode());
+  pub.ReadAttach();
+  for (uint64_t n = 1; n <= 20; ++n)
+    pub.WritePacket(n, keyframes && PacketIsKey(n, 6));
+}
+
+int CountOverruns(Process& sub) {
+  int overruns = 0;
+  for (const auto& e : sub.events())
+    overruns += e.value("event", "") == "overrun";
+  return overruns;
+}
+
 // PKT-PARAMS-02 where a reader needs the current generation: joining, it compares the first
 // keyframe's params_generation with the current parameters' (PKT-READ-08), and that read is a
 // seqlock read like any other. The subscriber has read the parameters (its codec_params event);
@@ -433,17 +455,7 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(24));
-  // Handshake by hand: HELLO_RESP promises (1, 0), then the ring laps before ATTACH_RESP.
-  TlvMsg hello = pub.ReadHello();
-  MessageBuilder b = pub.HelloResp();
-  b.Set("proto_version", 2)
-      .Set("caps", 1)
-      .Set("initial_packet_seq", 1)
-      .Set("initial_packet_pos", 0);
-  pub.conn().Send(b.Encode());
-  pub.ReadAttach();
-  for (uint64_t n = 1; n <= 20; ++n)
-    pub.WritePacket(n, PacketIsKey(n, 6));
+  LapBeforeAttach(pub, true);
   const uint64_t key = pub.Ring().Get("last_key_seq");
   ctx.Expect(pub.Ring().Get("tail_pos") > 0, "HARNESS", "the script laps packet 1", "tail_pos 0");
   pub.SendAttachOk();
@@ -459,12 +471,9 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   for (uint64_t n = 21; n <= 24; ++n)
     pub.WritePacket(n, PacketIsKey(n, 6));
   ExpectPackets(ctx, sub, key, 24, pub.params().max_packet_bytes, "PKT-READ-05");
-  int overruns = 0;
-  for (const auto& e : sub.events())
-    overruns += e.value("event", "") == "overrun";
+  const int overruns = CountOverruns(sub);
   ctx.Expect(overruns == 1, "PKT-API-01", "exactly one PACKET_OVERRUN for one lap",
              std::to_string(overruns));
-  (void)hello;
 }
 
 // PKT-READ-05's other branch: the reader is lapped while the ring holds no keyframe at all
@@ -480,18 +489,7 @@ CF_CASE(LappedNoKeyframe, "10.6/lapped-without-keyframe-restarts-at-head",
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(24));
-  // As in 10.6/lapped-reader-resumes-at-keyframe: HELLO_RESP promises (1, 0), then the ring laps
-  // (no keyframe among packets 1-20) before ATTACH_RESP.
-  TlvMsg hello = pub.ReadHello();
-  MessageBuilder b = pub.HelloResp();
-  b.Set("proto_version", 2)
-      .Set("caps", 1)
-      .Set("initial_packet_seq", 1)
-      .Set("initial_packet_pos", 0);
-  pub.conn().Send(b.Encode());
-  pub.ReadAttach();
-  for (uint64_t n = 1; n <= 20; ++n)
-    pub.WritePacket(n, false);
+  LapBeforeAttach(pub, false);
   StructView r = pub.Ring();
   ctx.Expect(r.Get("tail_pos") > 0 && r.Get("last_key_seq") == 0, "HARNESS",
              "the script laps packet 1 and the ring holds no keyframe",
@@ -511,14 +509,11 @@ CF_CASE(LappedNoKeyframe, "10.6/lapped-without-keyframe-restarts-at-head",
   for (uint64_t n = 21; n <= 24; ++n)
     pub.WritePacket(n, n == 22);
   ExpectPackets(ctx, sub, 22, 24, pub.params().max_packet_bytes, "PKT-READ-05");
-  int overruns = 0;
-  for (const auto& e : sub.events())
-    overruns += e.value("event", "") == "overrun";
+  const int overruns = CountOverruns(sub);
   ctx.Expect(overruns == 1, "PKT-READ-05",
              "exactly one PACKET_OVERRUN: the restart at the head finds packet head_seq + 1 "
              "where head_pos says",
              std::to_string(overruns) + " overrun events; " + sub.StdoutTail(4));
-  (void)hello;
 }
 
 // PKT-READ-04's own example, made deterministic: the reader's start position p (a keyframe the
