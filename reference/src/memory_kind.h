@@ -43,7 +43,8 @@ class PublisherMemory {
   // Whether subscriber `index`'s most recent ack event recording has completed (a host-side
   // query, never a stream wait: ACK-CUDA-03 bounds the device side by the ACK timeout, and a
   // stream wait cannot be bounded). Returns kOk when it has or when no event is open (HOST),
-  // kAgain while the recorded work still runs, kCuda on a CUDA error.
+  // kAgain while the recorded work still runs, kCuda when the query fails (the publisher treats
+  // that as not complete).
   virtual Status AckDone(uint32_t index) = 0;
   // Records slot `slot`'s ready event on the publisher stream. Returns kOk, kCuda.
   virtual Status RecordReady(uint32_t slot) = 0;
