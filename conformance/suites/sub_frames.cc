@@ -2,6 +2,9 @@
 // 2.3, 2.5, 2.8, 5.3): oversized payloads, reused or stale slots, eviction, publisher death.
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "common.h"
 
 namespace cuframes::conform {
@@ -60,6 +63,29 @@ CF_CASE(SlotEvicted, "2.5/slot-state-evicted",
   pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "EVICTED"));
   pub.Publish();
   ExpectAdapterError(ctx, sub, "EVICTED", "SHM-SUB-04", 4000, true);
+}
+
+// SHM-SUB-04's wait: the publisher's ERROR may follow the slot's state by a little. It comes
+// 60 ms after the subscriber can see EVICTED (well within PEER_DEATH_DETECT_MS), with the code
+// PROTOCOL: a subscriber that waits as the rule says reports PROTOCOL; one that concludes at once
+// reports EVICTED.
+CF_CASE(EvictionCodeAwaited, "2.5/eviction-code-follows-state",
+        "the slot turns EVICTED and the publisher's ERROR(PROTOCOL) follows 60 ms later: the "
+        "subscriber waits for it (up to PEER_DEATH_DETECT_MS) and reports PROTOCOL",
+        (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached(SubArgs(3));
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "EVICTED"));
+  pub.Publish();
+  // No sleep synchronises anything here: the delay is the stimulus, and a subscriber that sees
+  // the state later than the ERROR reports PROTOCOL as well.
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  pub.conn().Send(EncodeError(ctx.spec(), static_cast<uint32_t>(ctx.spec().Err("PROTOCOL")),
+                              "ack_seq garbage"));
+  pub.conn().Close();
+  ExpectAdapterError(ctx, sub, "PROTOCOL", "SHM-SUB-04", 4000, true);
 }
 
 CF_CASE(GenerationChanged, "2.5/slot-generation-changed",
