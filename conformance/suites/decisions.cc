@@ -434,6 +434,23 @@ CF_CASE(SubInterleave, "A2/subscriber-frames-and-packets",
   ExpectExitCode(ctx, sub, 0, "success");
 }
 
+// ADP-SUB-02: --timeout-ms bounds each blocking call. An attached subscriber to which no frame
+// comes reports TIMEOUT and exits 3, in about that time, not after the next frame or never.
+CF_CASE(SubCallTimeout, "A2/subscriber-call-timeout",
+        "an attached subscriber given --timeout-ms 300 that receives no frame reports an error "
+        "event TIMEOUT within 300 ms (+1200) and exits 3",
+        (std::vector<std::string>{"ADP-SUB-02", "ADP-EXIT-01"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached({"--frames", "1", "--timeout-ms", "300", "--kind", "host"});
+  const auto t0 = Clock::now();
+  ExpectAdapterError(ctx, sub, "TIMEOUT", "ADP-SUB-02", 5000);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  ctx.Expect(took <= 300 + 1200, "ADP-SUB-02", "TIMEOUT within 300 ms (+1200) of ATTACH_RESP",
+             std::to_string(took) + " ms");
+  ExpectExitCode(ctx, sub, 3, "TIMEOUT");
+}
+
 CF_CASE(RingBytes, "A2/ring-bytes",
         "--ring-bytes 16384: the ring's capacity is 16384, and 40 packets of up to 3000 bytes lap "
         "it (tail_pos advanced)",
