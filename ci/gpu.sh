@@ -24,12 +24,16 @@
 #                                         subscribers, verified against a CPU decode; fps table,
 #                                         reports/nvdec-pipeline.json (PyAV and PyNvVideoCodec
 #                                         from wheels in .gpu/wheels; skipped with its reason)
+#   7. bench/py_host_handoff.py           host frame handoff, cuframes for Python against iceoryx2
+#                                         (iceoryx2 from wheels in $CUFRAMES_WHEELS_DIR, default
+#                                         .gpu/wheels: bench/iceoryx2_wheels.sh; else skipped)
 # Google Benchmark is built in only when an installed one is found (the GPU runners have none;
 # carry one and name its prefix in CUFRAMES_DEPS_PREFIX, or put it in .gpu/prefix).
 # Each step that has nothing to run says so. Exit status: non-zero if any step failed.
 # CUFRAMES_GPU_STEPS (comma list of ctest, conform, killcheck, interop, python, matrix, bench,
-# scaling, nvdec; default all) runs only the steps named, to spend a short GPU lease on what
-# changed; each step left out is printed as skipped.
+# scaling, nvdec, pyhost; default all) runs only the steps named, to spend a short GPU lease on
+# what changed; each step left out is printed as skipped. CUFRAMES_GPU_KILLCHECK_ONLY (comma list
+# of variant names) narrows the CUDA kill check the same way.
 set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -75,7 +79,7 @@ else
 fi
 
 failed=()
-steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,scaling,nvdec},"
+steps=",${CUFRAMES_GPU_STEPS:-ctest,conform,killcheck,interop,python,matrix,bench,scaling,nvdec,pyhost},"
 want() {  # want STEP: true when STEP is selected, else prints the skip
   [[ "$steps" == *",$1,"* ]] && return 0
   skip "$1: not in CUFRAMES_GPU_STEPS"
@@ -114,7 +118,8 @@ else
     rc=0
     "$PYTHON" "$ROOT/conformance/kill_check_cuda.py" --source-dir "$ROOT" --harness "$conform" \
       --work-dir "$ROOT/build/gpu/build-variants-cuda" --reports "$ROOT/reports/" \
-      --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" || rc=$?
+      --jobs "$JOBS" --cuda-architectures "${CUFRAMES_CUDA_ARCHITECTURES:-native}" \
+      ${CUFRAMES_GPU_KILLCHECK_ONLY:+--only "$CUFRAMES_GPU_KILLCHECK_ONLY"} || rc=$?
     case "$rc" in
       0) ;;
       77) skip "kill check (CUDA): nothing to judge here (reason above)" ;;
@@ -210,6 +215,31 @@ if want nvdec; then
     0) ;;
     77) skip "NVDEC pipeline: skipped (reason above)" ;;
     *) failed+=("video/nvdec/pipeline.py (exit $rc)") ;;
+  esac
+fi
+
+# 7. Host frame handoff between two Python processes, cuframes (HOST kind) against iceoryx2
+# (issue 13 item 4). The runners have no internet: a missing iceoryx2 is installed from the
+# wheels that bench/iceoryx2_wheels.sh put in $CUFRAMES_WHEELS_DIR (default .gpu/wheels).
+if want pyhost; then
+  wheels="${CUFRAMES_WHEELS_DIR:-$ROOT/.gpu/wheels}"
+  if ! "$PYTHON" -c 'import iceoryx2' >/dev/null 2>&1 &&
+    compgen -G "$wheels/iceoryx2-*.whl" >/dev/null; then
+    note "pyhost: installing iceoryx2 from $wheels"
+    pip_w=("$PYTHON" -m pip install -q --no-index --find-links "$wheels" iceoryx2)
+    "${pip_w[@]}" || "${pip_w[@]}" --break-system-packages || note "pyhost: pip could not install it"
+  fi
+  log "host handoff: bench/py_host_handoff.py (cuframes for Python vs iceoryx2)"
+  rc=0
+  # CUFRAMES_PYHOST_ARGS: extra arguments, e.g. "--frames 500" for a shorter run
+  # shellcheck disable=SC2086
+  "$PYTHON" "$ROOT/bench/py_host_handoff.py" --label "gpu.sh $(hostname)" \
+    --json "$ROOT/reports/bench-py-host-handoff.json" ${CUFRAMES_PYHOST_ARGS:-} || rc=$?
+  case "$rc" in
+    0) ;;
+    77) skip "host handoff: skipped (reason above; for iceoryx2 on a runner without internet:" \
+      "bench/iceoryx2_wheels.sh where there is internet, then carry .gpu/wheels)" ;;
+    *) failed+=("bench/py_host_handoff.py (exit $rc)") ;;
   esac
 fi
 

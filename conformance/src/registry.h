@@ -47,6 +47,9 @@ struct CaseDef {
   // and then judges what the shared-memory observer saw, so every case is observed without
   // edits to it.
   CaseFn body = nullptr;
+  // Runs alone, after every other case, never beside one: for a case that holds the GPU with a
+  // long kernel, which delays whatever another case's CUDA calls in this process would wait on.
+  bool exclusive = false;
 };
 
 // All registered cases, in registration order.
@@ -72,6 +75,13 @@ std::vector<CaseDef> AllCases(const Spec& spec);
   static void fn(::cuframes::conform::CaseContext& ctx);                \
   static const ::cuframes::conform::Registrar fn##_registrar(           \
       ::cuframes::conform::CaseDef{id, title, reqs, role, needs, &fn}); \
+  static void fn([[maybe_unused]] ::cuframes::conform::CaseContext& ctx)
+
+// The same for a case that must run alone (CaseDef::exclusive).
+#define CF_CASE_EXCLUSIVE(fn, id, title, reqs, role, needs)                            \
+  static void fn(::cuframes::conform::CaseContext& ctx);                               \
+  static const ::cuframes::conform::Registrar fn##_registrar(                          \
+      ::cuframes::conform::CaseDef{id, title, reqs, role, needs, &fn, nullptr, true}); \
   static void fn([[maybe_unused]] ::cuframes::conform::CaseContext& ctx)
 
 enum class Outcome { kPass, kFail, kUnsupported, kXfail, kXpass };

@@ -180,6 +180,50 @@ bool RunnableCases(const RunOptions& opts, std::vector<CaseDef>* out, std::strin
   return true;
 }
 
+std::vector<CaseResult> RunScheduled(const std::vector<const CaseDef*>& cases, size_t jobs,
+                                     const std::function<CaseResult(const CaseDef&)>& run,
+                                     const std::function<void(size_t, const CaseResult&)>& done) {
+  std::vector<size_t> shared;
+  std::vector<size_t> alone;
+  for (size_t i = 0; i < cases.size(); ++i)
+    (cases[i]->exclusive ? alone : shared).push_back(i);
+  // Workers take the next shared case; this thread reports each result as soon as every earlier
+  // one is in, so the console keeps registration order.
+  std::vector<std::optional<CaseResult>> results(cases.size());
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (;;) {
+      const size_t k = next.fetch_add(1);
+      if (k >= shared.size()) return;
+      CaseResult r = run(*cases[shared[k]]);
+      std::lock_guard<std::mutex> lock(mu);
+      results[shared[k]] = std::move(r);
+      done_cv.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t j = 0; j < std::min(std::max<size_t>(jobs, 1), shared.size()); ++j)
+    pool.emplace_back(worker);
+  for (const size_t i : shared) {
+    std::unique_lock<std::mutex> lock(mu);
+    done_cv.wait(lock, [&] { return results[i].has_value(); });
+    done(i, *results[i]);
+  }
+  for (std::thread& t : pool)
+    t.join();
+  for (const size_t i : alone) {
+    results[i] = run(*cases[i]);
+    done(i, *results[i]);
+  }
+  std::vector<CaseResult> out;
+  out.reserve(results.size());
+  for (auto& r : results)
+    out.push_back(std::move(*r));
+  return out;
+}
+
 int RunConformance(const RunOptions& opts) {
   signal(SIGPIPE, SIG_IGN);
   Spec spec;
@@ -285,36 +329,14 @@ int RunConformance(const RunOptions& opts) {
     rmdir(sock_tmpl);
     return 2;
   }
-  // Workers take the next case index; the main thread prints each result as soon as every
-  // earlier one is in, so the console and the reports keep registration order.
   const size_t jobs = static_cast<size_t>(std::max(1, opts.jobs));
   report.jobs = static_cast<int>(jobs);
-  std::vector<std::optional<CaseResult>> results(selected.size());
-  std::mutex mu;
-  std::condition_variable done_cv;
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (;;) {
-      const size_t i = next.fetch_add(1);
-      if (i >= selected.size()) return;
-      CaseResult r = RunOne(*selected[i], env, manifest, xfails, rerun_base);
-      std::lock_guard<std::mutex> lock(mu);
-      results[i] = std::move(r);
-      done_cv.notify_all();
-    }
-  };
-  std::vector<std::thread> pool;
-  for (size_t j = 0; j < std::min(jobs, selected.size()); ++j)
-    pool.emplace_back(worker);
-  for (size_t i = 0; i < selected.size(); ++i) {
-    std::unique_lock<std::mutex> lock(mu);
-    done_cv.wait(lock, [&] { return results[i].has_value(); });
-    std::cout << ProgressLine(i + 1, selected.size(), *results[i]) << std::endl;
-  }
-  for (std::thread& t : pool)
-    t.join();
-  for (auto& r : results)
-    report.results.push_back(std::move(*r));
+  report.results = RunScheduled(
+      selected, jobs,
+      [&](const CaseDef& def) { return RunOne(def, env, manifest, xfails, rerun_base); },
+      [&](size_t i, const CaseResult& r) {
+        std::cout << ProgressLine(i + 1, selected.size(), r) << std::endl;
+      });
   rmdir(sock_tmpl);
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (opts.only.empty()) {

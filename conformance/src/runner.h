@@ -2,6 +2,8 @@
 #ifndef CUFRAMES_CONFORMANCE_SRC_RUNNER_H_
 #define CUFRAMES_CONFORMANCE_SRC_RUNNER_H_
 
+#include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,14 @@ std::string MissingCapability(const CaseDef& def, const Manifest& m);
 // at opts.spec_path, less the ones an exemption file lists. Returns false and sets *error when
 // the twin or an exemption file cannot be read.
 bool RunnableCases(const RunOptions& opts, std::vector<CaseDef>* out, std::string* error);
+
+// Runs `run` for each of `cases`, `jobs` at a time, except that an exclusive case
+// (CaseDef::exclusive) runs alone once all the others have finished. Calls `done(i, result)` on
+// this thread for every case: in index order for the shared ones, then for each exclusive one.
+// Returns the results in index order.
+std::vector<CaseResult> RunScheduled(const std::vector<const CaseDef*>& cases, size_t jobs,
+                                     const std::function<CaseResult(const CaseDef&)>& run,
+                                     const std::function<void(size_t, const CaseResult&)>& done);
 
 // Runs everything. Returns the process exit status (0 pass, 1 fail, 2 usage/setup error).
 int RunConformance(const RunOptions& opts);

@@ -316,6 +316,70 @@ CF_CASE(CudaAckReuseControl, "5.2/cuda-ack-event-orders-reuse-control",
   (void)pub;
 }
 
+// ACK-CUDA-03: one subscriber's device reads overrun the ACK timeout while its host-side ACKs
+// come at once. Its kernel holds its stream far longer than the ACK timeout, so a publisher that
+// makes its writing stream wait on the ack event (instead of querying it from the host with the
+// ACK deadline) delays the other subscriber's next frames by the whole kernel.
+constexpr int kStallAckTimeoutMs = 300;
+constexpr uint32_t kStallUs = 4'000'000;
+constexpr int64_t kStallBoundMs = kStallAckTimeoutMs + 1700;
+
+// Exclusive: while the 4 s kernel runs, any CUDA call of another case in this process that
+// synchronises the device (cudaFree, say) would wait for it too.
+CF_CASE_EXCLUSIVE(
+    CudaDeviceStallEvicted, "5.7/cuda-device-stall-evicted",
+    "a subscriber releases frame 1 on the CPU at once but records its ack event behind a 4 s "
+    "kernel; the publisher (ACK timeout 300 ms) evicts it with ERROR(EVICTED), and another "
+    "subscriber has frames 3-6 verified on the device within the ACK timeout (+1700 ms), "
+    "not after the kernel",
+    (std::vector<std::string>{"ACK-CUDA-03", "ACK-REUSE-02", "ACK-EVICT-01", "ACK-EVICT-03"}), kPub,
+    (Needs{1, "cuda_ipc", "ack-timeout"})) {
+  RequireDevice(ctx);
+  std::vector<std::string> args = CudaPubArgs(ctx, 6, 2);
+  args.insert(args.end(), {"--ack-timeout-ms", std::to_string(kStallAckTimeoutMs)});
+  Process& pub = StartPub(ctx, args);
+  CudaSub stalled(ctx);
+  const uint64_t stalled_start = CudaHandshake(stalled);
+  CudaSub good(ctx);
+  const uint64_t start = CudaHandshake(good);
+  ctx.Expect(stalled_start == 1 && start == 1, "ADP-PUB-01",
+             "with --wait-subscribers 2 both subscribers start at frame 1",
+             "start_seq " + Num(stalled_start) + " and " + Num(start));
+  // The stalled subscriber: frame 1 read behind the long kernel, the ack event recorded after
+  // it, the host-side release at once.
+  const auto [slot1, bytes1] = WaitCommitted(stalled, 1);
+  std::string err = stalled.imp->EnqueueVerify(slot1, 1, bytes1, kStallUs, true, true, 0);
+  if (!err.empty()) ctx.Fail("HARNESS", "the harness enqueues its stalled device read", err);
+  stalled.sub.Ack(1);
+  const auto released = Clock::now();
+  // The good subscriber: each frame verified on the device (synchronised) before its release.
+  std::vector<cudapeer::FrameCheck> r;
+  int64_t last_ms = 0;
+  for (uint64_t n = 1; n <= 6; ++n) {
+    const auto [slot, bytes] = WaitCommitted(good, n, 10000);
+    err = good.imp->EnqueueVerify(slot, n, bytes, 0, true, true, n - 1);
+    if (err.empty()) err = good.imp->Collect(n, &r);
+    if (!err.empty()) ctx.Fail("HARNESS", "the harness verifies frame " + Num(n), err);
+    last_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - released).count();
+    good.sub.Ack(n);
+  }
+  ctx.Note("frame 6 verified on the device " + Num(static_cast<uint64_t>(last_ms)) +
+           " ms after the stalled subscriber's release");
+  ctx.Expect(last_ms <= kStallBoundMs, "ACK-CUDA-03",
+             "the other subscriber's frames 3-6 complete on the device within the ACK timeout "
+             "(+1700 ms) of the stalled subscriber's release: the publisher never waits on a "
+             "stream for an ack event, and evicts a subscriber whose ack event overruns",
+             Num(static_cast<uint64_t>(last_ms)) + " ms (the stalled kernel runs " +
+                 Num(kStallUs / 1000) + " ms)");
+  size_t bad = 0;
+  const std::string what = Corrupt(r, 1, &bad);
+  ctx.Expect(bad == 0, "ACK-REUSE-02", "every frame of the other subscriber intact on the device",
+             Num(bad) + " of 6 frames wrong: " + what);
+  ExpectErrorClose(ctx, stalled.sub.conn(), "EVICTED", "ACK-CUDA-03", 3000);
+  (void)pub;
+}
+
 // ATTACH_REQ refused for CUDA kinds: the publisher answers a non-OK ATTACH_RESP with start_seq 0,
 // closes, frees the slot and keeps serving (a good CUDA subscriber then reads both frames).
 enum class BadAttach { kNoWrittenFlag, kNoPresentFlag, kGarbageEvent };

@@ -1,7 +1,11 @@
-// runner_test.cc: unit tests of case selection (--only).
+// runner_test.cc: unit tests of case selection (--only) and of the scheduling of exclusive cases.
 #include "runner.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 namespace cuframes::conform {
 namespace {
@@ -35,6 +39,43 @@ TEST(Selected, CommaSeparatedListSelectsAnyElement) {
   EXPECT_TRUE(Selected(c, "X-1,,ACK-REUSE-01"));  // empty elements are ignored
   EXPECT_FALSE(Selected(c, "3.2/,6.2/*"));
   EXPECT_FALSE(Selected(c, ","));
+}
+
+TEST(RunScheduled, ExclusiveCasesRunAloneAndResultsKeepTheirOrder) {
+  std::vector<CaseDef> defs;
+  for (int i = 0; i < 12; ++i) {
+    defs.push_back(Case("c/" + std::to_string(i), {}));
+    defs.back().exclusive = i == 3 || i == 7;
+  }
+  std::vector<const CaseDef*> cases;
+  for (const CaseDef& d : defs)
+    cases.push_back(&d);
+  std::atomic<int> running{0};
+  std::atomic<int> most_beside_exclusive{0};
+  std::atomic<int> most{0};
+  auto run = [&](const CaseDef& def) {
+    const int now = ++running;
+    most = std::max(most.load(), now);
+    if (def.exclusive) most_beside_exclusive = std::max(most_beside_exclusive.load(), now);
+    // Long enough that the shared cases overlap when run 4 at a time.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (def.exclusive)
+      most_beside_exclusive = std::max(most_beside_exclusive.load(), running.load());
+    --running;
+    CaseResult r;
+    r.id = def.id;
+    return r;
+  };
+  std::vector<size_t> order;
+  const std::vector<CaseResult> out =
+      RunScheduled(cases, 4, run, [&](size_t i, const CaseResult&) { order.push_back(i); });
+  ASSERT_EQ(out.size(), defs.size());
+  for (size_t i = 0; i < defs.size(); ++i)
+    EXPECT_EQ(out[i].id, defs[i].id);
+  EXPECT_EQ(most_beside_exclusive.load(), 1) << "an exclusive case ran beside another";
+  EXPECT_GT(most.load(), 1) << "the shared cases did not run in parallel";
+  const std::vector<size_t> want{0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 3, 7};
+  EXPECT_EQ(order, want);
 }
 
 }  // namespace

@@ -53,6 +53,10 @@ def proc_start_time(pid: int) -> int:
 # within PEER_DEATH_DETECT_MS (SHM-ORDER-04, RES-CRASH-01).
 WAIT_SLICE_MS = 50
 
+# A publisher waiting for a subscriber's ack event (CUDA kinds, ACK-CUDA-03) polls it without
+# sleeping for this long: a GPU handoff between two processes takes about 0.3 ms without MPS.
+DEVICE_SPIN_MS = 5
+
 
 def bounded_wait(word_addr: int, waiters_addr: int, ready: Callable[[], bool],
                  slice_ms: float) -> None:

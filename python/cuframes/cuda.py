@@ -18,8 +18,9 @@ event exactly once (RES-CUDA-02).
 Publisher side (PublisherCuda): one cudaMalloc per slot exported with cudaIpcGetMemHandle and
 one interprocess ready event per slot, written before READY (SHM-SLOT-01); each subscriber's
 ack event is opened at ATTACH_REQ and destroyed when its slot is freed (ACK-CUDA-02); before a
-slot is rewritten the writing stream waits for every counted subscriber's ack event
-(ACK-REUSE-02); after the write the slot's ready event is recorded before `meta.seq` is stored
+slot is rewritten the publisher waits, from the host and within the ACK timeout, until every
+counted subscriber's ack event has completed (`ack_done`, ACK-REUSE-02, ACK-CUDA-03: a stream
+wait could not be bounded, so one slow GPU consumer would stall every other); after the write the slot's ready event is recorded before `meta.seq` is stored
 (ACK-COMMIT-01). Allocations are freed only at shut-down, after every connection is closed
 (RES-CUDA-03).
 """
@@ -35,6 +36,7 @@ EVENT_INTERPROCESS = 0x4
 IPC_LAZY_PEER_ACCESS = 0x1
 _MEMCPY_H2D = 1
 _MEMCPY_D2H = 2
+_ERROR_NOT_READY = 600  # cudaErrorNotReady: the queried work is still running
 
 
 def _cupy() -> Any:
@@ -233,19 +235,25 @@ class PublisherCuda:
             except Exception:
                 pass
 
-    def _wait_acks_on(self, stream_ptr: int, waits: list[int]) -> None:
-        """ACK-REUSE-02: `stream_ptr` waits for each counted subscriber's ack event."""
-        with self._acks_lock:
-            for idx in waits:
-                if idx in self.acks:
-                    _cuda_call(self.rt.streamWaitEvent, stream_ptr, self.acks[idx], 0)
+    def ack_done(self, index: int) -> bool:
+        """ACK-CUDA-03: whether subscriber `index`'s latest ack event recording has completed
+        (cudaEventQuery; True when no event is open). Raises CuframesError(CUDA) on an error."""
+        with self._acks_lock:  # not destroyed by a connection thread while queried
+            ev = self.acks.get(index)
+            if ev is None:
+                return True
+            try:
+                status = self.rt.eventQuery(ev)
+            except self.cupy.cuda.runtime.CUDARuntimeError as e:
+                if getattr(e, "status", None) == _ERROR_NOT_READY:
+                    return False
+                raise CuframesError(Err.CUDA, f"eventQuery: {e!r}") from None
+        return status != _ERROR_NOT_READY
 
-    def begin_in_place(self, waits: list[int]) -> Any:
-        """An in-place write (Publisher.frame) on CuPy's current stream: that stream waits for
-        the ack events first. Returns the stream."""
-        stream = self.cupy.cuda.get_current_stream()
-        self._wait_acks_on(stream.ptr, waits)
-        return stream
+    def begin_in_place(self) -> Any:
+        """An in-place write (Publisher.frame) on CuPy's current stream, which needs no wait:
+        every counted ack event has completed (Publisher._wait_acks). Returns the stream."""
+        return self.cupy.cuda.get_current_stream()
 
     def slot_array(self, s: int, nbytes: int) -> Any:
         cp = self.cupy
@@ -256,10 +264,10 @@ class PublisherCuda:
         """ACK-COMMIT-01: the ready event after the caller's writes on `stream`."""
         _cuda_call(self.rt.eventRecord, self.ready[s], stream.ptr)
 
-    def write(self, s: int, data: Any, waits: list[int]) -> None:
-        """ACK-REUSE-02, then the copy, then ACK-COMMIT-01's ready-event record."""
+    def write(self, s: int, data: Any) -> None:
+        """The copy (after Publisher._wait_acks saw every counted ack event complete,
+        ACK-REUSE-02), then ACK-COMMIT-01's ready-event record."""
         rt = self.rt
-        self._wait_acks_on(self.stream.ptr, waits)
         cp = self.cupy
         if hasattr(data, "__cuda_array_interface__"):
             src = cp.ascontiguousarray(cp.asarray(data)).view(cp.uint8).ravel()

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 from . import _atomics as A
 from . import tlv
-from ._util import (LIB_VERSION, WAIT_SLICE_MS, check_key, close_socket, proc_start_time, ring_path,
-                    segment_path, socket_path, unlink_checked)
+from ._util import (DEVICE_SPIN_MS, LIB_VERSION, WAIT_SLICE_MS, check_key, close_socket,
+                    proc_start_time, ring_path, segment_path, socket_path, unlink_checked)
 from .errors import CuframesError, Err, known_or_protocol, os_error_code
 from .layout import (DEFAULT_ACK_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, HEADER_SIZE, HELLO_MAGIC,
                      CUDA_IPC, HOST, LAYOUT_VERSION, SUB_FLAG_ACK_EVENT_PRESENT,
@@ -500,15 +500,18 @@ class Publisher:
 
     # ---- frames (5.2) ---------------------------------------------------------------------
     def _wait_acks(self, m: int) -> None:
-        """ACK-REUSE-01: until every ACTIVE subscriber with start_seq <= m has ack_seq >= m, or
-        is evicted (ACK-EVICT-01/02/05)."""
+        """ACK-REUSE-01: until every ACTIVE subscriber with start_seq <= m has ack_seq >= m and,
+        for the CUDA kind, its ack event (recorded before that ack_seq) has completed, or is
+        evicted (ACK-EVICT-01/02/05, ACK-CUDA-03: the one deadline covers both sides)."""
         seg = self.seg
         began = time.monotonic()
+        device_done: set[tuple[int, int]] = set()  # (slot, id of the connection) seen complete
         try:
             while True:
                 word = seg.load32(S["ack_futex"])
                 seg.store32(S["ack_waiting"], 1)
                 A.fence_seq_cst()
+                on_device = False  # a host ACK is in, its device work still runs
                 with self._lock:
                     pending = False
                     for c in list(self._conns.values()):
@@ -520,26 +523,46 @@ class Publisher:
                                              Err.PROTOCOL, evicted=True)
                             continue
                         c.last_ack = ack
+                        waiting_on_device = False
                         if ack >= m:
-                            continue
+                            who = (c.slot, id(c))
+                            if self._cuda is None or who in device_done:
+                                continue
+                            if self._cuda.ack_done(c.slot):
+                                device_done.add(who)
+                                continue
+                            waiting_on_device = True
                         if (time.monotonic() - began) * 1000 >= self.ack_timeout_ms:
-                            self._close_conn(c, tlv.encode_error(Err.EVICTED, "ACK timeout"),
+                            text = ("ack event not complete" if waiting_on_device
+                                    else "ACK timeout")
+                            self._close_conn(c, tlv.encode_error(Err.EVICTED, text),
                                              Err.EVICTED, evicted=True)
                             continue
                         pending = True
+                        on_device = on_device or waiting_on_device
                 if not pending:
                     return
                 left = self.ack_timeout_ms - (time.monotonic() - began) * 1000
+                if on_device:
+                    # Nothing wakes the futex when a device finishes: rescan at once (yielding
+                    # the CPU) for the first DEVICE_SPIN_MS, which covers a GPU handoff between
+                    # two processes, then every millisecond.
+                    if (time.monotonic() - began) * 1000 < DEVICE_SPIN_MS:
+                        time.sleep(0)
+                        continue
+                    slice_ms = 1
+                else:
+                    slice_ms = WAIT_SLICE_MS
                 A.futex_wait(seg.base + S["ack_futex"], word,
-                             max(1, int(min(WAIT_SLICE_MS, left + 1))))
+                             max(1, int(min(slice_ms, left + 1))))
         finally:
             seg.store32(S["ack_waiting"], 0)
 
     def wait_released(self, seq: int) -> None:
         """Blocks until every subscriber counted for frame `seq` has released it, or was evicted
         at the ACK timeout (ACK-EVICT-01): what publish() waits for before it reuses seq's slot.
-        For the CUDA kind the release is the host-side ACK: the subscriber's reads are ordered
-        before its ack event, which the next write to the slot waits for."""
+        For the CUDA kind a release is the host-side ACK and the completion of the ack event
+        recorded before it, i.e. of the subscriber's device reads (ACK-CUDA-03)."""
         if not 1 <= seq <= self.write_seq:
             raise CuframesError(Err.INVALID_ARGUMENT, f"seq {seq} not published yet")
         self._wait_acks(seq)
@@ -560,10 +583,10 @@ class Publisher:
                 buf = memoryview(np.ascontiguousarray(data))  # type: ignore[arg-type]
             buf = buf.cast("B")
             nbytes = len(buf)
-        n, s, waits = self._begin(nbytes)
+        n, s = self._begin(nbytes)
         if self._cuda is not None:
-            # ACK-REUSE-02, the copy, then the ready event (ACK-COMMIT-01)
-            self._cuda.write(s, data if device else buf, waits)
+            # the copy, then the ready event (ACK-COMMIT-01)
+            self._cuda.write(s, data if device else buf)
         else:
             doff = self.data_offset + s * self.data_stride
             self.seg.write(doff, bytes(buf))  # ACK-HOST-01: after the ACK wait, before meta.seq
@@ -580,15 +603,15 @@ class Publisher:
 
         Yields a uint8 array of `nbytes` (default slot_bytes) over the slot's buffer, after the
         same back-pressure wait as publish(). HOST: a view of the segment. CUDA_IPC: a view of
-        the slot's device buffer, to be written on CuPy's current stream, which already waits
-        for the ack event of every subscriber counted for the slot (ACK-REUSE-02); the slot's
+        the slot's device buffer, to be written on CuPy's current stream (every counted
+        subscriber's ack event has completed by then, ACK-REUSE-02, ACK-CUDA-03); the slot's
         ready event is recorded on that stream when the block ends (ACK-COMMIT-01). The array
         must not be used after the block. An exception inside the block publishes nothing (the
         next frame writes the same slot again)."""
         size = self.slot_bytes if nbytes is None else nbytes
-        n, s, waits = self._begin(size)
+        n, s = self._begin(size)
         if self._cuda is not None:
-            stream = self._cuda.begin_in_place(waits)
+            stream = self._cuda.begin_in_place()
             yield self._cuda.slot_array(s, size)
             self._cuda.end_in_place(s, stream)
         else:
@@ -603,10 +626,9 @@ class Publisher:
                 del view  # the mapping must not stay exported past the block
         self._commit(n, s, size, timestamp_ns, user_data, flags)
 
-    def _begin(self, nbytes: int) -> tuple[int, int, list[int]]:
-        """The frame about to be written: its seq n, slot s and, for CUDA kinds, the subscriber
-        slots whose ack events the write must wait for. Waits (bounded) for the ACKs of the
-        frame now in slot s (ACK-REUSE-01)."""
+    def _begin(self, nbytes: int) -> tuple[int, int]:
+        """The frame about to be written: its seq n and slot s. Waits (bounded) for the ACKs of
+        the frame now in slot s (ACK-REUSE-01), device side included (ACK-CUDA-03)."""
         if nbytes > self.slot_bytes or nbytes < 0:
             raise CuframesError(Err.INVALID_ARGUMENT, "frame larger than slot_bytes")
         if self._closed:
@@ -615,12 +637,7 @@ class Publisher:
         s = (n - 1) % self.slot_count
         if n > self.slot_count:
             self._wait_acks(n - self.slot_count)
-        waits: list[int] = []
-        if self._cuda is not None:
-            with self._lock:
-                waits = [c.slot for c in self._conns.values()
-                         if c.state == ACTIVE and c.slot is not None]
-        return n, s, waits
+        return n, s
 
     def _commit(self, n: int, s: int, nbytes: int, timestamp_ns: int, user_data: int,
                 flags: int) -> None:

@@ -161,11 +161,17 @@ class CudaPublisherMemory final : public PublisherMemory {
     ack_events_[index] = nullptr;
   }
 
-  Status WaitAck(uint32_t index) override {
+  Status AckDone(uint32_t index) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (index >= ack_events_.size() || ack_events_[index] == nullptr) return Status::kOk;
-    return cudaStreamWaitEvent(stream_, ack_events_[index], 0) == cudaSuccess ? Status::kOk
-                                                                              : Status::kCuda;
+    switch (cudaEventQuery(ack_events_[index])) {
+      case cudaSuccess:
+        return Status::kOk;
+      case cudaErrorNotReady:
+        return Status::kAgain;
+      default:
+        return Status::kCuda;
+    }
   }
 
   Status RecordReady(uint32_t slot) override {

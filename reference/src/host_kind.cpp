@@ -16,7 +16,7 @@ class HostPublisherMemory final : public PublisherMemory {
   void* Stream() const override { return nullptr; }
   Status OpenAckEvent(uint32_t, const uint8_t*) override { return Status::kOk; }
   void CloseAckEvent(uint32_t) override {}
-  Status WaitAck(uint32_t) override { return Status::kOk; }
+  Status AckDone(uint32_t) override { return Status::kOk; }
   Status RecordReady(uint32_t) override { return Status::kOk; }
 
  private:

@@ -6,11 +6,12 @@
 // CUDA_IPC (2): the publisher cudaMallocs each slot and exports it with cudaIpcGetMemHandle, plus
 // one interprocess "ready" event per slot; each subscriber exports one interprocess "ack" event.
 // Commit records ready[s] on the publisher stream; a subscriber's stream waits on it; release
-// records the ack event; the publisher's stream waits on every relevant ack event before it
-// hands a slot out again. Compiled only when CUFRAMES_WITH_CUDA.
-// CUDA_VMM_FD (3, optional, spec 7.1): as CUDA_IPC, except that each slot buffer is a cuMemCreate
-// allocation whose POSIX file descriptor travels with HELLO_RESP (SCM_RIGHTS) instead of a
-// mem_handle in the segment (cuda_vmm.h); the same classes serve both CUDA kinds.
+// records the ack event; before it hands a slot out again the publisher waits, from the host and
+// bounded by the ACK timeout, until every relevant ack event has completed (ACK-CUDA-03). Compiled
+// only when CUFRAMES_WITH_CUDA. CUDA_VMM_FD (3, optional, spec 7.1): as CUDA_IPC, except that each
+// slot buffer is a cuMemCreate allocation whose POSIX file descriptor travels with HELLO_RESP
+// (SCM_RIGHTS) instead of a mem_handle in the segment (cuda_vmm.h); the same classes serve both
+// CUDA kinds.
 #ifndef CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_
 #define CUFRAMES_REFERENCE_SRC_MEMORY_KIND_H_
 
@@ -39,8 +40,11 @@ class PublisherMemory {
   virtual Status OpenAckEvent(uint32_t index, const uint8_t* handle) = 0;
   // Closes subscriber `index`'s ack event, if open. Thread-safe against WaitAck().
   virtual void CloseAckEvent(uint32_t index) = 0;
-  // Makes the publisher stream wait for subscriber `index`'s last recorded ack. Returns kOk, kCuda.
-  virtual Status WaitAck(uint32_t index) = 0;
+  // Whether subscriber `index`'s most recent ack event recording has completed (a host-side
+  // query, never a stream wait: ACK-CUDA-03 bounds the device side by the ACK timeout, and a
+  // stream wait cannot be bounded). Returns kOk when it has or when no event is open (HOST),
+  // kAgain while the recorded work still runs, kCuda on a CUDA error.
+  virtual Status AckDone(uint32_t index) = 0;
   // Records slot `slot`'s ready event on the publisher stream. Returns kOk, kCuda.
   virtual Status RecordReady(uint32_t slot) = 0;
   // CUDA_VMM_FD: the slot buffers' exported descriptors, in slot order, sent with every

@@ -43,6 +43,14 @@ using handshake::PubState;
 
 constexpr auto kHandshakeTimeout = std::chrono::milliseconds(layout::kHandshakeTimeoutMs);
 constexpr int64_t kWaitSliceNs = 20'000'000;  // bounded futex waits
+// A running ack event (CUDA kinds) is polled from the host: spinning (yielding the CPU) for up
+// to kDeviceSpinNs in all per Acquire, which covers a GPU handoff between two processes (about
+// 300 us without MPS, BRIEF section 4), then once every kDevicePollNs, so a device read that runs
+// long costs the publisher little CPU. Each spin or sleep is followed by a scan of every
+// subscriber, which re-checks the ACK deadline.
+constexpr int64_t kDeviceSpinNs = 5'000'000;
+constexpr int64_t kDevicePollNs = 100'000;
+constexpr int64_t kDeviceSpinSliceNs = 1'000'000;
 
 // Publisher-private view of a subscriber slot. The shared copy is written for subscribers, but
 // never read back for decisions: a hostile subscriber can scribble on it.
@@ -761,6 +769,10 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
     bool evicted;
   };
   std::vector<Blocker> must_ack;
+  // Subscribers (index, generation) whose ack event was seen complete for m (CUDA kinds): their
+  // event is not queried again, since a later recording (for a later frame) is not ours to wait
+  // for.
+  std::vector<std::pair<uint32_t, uint32_t>> device_done;
   if (n > d.info.slot_count) {
     const uint64_t m = n - d.info.slot_count;  // the slot's previous frame
     if (d.waiting_for != m) {
@@ -770,6 +782,8 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
     auto* h = d.seg.header();
     bool parked = false;  // ack_waiting was set
     bool spun = false;
+    bool device_wait = false;  // the first blocker has ACKed m on the host; its ack event runs
+    int64_t device_spin_left = kDeviceSpinNs;
     for (;;) {
       // Snapshot the subscribers that must have ACKed m: ACTIVE with start_seq <= m.
       must_ack.clear();
@@ -790,8 +804,14 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       // (decision G) wants the ACK-EVICT-02 check at each evaluation of the wait, i.e. at its
       // start and after each spin, wake-up or bounded timeout. When nobody blocks, that is one
       // scan per acquire.
+      // For CUDA kinds a host-side ACK of m is not enough: the ack event's recording that covers
+      // m (made before the ack_seq store we loaded) must have completed too, queried from the
+      // host (ACK-CUDA-03); the same deadline evicts a subscriber whose device work overruns it.
+      // Sets device_wait when the first blocker waits for its device only; returns -2 on a CUDA
+      // error.
       auto scan = [&]() -> int64_t {
         int64_t first_blocked = -1;
+        device_wait = false;
         for (Blocker& b : must_ack) {
           if (b.evicted) continue;
           const uint64_t ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
@@ -803,17 +823,35 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
             continue;
           }
           last.ack = ack;
-          if (ack >= m) continue;
+          bool on_device = false;
+          if (ack >= m) {
+            const std::pair<uint32_t, uint32_t> who{b.index, b.generation};
+            if (std::find(device_done.begin(), device_done.end(), who) != device_done.end()) {
+              continue;
+            }
+            const Status st = d.memory->AckDone(b.index);
+            if (st == Status::kOk) {
+              device_done.push_back(who);
+              continue;
+            }
+            if (st != Status::kAgain) return -2;
+            on_device = true;
+          }
           if (ack_timed_out) {
             d.Evict(b.index, b.generation, Status::kEvicted);
             b.evicted = true;
           } else if (first_blocked < 0) {
             first_blocked = b.index;
+            device_wait = on_device;
           }
         }
         return first_blocked;
       };
       int64_t blocker = scan();
+      if (blocker == -2) {
+        if (parked) mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+        return Status::kCuda;
+      }
       if (blocker < 0) break;
       const auto elapsed = now - start;
       if (timeout_ms == 0 || (timeout_ms > 0 && elapsed >= std::chrono::milliseconds(timeout_ms))) {
@@ -825,6 +863,23 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
         const auto left = std::chrono::milliseconds(timeout_ms) - elapsed;
         slice = std::min<int64_t>(
             slice, std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() + 1);
+      }
+      if (device_wait) {
+        // Nothing wakes a futex when a device finishes: poll the ack event (spin first, then
+        // sleep between queries: kDeviceSpinNs above), then scan again.
+        if (parked) {
+          mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+          parked = false;
+        }
+        const auto index = static_cast<uint32_t>(blocker);
+        if (device_spin_left > 0) {
+          const int64_t budget = std::min({device_spin_left, kDeviceSpinSliceNs, slice});
+          spin::Until([&] { return d.memory->AckDone(index) != Status::kAgain; }, budget);
+          device_spin_left -= budget;
+        } else {
+          std::this_thread::sleep_for(std::chrono::nanoseconds(std::min(kDevicePollNs, slice)));
+        }
+        continue;
       }
       if (!spun) {
         // Poll the ACK we wait for before parking (bounded, uncounted: SHM-ORDER-03), then scan
@@ -846,14 +901,18 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       }
       mem::fence_seq_cst();
       const uint32_t futex_value = mem::load_acquire(&h->ack_futex);
-      if ((blocker = scan()) < 0) break;
+      blocker = scan();
+      if (blocker == -2) {
+        mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
+        return Status::kCuda;
+      }
+      if (blocker < 0) break;
+      if (device_wait) continue;  // the host ACK came in: poll its ack event above
       mem::futex_wait(&h->ack_futex, futex_value, slice);
     }
     if (parked) mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
-    // Device-side ordering: the publisher stream waits for each subscriber's ACK event.
-    for (const Blocker& b : must_ack) {
-      if (!b.evicted && d.memory->WaitAck(b.index) != Status::kOk) return Status::kCuda;
-    }
+    // Device-side ordering needs no stream wait: every counted subscriber's ack event was seen
+    // complete above, so whatever the caller enqueues after this returns runs after their reads.
   }
   d.acquired = true;
   d.acquired_seq = n;
