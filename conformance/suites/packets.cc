@@ -382,6 +382,69 @@ CF_CASE(ParamsLockOdd, "10.5/codec-params-lock-held-odd",
       "CORRUPT", "PKT-PARAMS-02", When::kLazy);
 }
 
+// The lapped-reader setup: the handshake by hand, HELLO_RESP promising (1, 0), then packets
+// 1-20 (a keyframe every 6th when `keyframes`, none otherwise) lap packet 1 before ATTACH_RESP.
+void LapBeforeAttach(ScriptedPub& pub, bool keyframes) {
+  pub.ReadHello();
+  MessageBuilder b = pub.HelloResp();
+  b.Set("proto_version", 2)
+      .Set("caps", 1)
+      .Set("initial_packet_seq", 1)
+      .Set("initial_packet_pos", 0);
+  pub.conn().Send(b.Encode());
+  pub.ReadAttach();
+  for (uint64_t n = 1; n <= 20; ++n)
+    pub.WritePacket(n, keyframes && PacketIsKey(n, 6));
+}
+
+int CountOverruns(Process& sub) {
+  int overruns = 0;
+  for (const auto& e : sub.events())
+    overruns += e.value("event", "") == "overrun";
+  return overruns;
+}
+
+// PKT-PARAMS-02 where a reader needs the current generation: joining, it compares the first
+// keyframe's params_generation with the current parameters' (PKT-READ-08), and that read is a
+// seqlock read like any other. The subscriber has read the parameters (its codec_params event);
+// then the lock goes odd for good (a writer that died inside its next update) and keyframe 1
+// arrives. A conforming reader spins SEQLOCK_SPIN_LIMIT_MS and reports CORRUPT; one that takes the
+// generation under an odd lock delivers the packets.
+CF_CASE(ParamsLockOddAtKeyframe, "10.5/codec-params-lock-odd-at-first-keyframe",
+        "codec parameters read, then their seqlock held odd before keyframe 1: the joining "
+        "reader, which must compare the keyframe's params_generation with the current one, "
+        "reports CORRUPT after the bounded spin and delivers no packet",
+        (std::vector<std::string>{"PKT-PARAMS-02", "PKT-READ-08"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(3));
+  pub.Handshake();  // initial (1, 0): nothing written yet
+  size_t from = 0;
+  const nlohmann::json* params = sub.WaitEvent("codec_params", In(4000), &from);
+  if (params == nullptr) {
+    ctx.Fail("ADP-EVENT-02", "a codec_params event once the parameters are read",
+             "none; " + sub.StdoutTail(4));
+  }
+  StructView lock(ctx.spec(), "CodecParams", pub.ring()->span(), 256);
+  ctx.Expect(lock.Get("lock") == 2, "HARNESS", "one completed parameters write (lock 2)",
+             std::to_string(lock.Get("lock")));
+  lock.Set("lock", 3);
+  for (uint64_t n = 1; n <= 3; ++n)
+    pub.WritePacket(n, n == 1);
+  const nlohmann::json* e = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "packet" || j.value("event", "") == "error";
+      },
+      In(4000), &from);
+  ctx.Expect(e != nullptr && e->value("event", "") == "error" &&
+                 e->value("name", std::string()) == "CORRUPT",
+             "PKT-PARAMS-02",
+             "an error event CORRUPT (parameters' lock odd for SEQLOCK_SPIN_LIMIT_MS) before any "
+             "packet",
+             e ? e->dump() : "none; " + sub.StdoutTail(4));
+}
+
 CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
         "a reader whose start packet was overwritten gets one PACKET_OVERRUN and resumes at "
         "the latest keyframe",
@@ -392,17 +455,7 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   pub.Create();
   pub.SetCodecParams(CodecParamsPayload(0), 0);
   Process& sub = pub.StartSub(PacketSubArgs(24));
-  // Handshake by hand: HELLO_RESP promises (1, 0), then the ring laps before ATTACH_RESP.
-  TlvMsg hello = pub.ReadHello();
-  MessageBuilder b = pub.HelloResp();
-  b.Set("proto_version", 2)
-      .Set("caps", 1)
-      .Set("initial_packet_seq", 1)
-      .Set("initial_packet_pos", 0);
-  pub.conn().Send(b.Encode());
-  pub.ReadAttach();
-  for (uint64_t n = 1; n <= 20; ++n)
-    pub.WritePacket(n, PacketIsKey(n, 6));
+  LapBeforeAttach(pub, true);
   const uint64_t key = pub.Ring().Get("last_key_seq");
   ctx.Expect(pub.Ring().Get("tail_pos") > 0, "HARNESS", "the script laps packet 1", "tail_pos 0");
   pub.SendAttachOk();
@@ -418,12 +471,49 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   for (uint64_t n = 21; n <= 24; ++n)
     pub.WritePacket(n, PacketIsKey(n, 6));
   ExpectPackets(ctx, sub, key, 24, pub.params().max_packet_bytes, "PKT-READ-05");
-  int overruns = 0;
-  for (const auto& e : sub.events())
-    overruns += e.value("event", "") == "overrun";
+  const int overruns = CountOverruns(sub);
   ctx.Expect(overruns == 1, "PKT-API-01", "exactly one PACKET_OVERRUN for one lap",
              std::to_string(overruns));
-  (void)hello;
+}
+
+// PKT-READ-05's other branch: the reader is lapped while the ring holds no keyframe at all
+// (last_key_seq 0), so there is none to resume at; it restarts at the head, (head_seq + 1,
+// head_pos), and skips to the next keyframe. A reader that restarts one packet early (at
+// head_seq) finds no record 2n there and overruns again, or delivers a packet out of place.
+CF_CASE(LappedNoKeyframe, "10.6/lapped-without-keyframe-restarts-at-head",
+        "a reader lapped while the ring holds no keyframe gets one PACKET_OVERRUN, restarts at "
+        "(head_seq + 1, head_pos) and delivers from the next keyframe on",
+        (std::vector<std::string>{"PKT-READ-05", "PKT-READ-06", "PKT-API-01"}), Role::kSubscriber,
+        kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(24));
+  LapBeforeAttach(pub, false);
+  StructView r = pub.Ring();
+  ctx.Expect(r.Get("tail_pos") > 0 && r.Get("last_key_seq") == 0, "HARNESS",
+             "the script laps packet 1 and the ring holds no keyframe",
+             "tail_pos " + std::to_string(r.Get("tail_pos")) + ", last_key_seq " +
+                 std::to_string(r.Get("last_key_seq")));
+  pub.SendAttachOk();
+  size_t from = 0;
+  const nlohmann::json* ov = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "overrun" || j.value("event", "") == "error";
+      },
+      In(4000), &from);
+  ctx.Expect(ov != nullptr && ov->value("event", "") == "overrun", "PKT-READ-02",
+             "PACKET_OVERRUN for a lapped start position",
+             (ov ? ov->dump() : std::string("none")) + "; " + sub.StdoutTail(4));
+  // Packet 21 is no keyframe (skipped), 22 is: delivery starts there.
+  for (uint64_t n = 21; n <= 24; ++n)
+    pub.WritePacket(n, n == 22);
+  ExpectPackets(ctx, sub, 22, 24, pub.params().max_packet_bytes, "PKT-READ-05");
+  const int overruns = CountOverruns(sub);
+  ctx.Expect(overruns == 1, "PKT-READ-05",
+             "exactly one PACKET_OVERRUN: the restart at the head finds packet head_seq + 1 "
+             "where head_pos says",
+             std::to_string(overruns) + " overrun events; " + sub.StdoutTail(4));
 }
 
 // PKT-READ-04's own example, made deterministic: the reader's start position p (a keyframe the

@@ -303,6 +303,10 @@ bool CudaVmmUsable(int device) {
   return vmm::Supported(device);
 }
 
+void CudaWarmUp(int device) {
+  if (cudaSetDevice(device) == cudaSuccess) cudaFree(nullptr);
+}
+
 std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device, uint16_t kind) {
   return std::make_unique<CudaPublisherMemory>(device, kind);
 }

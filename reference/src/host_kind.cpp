@@ -59,6 +59,7 @@ bool CudaKindBuilt() {
 bool CudaVmmUsable(int) {
   return false;
 }
+void CudaWarmUp(int) {}
 std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int, uint16_t) {
   return nullptr;
 }

@@ -43,7 +43,8 @@ class PublisherMemory {
   // Whether subscriber `index`'s most recent ack event recording has completed (a host-side
   // query, never a stream wait: ACK-CUDA-03 bounds the device side by the ACK timeout, and a
   // stream wait cannot be bounded). Returns kOk when it has or when no event is open (HOST),
-  // kAgain while the recorded work still runs, kCuda on a CUDA error.
+  // kAgain while the recorded work still runs, kCuda when the query fails (the publisher treats
+  // that as not complete).
   virtual Status AckDone(uint32_t index) = 0;
   // Records slot `slot`'s ready event on the publisher stream. Returns kOk, kCuda.
   virtual Status RecordReady(uint32_t slot) = 0;
@@ -80,6 +81,11 @@ bool CudaKindBuilt();
 // True when this build has the CUDA kinds and `device` can export and import allocations as POSIX
 // file descriptors (CUDA_VMM_FD); false without a driver or device.
 bool CudaVmmUsable(int device);
+// Creates this process's context on `device` now, so that a CUDA-only subscriber's handshake,
+// which the publisher bounds by HANDSHAKE_TIMEOUT_MS, does not include the driver's context
+// creation (seconds when dozens of processes start at once). Failures are left to the handshake,
+// which reports them as CUDA. A no-op when the CUDA kinds are not built.
+void CudaWarmUp(int device);
 // `kind` is CUDA_IPC or CUDA_VMM_FD. Return null when the CUDA kinds are not built.
 std::unique_ptr<PublisherMemory> MakeCudaPublisherMemory(int device, uint16_t kind);
 std::unique_ptr<SubscriberMemory> MakeCudaSubscriberMemory(int device, uint16_t kind);

@@ -807,8 +807,10 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       // For CUDA kinds a host-side ACK of m is not enough: the ack event's recording that covers
       // m (made before the ack_seq store we loaded) must have completed too, queried from the
       // host (ACK-CUDA-03); the same deadline evicts a subscriber whose device work overruns it.
-      // Sets device_wait when the first blocker waits for its device only; returns -2 on a CUDA
-      // error.
+      // An event that cannot be queried (its process died mid-recording, say) counts as not
+      // complete: that one subscriber is freed when its connection ends or evicted at the
+      // deadline, and the publisher and the others go on. Sets device_wait when the first
+      // blocker waits for its device only.
       auto scan = [&]() -> int64_t {
         int64_t first_blocked = -1;
         device_wait = false;
@@ -829,12 +831,10 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
             if (std::find(device_done.begin(), device_done.end(), who) != device_done.end()) {
               continue;
             }
-            const Status st = d.memory->AckDone(b.index);
-            if (st == Status::kOk) {
+            if (d.memory->AckDone(b.index) == Status::kOk) {
               device_done.push_back(who);
               continue;
             }
-            if (st != Status::kAgain) return -2;
             on_device = true;
           }
           if (ack_timed_out) {
@@ -848,10 +848,6 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
         return first_blocked;
       };
       int64_t blocker = scan();
-      if (blocker == -2) {
-        if (parked) mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
-        return Status::kCuda;
-      }
       if (blocker < 0) break;
       const auto elapsed = now - start;
       if (timeout_ms == 0 || (timeout_ms > 0 && elapsed >= std::chrono::milliseconds(timeout_ms))) {
@@ -874,7 +870,7 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
         const auto index = static_cast<uint32_t>(blocker);
         if (device_spin_left > 0) {
           const int64_t budget = std::min({device_spin_left, kDeviceSpinSliceNs, slice});
-          spin::Until([&] { return d.memory->AckDone(index) != Status::kAgain; }, budget);
+          spin::Until([&] { return d.memory->AckDone(index) == Status::kOk; }, budget);
           device_spin_left -= budget;
         } else {
           std::this_thread::sleep_for(std::chrono::nanoseconds(std::min(kDevicePollNs, slice)));
@@ -901,12 +897,7 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       }
       mem::fence_seq_cst();
       const uint32_t futex_value = mem::load_acquire(&h->ack_futex);
-      blocker = scan();
-      if (blocker == -2) {
-        mem::store_relaxed<uint32_t>(&h->ack_waiting, 0);
-        return Status::kCuda;
-      }
-      if (blocker < 0) break;
+      if ((blocker = scan()) < 0) break;
       if (device_wait) continue;  // the host ACK came in: poll its ack event above
       mem::futex_wait(&h->ack_futex, futex_value, slice);
     }

@@ -446,6 +446,9 @@ Status Subscriber::Connect(const SubscriberConfig& config, std::unique_ptr<Subsc
   }
   if ((cfg.kinds_mask & offered) == 0) return Status::kUnsupported;
   cfg.kinds_mask &= offered;
+  // A subscriber that takes only CUDA kinds will need its context: create it before the
+  // handshake's deadline starts (one that may also take HOST creates it only if it gets CUDA).
+  if ((cfg.kinds_mask & layout::KindBit(layout::kKindHost)) == 0) CudaWarmUp(cfg.cuda_device);
   const std::string path = SocketPath(cfg.key);
   sockaddr_un addr{};
   if (path.size() >= sizeof(addr.sun_path)) return Status::kInvalidArgument;
