@@ -84,14 +84,13 @@ def apply(patch: Path, src: Path, log: Path, dry_run: bool = False) -> bool:
     return run(cmd, cwd=src, log=log) == 0
 
 
-def cmake_list(work: Path, variants: dict[str, tuple[Path, list[str]]]) -> Path:
-    """Writes the variant list conformance/variants/CMakeLists.txt includes."""
-    q = lambda s: '"' + str(s).replace("\\", "/").replace('"', '\\"') + '"'
-    lines = [f"set(KC_BASELINE {q(work / BASELINE / 'reference')})",
-             "set(KC_VARIANTS " + " ".join(q(n) for n in variants) + ")"]
-    for name, (src, changed) in variants.items():
-        lines.append(f"set(KC_SOURCE_{name} {q(src)})")
-        lines.append(f"set(KC_CHANGED_{name} " + " ".join(q(c) for c in changed) + ")")
+def cmake_quote(value: object) -> str:
+    """`value` as a quoted CMake argument."""
+    return '"' + str(value).replace("\\", "/").replace('"', '\\"') + '"'
+
+
+def write_listing(work: Path, lines: list[str]) -> Path:
+    """Writes the variant list (CMake `set` lines) a variants project includes as KC_LIST."""
     path = work / "variants.cmake"
     text = "\n".join(lines) + "\n"
     if not path.exists() or path.read_text() != text:  # keep the mtime: no needless reconfigure
@@ -99,15 +98,29 @@ def cmake_list(work: Path, variants: dict[str, tuple[Path, list[str]]]) -> Path:
     return path
 
 
-def build_all(work: Path, names: list[str], listing: Path, jobs: int) -> Path | None:
-    """Builds every copy's adapters in one project; returns the build dir (None: configure failed).
+def cmake_list(work: Path, variants: dict[str, tuple[Path, list[str]]]) -> Path:
+    """Writes the variant list conformance/variants/CMakeLists.txt includes."""
+    q = cmake_quote
+    lines = [f"set(KC_BASELINE {q(work / BASELINE / 'reference')})",
+             "set(KC_VARIANTS " + " ".join(q(n) for n in variants) + ")"]
+    for name, (src, changed) in variants.items():
+        lines.append(f"set(KC_SOURCE_{name} {q(src)})")
+        lines.append(f"set(KC_CHANGED_{name} " + " ".join(q(c) for c in changed) + ")")
+    return write_listing(work, lines)
+
+
+def build_all(work: Path, names: list[str], listing: Path, jobs: int,
+              project: Path = HERE / "variants", cmake_args: tuple[str, ...] = ()) -> Path | None:
+    """Builds every copy's adapters in `project` (a variants CMake project reading `listing`);
+    returns the build dir (None: configure failed). kill_check_cuda.py builds its CUDA variants
+    with it too.
 
     A variant that does not compile simply has no adapters afterwards (ninja -k 0 keeps going)."""
     bdir = work / "build"
     ninja = shutil.which("ninja") is not None
     gen = ["-G", "Ninja"] if ninja and not (bdir / "CMakeCache.txt").exists() else []
-    if run(["cmake", "-S", str(HERE / "variants"), "-B", str(bdir), *gen,
-            f"-DKC_LIST={listing}"], log=work / "configure.log") != 0:
+    if run(["cmake", "-S", str(project), "-B", str(bdir), *gen,
+            f"-DKC_LIST={listing}", *cmake_args], log=work / "configure.log") != 0:
         return None
     for name in names:  # no stale adapters from an earlier run stand in for a failed build
         for tool in ("cuframes-pub", "cuframes-sub"):
@@ -118,6 +131,8 @@ def build_all(work: Path, names: list[str], listing: Path, jobs: int) -> Path | 
 
 
 def adapters(bdir: Path, name: str) -> Path | None:
+    """The folder of a variant's built cuframes-pub and cuframes-sub, or None if either is
+    missing (the variant did not compile)."""
     d = bdir / "bin" / name
     ok = all((d / t).is_file() for t in ("cuframes-pub", "cuframes-sub"))
     return d if ok else None
@@ -147,6 +162,35 @@ def harness(harness_bin: str, adir: Path, name: str, work: Path,
     except (OSError, ValueError):
         return {}
     return {c["id"]: c["outcome"] for c in data["cases"]}
+
+
+def select_patches(folder: Path, only: str, prog: str) -> list[Path]:
+    """The *.patch files of `folder`, only those named in `only` (comma-separated stems) when it
+    is not empty; prints why and returns [] when a name is unknown or there is no patch."""
+    patches = sorted(folder.glob("*.patch"))
+    if only:
+        wanted = set(only.split(","))
+        unknown = wanted - {p.stem for p in patches}
+        if unknown:
+            print(f"{prog}: no such variant: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return []
+        patches = [p for p in patches if p.stem in wanted]
+    if not patches:
+        print(f"{prog}: no variants found", file=sys.stderr)
+    return patches
+
+
+def copy_and_patch(root: Path, work: Path, patches: list[Path]) -> dict[str, bool]:
+    """Copies reference/ to <work>/<name>/reference for the baseline and each patch, and applies
+    each patch to its copy; returns variant name -> whether its patch applied. Only the copies are
+    replaced: the rest of <work>/<name> (logs, reports) stays. copytree keeps mtimes, so a kept
+    build dir recompiles only what a patch (or a change of reference/) touched."""
+    for name in [BASELINE] + [p.stem for p in patches]:
+        shutil.rmtree(work / name / "reference", ignore_errors=True)
+        (work / name).mkdir(parents=True, exist_ok=True)
+        shutil.copytree(root / "reference", work / name / "reference")
+    return {p.stem: apply(p, work / p.stem / "reference", work / p.stem / "patch.log")
+            for p in patches}
 
 
 def default_seed(root: Path) -> int:
@@ -201,16 +245,8 @@ def main() -> int:
     t0 = time.monotonic()
     root = Path(args.source_dir).resolve()
     work = Path(args.work_dir).resolve()
-    patches = sorted((HERE / "variants").glob("*.patch"))
-    if args.only:
-        wanted = set(args.only.split(","))
-        unknown = wanted - {p.stem for p in patches}
-        if unknown:
-            print(f"kill_check: no such variant: {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        patches = [p for p in patches if p.stem in wanted]
+    patches = select_patches(HERE / "variants", args.only, "kill_check")
     if not patches:
-        print("kill_check: no variants found", file=sys.stderr)
         return 2
     if any(p.stem == BASELINE for p in patches):
         print(f"kill_check: '{BASELINE}' is reserved, rename that patch", file=sys.stderr)
@@ -231,18 +267,14 @@ def main() -> int:
         print("kill_check: --harness and --reports are required", file=sys.stderr)
         return 2
 
-    # Copies: the baseline and one patched copy per variant. copytree keeps mtimes, so a kept
-    # build dir recompiles only what a patch (or a change of reference/) touched.
+    # Copies: the baseline and one patched copy per variant.
     rows: dict[str, dict] = {}
     built: dict[str, tuple[Path, list[str]]] = {}
-    for name in [BASELINE] + [p.stem for p in patches]:
-        shutil.rmtree(work / name / "reference", ignore_errors=True)
-        (work / name).mkdir(parents=True, exist_ok=True)
-        shutil.copytree(root / "reference", work / name / "reference")
+    applied = copy_and_patch(root, work, patches)
     for patch in patches:
         name = patch.stem
         rows[name] = {"variant": name, "breaks": describe(patch), "status": "", "caught_by": []}
-        if apply(patch, work / name / "reference", work / name / "patch.log"):
+        if applied[name]:
             built[name] = (work / name / "reference", changed_files(patch))
         else:
             rows[name]["status"] = "PATCH-FAILED"

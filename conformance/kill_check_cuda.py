@@ -30,11 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-import kill_check  # the sibling script: its run, describe and harness serve both checks
-from kill_check import describe, run
+import kill_check  # the sibling script: its patching, building and harness serve both checks
+from kill_check import BASELINE, adapters, cmake_quote, describe, write_listing
 
 HERE = Path(__file__).resolve().parent
-BASELINE = "baseline"
 
 
 def find_nvcc() -> str | None:
@@ -45,26 +44,16 @@ def find_nvcc() -> str | None:
 
 
 def build_all(work: Path, names: list[str], nvcc: str, arch: str, jobs: int) -> Path | None:
-    """Builds every copy's adapters in one project; returns the build dir (None: configure failed).
-
-    A variant that does not compile has no adapters afterwards (ninja -k 0 keeps going)."""
-    q = lambda s: '"' + str(s).replace("\\", "/").replace('"', '\\"') + '"'
+    """Builds every copy's adapters with the CUDA kind (conformance/variants/cuda/CMakeLists.txt,
+    which reads KC_VARIANTS, the baseline included, and KC_SOURCE_<name>) through kill_check's
+    build_all; returns the build dir (None: configure failed)."""
+    q = cmake_quote
     lines = ["set(KC_VARIANTS " + " ".join(q(n) for n in names) + ")"]
     lines += [f"set(KC_SOURCE_{n} {q(work / n / 'reference')})" for n in names]
-    listing = work / "variants.cmake"
-    listing.write_text("\n".join(lines) + "\n")
-    bdir = work / "build"
-    gen = ["-G", "Ninja"] if shutil.which("ninja") and not (bdir / "CMakeCache.txt").exists() else []
-    if run(["cmake", "-S", str(HERE / "variants" / "cuda"), "-B", str(bdir), *gen,
-            f"-DKC_LIST={listing}", f"-DCMAKE_CUDA_COMPILER={nvcc}",
-            f"-DKC_CUDA_ARCHITECTURES={arch}"], log=work / "configure.log") != 0:
-        return None
-    for name in names:  # no stale adapters from an earlier run stand in for a failed build
-        for tool in ("cuframes-pub", "cuframes-sub"):
-            (bdir / "bin" / name / tool).unlink(missing_ok=True)
-    keep_going = ["--", "-k", "0"] if (bdir / "build.ninja").exists() else ["--", "-k"]
-    run(["cmake", "--build", str(bdir), "-j", str(jobs), *keep_going], log=work / "build.log")
-    return bdir
+    return kill_check.build_all(work, names, write_listing(work, lines), jobs,
+                                project=HERE / "variants" / "cuda",
+                                cmake_args=(f"-DCMAKE_CUDA_COMPILER={nvcc}",
+                                            f"-DKC_CUDA_ARCHITECTURES={arch}"))
 
 
 def harness(harness_bin: str, adir: Path, name: str, work: Path, cases: str) -> dict[str, str]:
@@ -94,17 +83,8 @@ def main() -> int:
     t0 = time.monotonic()
     root = Path(args.source_dir).resolve()
     work = Path(args.work_dir).resolve()
-    patches = sorted((HERE / "variants" / "cuda").glob("*.patch"))
-    if args.only:
-        wanted = set(args.only.split(","))
-        unknown = wanted - {p.stem for p in patches}
-        if unknown:
-            print(f"kill_check_cuda: no such variant: {', '.join(sorted(unknown))}",
-                  file=sys.stderr)
-            return 2
-        patches = [p for p in patches if p.stem in wanted]
+    patches = kill_check.select_patches(HERE / "variants" / "cuda", args.only, "kill_check_cuda")
     if not patches:
-        print("kill_check_cuda: no variants found", file=sys.stderr)
         return 2
     nvcc = find_nvcc()
     if nvcc is None:
@@ -115,16 +95,12 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict] = {}
     names = [BASELINE]
-    for name in [BASELINE] + [p.stem for p in patches]:
-        shutil.rmtree(work / name, ignore_errors=True)
-        (work / name).mkdir(parents=True)
-        shutil.copytree(root / "reference", work / name / "reference")
+    applied = kill_check.copy_and_patch(root, work, patches)
     for patch in patches:
         name = patch.stem
         rows[name] = {"variant": name, "breaks": describe(patch), "killed_by": [],
                       "result": "SURVIVED"}
-        if run(["patch", "-p1", "--forward", "--batch", "-i", str(patch)],
-               cwd=work / name / "reference", log=work / name / "patch.log") != 0:
+        if not applied[name]:
             rows[name]["result"] = "PATCH DOES NOT APPLY"
             continue
         names.append(name)
@@ -134,14 +110,13 @@ def main() -> int:
         print((work / "configure.log").read_text()[-3000:], file=sys.stderr)
         print("kill_check_cuda: configuring the variants' build failed", file=sys.stderr)
         return 2
-    adapters = lambda n: bdir / "bin" / n
-    built = lambda n: all((adapters(n) / t).is_file() for t in ("cuframes-pub", "cuframes-sub"))
-    if not built(BASELINE):
+    base_dir = adapters(bdir, BASELINE)
+    if base_dir is None:
         print((work / "build.log").read_text()[-3000:], file=sys.stderr)
         print("kill_check_cuda: the baseline did not build", file=sys.stderr)
         return 2
 
-    base = harness(args.harness, adapters(BASELINE), BASELINE, work, args.cases)
+    base = harness(args.harness, base_dir, BASELINE, work, args.cases)
     passing = {c for c, o in base.items() if o == "PASS"}
     if not base or all(o == "UNSUPPORTED" for o in base.values()):
         print(f"SKIP: kill_check_cuda: the baseline's CUDA cases are UNSUPPORTED here "
@@ -154,11 +129,12 @@ def main() -> int:
 
     for name in names[1:]:
         row = rows[name]
-        if not built(name):
+        adir = adapters(bdir, name)
+        if adir is None:
             row["result"] = "BUILD FAILED"
             continue
         for attempt in range(1 + max(0, args.retries)):
-            got = harness(args.harness, adapters(name), name, work, args.cases)
+            got = harness(args.harness, adir, name, work, args.cases)
             row["killed_by"] = sorted(c for c in passing if got.get(c) == "FAIL")
             if row["killed_by"]:
                 row["result"] = "KILLED"

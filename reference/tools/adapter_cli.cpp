@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "adapter_common.h"
+#include "cuframes/cuframes.h"
 
 namespace cuframes::adapter {
 
@@ -112,6 +113,22 @@ int Cli::Fail(const std::string& what) const {
   std::fprintf(stderr, "%s: %s\nRun with --help for the options.\n", program_.c_str(),
                what.c_str());
   return kExitUsage;
+}
+
+int ExitCodeFor(int status) {
+  switch (status) {
+    case CUFRAMES_OK:
+      return kExitOk;
+    case CUFRAMES_TIMEOUT:
+    case CUFRAMES_AGAIN:
+      return kExitTimeout;
+    case CUFRAMES_INVALID_ARGUMENT:
+      return kExitUsage;
+    case CUFRAMES_UNSUPPORTED:
+      return kExitUnsupported;
+    default:
+      return kExitPeer;
+  }
 }
 
 bool Cli::Given(const std::string& name) const {

@@ -1,5 +1,6 @@
 // adapter_cli.h: the command line of the reference's tools (the adapters, spec/ADAPTER.md section
-// 2, and the cuframes-video companion tool), on CLI11.
+// 2, and the cuframes-video companion tool), on CLI11, and the exit status they end with
+// (ExitCodeFor, ADAPTER.md section 5).
 //
 // The tools declare their options here, so `--help`, unknown options, missing values, repeated
 // options and values out of range behave the same in all of them (ADP-ARGS-01: a usage error
@@ -67,6 +68,14 @@ class Cli {
   std::string program_;  // "tool" or "tool subcommand", in error messages
   std::vector<std::unique_ptr<Cli>> subs_;
 };
+
+// Maps a cuframes_status that ended a tool's run to its exit code (ADAPTER.md section 5,
+// ADP-EXIT-01; the kExit* codes of adapter_common.h): OK 0, TIMEOUT and AGAIN 3,
+// INVALID_ARGUMENT 1, UNSUPPORTED 77, anything else 2. UNSUPPORTED_KIND is 2, not 77: it is the
+// peer's answer (a publisher offering no memory kind this subscriber takes), a refusal like
+// VERSION_MISMATCH or FULL that the error event names, while 77 says that this build or machine
+// cannot do what was asked, which a test runner reports as skipped rather than failed.
+int ExitCodeFor(int status);
 
 }  // namespace cuframes::adapter
 

@@ -56,22 +56,6 @@ bool TermRequested() {
   return g_term != 0;
 }
 
-int ExitCodeFor(int status) {
-  switch (status) {
-    case CUFRAMES_OK:
-      return kExitOk;
-    case CUFRAMES_TIMEOUT:
-    case CUFRAMES_AGAIN:
-      return kExitTimeout;
-    case CUFRAMES_INVALID_ARGUMENT:
-      return kExitUsage;
-    case CUFRAMES_UNSUPPORTED:
-      return kExitUnsupported;
-    default:
-      return kExitPeer;
-  }
-}
-
 std::string CodecParamsBytes(uint32_t codec) {
   return "cuframes-params-" + std::to_string(codec);
 }

@@ -34,8 +34,8 @@ inline constexpr int kExitTimeout = 3;
 inline constexpr int kExitVerify = 4;
 inline constexpr int kExitUnsupported = 77;
 
-// Maps a cuframes_status to the adapter exit code.
-int ExitCodeFor(int status);
+// ExitCodeFor (a cuframes_status to one of these) is in adapter_cli.h, with the rest of the tools'
+// command-line interface.
 
 inline uint8_t FrameByte(uint64_t seq, uint64_t i) {
   return static_cast<uint8_t>((seq * 31 + i * 7) & 0xff);

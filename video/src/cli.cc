@@ -19,23 +19,6 @@ void OnStop(int) {
 }
 }  // namespace
 
-int ExitCodeFor(int status) {
-  switch (status) {
-    case CUFRAMES_OK:
-      return kExitOk;
-    case CUFRAMES_TIMEOUT:
-    case CUFRAMES_AGAIN:
-      return kExitTimeout;
-    case CUFRAMES_INVALID_ARGUMENT:
-      return kExitUsage;
-    case CUFRAMES_UNSUPPORTED:
-    case CUFRAMES_UNSUPPORTED_KIND:
-      return kExitUnsupported;
-    default:
-      return kExitPeer;
-  }
-}
-
 std::string Quote(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {

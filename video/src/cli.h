@@ -1,25 +1,27 @@
 // cli.h: plumbing shared by cuframes-video's subcommands: JSON-lines events on stdout,
 // SIGTERM/SIGINT as a clean stop, and the exit codes (those of the reference adapters: 0 ok,
-// 1 usage, 2 protocol/peer error, 3 timeout, 77 unsupported). The command line itself is the
-// adapters' CLI11-based one (reference/tools/adapter_cli.h), so --help, unknown options and bad
-// values behave as they do in cuframes-pub and cuframes-sub.
+// 1 usage, 2 protocol/peer error, 3 timeout, 77 unsupported). The command line and the mapping
+// of a status to an exit code are the adapters' (reference/tools/adapter_cli.h, CLI11), so
+// --help, unknown options, bad values and exit codes behave as they do in cuframes-pub and
+// cuframes-sub. In particular a recorder pointed at a publisher that offers no HOST ring gets
+// UNSUPPORTED_KIND and exits 2 (a peer refusal), not 77, which scripts and test runners read as
+// "cannot run here" and would skip.
 #ifndef CUFRAMES_VIDEO_CLI_H_
 #define CUFRAMES_VIDEO_CLI_H_
 
 #include <string>
 
+#include "adapter_cli.h"
 #include "adapter_common.h"
 
 namespace cuframes::video {
 
+using adapter::ExitCodeFor;
 using adapter::kExitOk;
 using adapter::kExitPeer;
 using adapter::kExitTimeout;
 using adapter::kExitUnsupported;
 using adapter::kExitUsage;
-
-// Maps a cuframes_status to an exit code.
-int ExitCodeFor(int status);
 
 // Prints one JSON object line ({ + body + }) to stdout and flushes it; thread-safe.
 void EmitJson(const std::string& body);

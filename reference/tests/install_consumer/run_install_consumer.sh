@@ -6,11 +6,13 @@
 # version the library reports equals the package version. Exit 0 when all of it holds.
 # The consumer is compiled with $CUFRAMES_CONSUMER_CC (default cc) and the extra compile and link
 # flags $CUFRAMES_CONSUMER_FLAGS (a sanitizer build's -fsanitize=..., which a program linking the
-# sanitized library needs as well); ctest sets both from the build.
+# sanitized library needs as well), plus the link-only flags $CUFRAMES_CONSUMER_LDFLAGS (clang's
+# sanitizers: the C++ half of their runtime); ctest sets them from the build.
 set -euo pipefail
 build="$1" version="$2" soversion="$3"
 cc="${CUFRAMES_CONSUMER_CC:-cc}"
 read -r -a flags <<<"${CUFRAMES_CONSUMER_FLAGS:-}"
+read -r -a ldflags <<<"${CUFRAMES_CONSUMER_LDFLAGS:-}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 work="$(mktemp -d /tmp/cuframes-install.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -44,7 +46,7 @@ expect_output() {  # PROGRAM: runs it, checks it reports this package's version
 # 1. CMake package, shared and static targets.
 cmake -S "$here" -B "$work/cmake-build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
   -DCMAKE_BUILD_RPATH="$libdir" -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="${flags[*]}" \
-  -DCMAKE_EXE_LINKER_FLAGS="${flags[*]}" >"$work/configure.log" 2>&1 || {
+  -DCMAKE_EXE_LINKER_FLAGS="${flags[*]} ${ldflags[*]}" >"$work/configure.log" 2>&1 || {
   cat "$work/configure.log"; fail "find_package(cuframes) consumer did not configure"; }
 cmake --build "$work/cmake-build" >"$work/build.log" 2>&1 || {
   cat "$work/build.log"; fail "find_package(cuframes) consumer did not build"; }
@@ -61,6 +63,7 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 [[ "$(pkg-config --modversion cuframes)" == "$version" ]] || fail "pkg-config --modversion"
 # shellcheck disable=SC2046
 "$cc" -std=c99 -Wall -Werror "${flags[@]}" -o "$work/consumer_pc" "$here/consumer.c" \
-  $(pkg-config --cflags --libs cuframes) -Wl,-rpath,"$libdir" || fail "pkg-config build"
+  $(pkg-config --cflags --libs cuframes) "${ldflags[@]}" -Wl,-rpath,"$libdir" ||
+  fail "pkg-config build"
 expect_output "$work/consumer_pc"
 echo "install consumer: CMake (shared, static) and pkg-config builds all ran"
