@@ -505,6 +505,14 @@ CF_CASE(LappedNoKeyframe, "10.6/lapped-without-keyframe-restarts-at-head",
   ctx.Expect(ov != nullptr && ov->value("event", "") == "overrun", "PKT-READ-02",
              "PACKET_OVERRUN for a lapped start position",
              (ov ? ov->dump() : std::string("none")) + "; " + sub.StdoutTail(4));
+  // Let the restarted reader look at the ring before packet 21 exists: a conforming one waits
+  // for head_seq >= 21 (blocked: packet_waiters counts it); one that restarted at head_seq reads
+  // the stale bytes at head_pos at once. A reader that only polls is given 500 ms.
+  StructView h = pub.Header();
+  const Deadline parked = In(500);
+  while (h.Get("packet_waiters") == 0 && sub.running() && Clock::now() < parked) {
+    FutexWait(h.Bytes("packet_waiters").data(), 0, 5);
+  }
   // Packet 21 is no keyframe (skipped), 22 is: delivery starts there.
   for (uint64_t n = 21; n <= 24; ++n)
     pub.WritePacket(n, n == 22);
