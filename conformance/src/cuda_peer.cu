@@ -6,8 +6,10 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "cuda_peer.h"
 
@@ -398,9 +400,18 @@ class CudaExporter final : public Exporter {
   }
 
   std::string WaitAck() override {
+    // ACK-CUDA-03: from the host, bounded, never a stream wait on another process's event.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (cudaEvent_t ev : acks_) {
-      const cudaError_t e = cudaStreamWaitEvent(stream_, ev, 0);
-      if (e != cudaSuccess) return Err("cudaStreamWaitEvent(ack_event)", e);
+      for (;;) {
+        const cudaError_t e = cudaEventQuery(ev);
+        if (e == cudaSuccess) break;
+        if (e != cudaErrorNotReady) return Err("cudaEventQuery(ack_event)", e);
+        if (std::chrono::steady_clock::now() >= deadline) {
+          return "the ack event did not complete within 5 s";
+        }
+        std::this_thread::yield();
+      }
     }
     return "";
   }

@@ -79,7 +79,8 @@ class Exporter {
   virtual IpcHandle ReadyHandle(uint32_t slot) const = 0;
   // Opens a subscriber's ack event (cudaIpcOpenEventHandle). Returns "" or the CUDA error.
   virtual std::string OpenAckEvent(const IpcHandle& h) = 0;
-  // ACK-REUSE-02: cudaStreamWaitEvent on the writing stream with the opened ack event.
+  // ACK-REUSE-02, ACK-CUDA-03: waits from the host (cudaEventQuery, at most 5 s) until every
+  // opened ack event has completed.
   virtual std::string WaitAck() = 0;
   // Writes frame `seq` (`bytes` bytes) into `slot` on the writing stream: a kernel spinning
   // `spin_us` microseconds (a slow writer), then a kernel writing the contract payload. The ready

@@ -286,8 +286,8 @@ CF_CASE(CudaAckEventOrdersReuse, "5.2/cuda-ack-event-orders-reuse",
   size_t bad = 0;
   const std::string what = Corrupt(r, start, &bad);
   ctx.Expect(bad == 0, "ACK-REUSE-02",
-             "no frame overwritten while our slow kernel still reads it (the publisher's "
-             "writing stream waits on our ack event before reusing the slot)",
+             "no frame overwritten while our slow kernel still reads it (the publisher waits "
+             "for our ack event to complete before reusing the slot)",
              Num(bad) + " of 8 frames overwritten under the reader: " + what);
   (void)pub;
 }
@@ -544,7 +544,7 @@ uint64_t PublishSlow(CaseContext& ctx, CudaPubRun& run, uint64_t frames, bool re
         FutexWait(h.Bytes("ack_futex").data(), f, MsLeft(d, 5));
       }
       const std::string err = run.exp->WaitAck();
-      if (!err.empty()) ctx.Fail("HARNESS", "cudaStreamWaitEvent on the ack event", err);
+      if (!err.empty()) ctx.Fail("HARNESS", "the subscriber's ack event completes", err);
     }
     const uint32_t slot = static_cast<uint32_t>((n - 1) % slots);
     StructView meta(sp, "FrameMeta", pub.segment()->span(), pub.SlotDesc(slot).base());

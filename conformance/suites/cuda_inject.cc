@@ -22,8 +22,8 @@
 #include <functional>
 
 #include "../src/cuda_peer.h"
-#include "../src/shm_fence.h"
 #include "../src/inject_log.h"
+#include "../src/shm_fence.h"
 #include "common.h"
 
 namespace cuframes::conform {
@@ -366,7 +366,7 @@ void Publish(CaseContext& ctx, HarnessPub& run, uint64_t first, uint64_t last) {
         FutexWait(h.Bytes("ack_futex").data(), f, MsLeft(d, 5));
       }
       const std::string err = run.exp->WaitAck();
-      if (!err.empty()) ctx.Fail("HARNESS", "cudaStreamWaitEvent on the ack event", err);
+      if (!err.empty()) ctx.Fail("HARNESS", "the subscriber's ack event completes", err);
     }
     const auto slot = static_cast<uint32_t>((n - 1) % slots);
     StructView meta(sp, "FrameMeta", pub.segment()->span(), pub.SlotDesc(slot).base());
