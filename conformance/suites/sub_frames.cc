@@ -53,15 +53,22 @@ CF_CASE(SeqBehind, "5.3/slot-seq-behind",
   ExpectAdapterError(ctx, sub, "CORRUPT", "ACK-READ-01", 4000);
 }
 
-CF_CASE(SlotEvicted, "2.5/slot-state-evicted",
-        "a subscriber whose slot state becomes EVICTED stops and reports EVICTED",
-        (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
-  ScriptedPub pub(ctx, PubParams{});
+// An attached subscriber reads frame 1; then its slot turns EVICTED and frame 2 is published,
+// so that the subscriber looks at its slot again.
+Process& EvictAfterFirstFrame(CaseContext& ctx, ScriptedPub& pub) {
   Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
   pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "EVICTED"));
   pub.Publish();
+  return sub;
+}
+
+CF_CASE(SlotEvicted, "2.5/slot-state-evicted",
+        "a subscriber whose slot state becomes EVICTED stops and reports EVICTED",
+        (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = EvictAfterFirstFrame(ctx, pub);
   ExpectAdapterError(ctx, sub, "EVICTED", "SHM-SUB-04", 4000, true);
 }
 
@@ -74,11 +81,7 @@ CF_CASE(EvictionCodeAwaited, "2.5/eviction-code-follows-state",
         "subscriber waits for it (up to PEER_DEATH_DETECT_MS) and reports PROTOCOL",
         (std::vector<std::string>{"SHM-SUB-04"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
-  Process& sub = pub.StartAttached(SubArgs(3));
-  pub.Publish();
-  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
-  pub.SubSlot(0).Set("state", ctx.spec().Enum("subscriber_slot_state", "EVICTED"));
-  pub.Publish();
+  Process& sub = EvictAfterFirstFrame(ctx, pub);
   // No sleep synchronises anything here: the delay is the stimulus, and a subscriber that sees
   // the state later than the ERROR reports PROTOCOL as well.
   std::this_thread::sleep_for(std::chrono::milliseconds(60));

@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
-#include <thread>
+#include <condition_variable>
+#include <mutex>
 
 namespace cuframes::conform {
 namespace {
@@ -50,17 +50,20 @@ TEST(RunScheduled, ExclusiveCasesRunAloneAndResultsKeepTheirOrder) {
   std::vector<const CaseDef*> cases;
   for (const CaseDef& d : defs)
     cases.push_back(&d);
-  std::atomic<int> running{0};
-  std::atomic<int> most_beside_exclusive{0};
-  std::atomic<int> most{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;
+  int most_beside_exclusive = 0;
+  int most = 0;
   auto run = [&](const CaseDef& def) {
-    const int now = ++running;
-    most = std::max(most.load(), now);
-    if (def.exclusive) most_beside_exclusive = std::max(most_beside_exclusive.load(), now);
-    // Long enough that the shared cases overlap when run 4 at a time.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (def.exclusive)
-      most_beside_exclusive = std::max(most_beside_exclusive.load(), running.load());
+    std::unique_lock<std::mutex> lock(mu);
+    ++running;
+    most = std::max(most, running);
+    cv.notify_all();
+    // Every case waits (bounded) for a second one to be running: the shared cases then overlap
+    // for certain, and an exclusive case scheduled beside them would meet one.
+    cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return running >= 2; });
+    if (def.exclusive) most_beside_exclusive = std::max(most_beside_exclusive, running);
     --running;
     CaseResult r;
     r.id = def.id;
@@ -72,8 +75,8 @@ TEST(RunScheduled, ExclusiveCasesRunAloneAndResultsKeepTheirOrder) {
   ASSERT_EQ(out.size(), defs.size());
   for (size_t i = 0; i < defs.size(); ++i)
     EXPECT_EQ(out[i].id, defs[i].id);
-  EXPECT_EQ(most_beside_exclusive.load(), 1) << "an exclusive case ran beside another";
-  EXPECT_GT(most.load(), 1) << "the shared cases did not run in parallel";
+  EXPECT_EQ(most_beside_exclusive, 1) << "an exclusive case ran beside another";
+  EXPECT_GT(most, 1) << "the shared cases did not run in parallel";
   const std::vector<size_t> want{0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 3, 7};
   EXPECT_EQ(order, want);
 }
