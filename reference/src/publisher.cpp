@@ -152,6 +152,7 @@ struct Publisher::Impl {
   struct LastAck {
     uint32_t generation = 0;
     uint64_t ack = 0;
+    uint64_t device_done = 0;  // CUDA kinds: the m for which its ack event was seen complete
   };
   std::vector<LastAck> last_ack;  // per subscriber slot: the highest ack_seq seen
   bool acquired = false;
@@ -769,10 +770,7 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
     bool evicted;
   };
   std::vector<Blocker> must_ack;
-  // Subscribers (index, generation) whose ack event was seen complete for m (CUDA kinds): their
-  // event is not queried again, since a later recording (for a later frame) is not ours to wait
-  // for.
-  std::vector<std::pair<uint32_t, uint32_t>> device_done;
+  const bool device_acks = d.cfg.memory_kind != layout::kKindHost;
   if (n > d.info.slot_count) {
     const uint64_t m = n - d.info.slot_count;  // the slot's previous frame
     if (d.waiting_for != m) {
@@ -827,12 +825,11 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
           last.ack = ack;
           bool on_device = false;
           if (ack >= m) {
-            const std::pair<uint32_t, uint32_t> who{b.index, b.generation};
-            if (std::find(device_done.begin(), device_done.end(), who) != device_done.end()) {
-              continue;
-            }
+            // Once seen complete for m, an event is not queried again: a later recording (for a
+            // later frame) is not ours to wait for.
+            if (!device_acks || last.device_done == m) continue;
             if (d.memory->AckDone(b.index) == Status::kOk) {
-              device_done.push_back(who);
+              last.device_done = m;
               continue;
             }
             on_device = true;
