@@ -516,8 +516,8 @@ void CudaAttachIut(CaseContext& ctx, CudaPubRun& run) {
   run.pub->SendAttachOk();
 }
 
-// Publishes frames 1..frames as a conforming publisher (host ACK wait, then cudaStreamWaitEvent
-// on the ack event, ACK-REUSE-02), each written by a slow kernel. Returns the frames published:
+// Publishes frames 1..frames as a conforming publisher (host ACK wait, then a host-side wait for
+// the ack event, ACK-REUSE-02), each written by a slow kernel. Returns the frames published:
 // fewer when `stop_on_exit` and the subscriber exited while we waited for its ACK.
 uint64_t PublishSlow(CaseContext& ctx, CudaPubRun& run, uint64_t frames, bool ready_before_write,
                      bool stop_on_exit = false) {
@@ -848,14 +848,15 @@ struct VmmPubRun {
   ~VmmPubRun() { CloseFds(extra); }
 };
 
-// Creates a CUDA_VMM_FD segment (2 slots, ready events in the descriptors, mem_handle zero),
-// starts the IUT subscriber with --kind cuda_vmm_fd and sends HELLO_RESP(OK) with the
+// Creates a CUDA_VMM_FD segment (`slots` slots, ready events in the descriptors, mem_handle
+// zero), starts the IUT subscriber with --kind cuda_vmm_fd and sends HELLO_RESP(OK) with the
 // descriptors `how` says.
-void StartVmmPub(CaseContext& ctx, VmmPubRun& v, VmmSend how, uint64_t frames) {
+void StartVmmPub(CaseContext& ctx, VmmPubRun& v, VmmSend how, uint64_t frames,
+                 uint32_t slots = 2) {
   RequireVmm(ctx);
   PubParams p;
   p.kind = "CUDA_VMM_FD";
-  p.slot_count = 2;
+  p.slot_count = slots;
   p.max_subscribers = 2;
   p.slot_bytes = kBytes;
   uint64_t alloc = 0;
@@ -911,7 +912,8 @@ void StartVmmPub(CaseContext& ctx, VmmPubRun& v, VmmSend how, uint64_t frames) {
     ctx.Fail("HARNESS", "sendmsg of HELLO_RESP with " + Num(fds.size()) + " descriptors",
              std::strerror(errno));
   }
-  ctx.Note("HELLO_RESP(OK) sent with " + Num(fds.size()) + " descriptors for 2 slots");
+  ctx.Note("HELLO_RESP(OK) sent with " + Num(fds.size()) + " descriptors for " + Num(slots) +
+           " slots");
 }
 
 CF_CASE(VmmSubImports, "7.1/vmm-subscriber-imports-descriptors",
@@ -937,6 +939,76 @@ CF_CASE(VmmSubImports, "7.1/vmm-subscriber-imports-descriptors",
              v.run.sub->StatusText());
   ctx.Expect(v.run.exp->Sync().empty(), "HARNESS", "the harness's writing stream completes",
              "error");
+}
+
+// SCM_MAX_FD: the most descriptors one message carries, so the most CUDA_VMM_FD slots (KIND-04).
+constexpr uint32_t kVmmMaxSlots = 253;
+
+CF_CASE(VmmSubMaxSlots, "7.1/vmm-subscriber-takes-253-descriptors",
+        "a CUDA_VMM_FD segment of 253 slots, the most one SCM_RIGHTS message can carry: the "
+        "subscriber's recvmsg has room for all 253 descriptors (no MSG_CTRUNC), it imports and "
+        "maps each and reports 4 frames with the contract payload",
+        (std::vector<std::string>{"KIND-06", "KIND-04"}), kSub, kVmm) {
+  VmmPubRun v;
+  StartVmmPub(ctx, v, VmmSend::kGood, 4, kVmmMaxSlots);
+  CudaAttachIut(ctx, v.run);
+  PublishSlow(ctx, v.run, 4, false);
+  WaitExitOrFail(ctx, *v.run.sub, "KIND-06", 10000);
+  std::string what;
+  const size_t bad = WrongFrames(*v.run.sub, &what);
+  ctx.Expect(bad == 0, "KIND-06", "every frame of a 253-slot segment is the contract payload",
+             Num(bad) + " wrong: " + what);
+  v.run.pub->ExpectFrames(*v.run.sub, 1, 4, kBytes);
+  ctx.Expect(v.run.sub->exit_code() == 0, "KIND-06",
+             "exit 0 after 4 frames: 253 descriptors are within what a subscriber must take",
+             v.run.sub->StatusText());
+}
+
+CF_CASE(VmmPubMaxSlots, "7.1/vmm-publisher-253-slots",
+        "a CUDA_VMM_FD publisher of 253 slots sends all 253 descriptors with HELLO_RESP(OK) in one "
+        "control message; each imports and maps, and 4 frames are byte-exact on the device",
+        (std::vector<std::string>{"KIND-04"}), kPub, kVmm) {
+  RequireVmm(ctx);
+  std::vector<std::string> args = PubArgs(ctx, 4, kVmmMaxSlots, 1);
+  args.insert(args.end(), {"--kind", "cuda_vmm_fd"});
+  Process& pub = StartPub(ctx, args);
+  CudaSub s(ctx);
+  const uint64_t start = VmmHandshake(s);
+  ctx.Expect(s.sub.slot_count() == kVmmMaxSlots, "KIND-04",
+             "slot_count 253 for a publisher started with --slots 253",
+             Num(s.sub.slot_count()));
+  const auto r = ReadOnDevice(s, start, 4, 0, true);
+  size_t bad = 0;
+  const std::string what = Corrupt(r, start, &bad);
+  ctx.Expect(bad == 0, "KIND-04", "every frame of a 253-slot segment is the contract payload",
+             Num(bad) + " of 4 frames wrong: " + what);
+  (void)pub;
+}
+
+CF_CASE(VmmPubTooManySlots, "7.1/vmm-publisher-254-slots-refused",
+        "a publisher asked for 254 CUDA_VMM_FD slots, one more than an SCM_RIGHTS message "
+        "carries, refuses: INVALID_ARGUMENT, exit 1, no segment and no socket created",
+        (std::vector<std::string>{"KIND-04", "ADP-ARGS-01"}), kPub, kVmm) {
+  RequireVmm(ctx);
+  std::vector<std::string> args = PubArgs(ctx, 1, kVmmMaxSlots + 1, 1);
+  args.insert(args.end(), {"--kind", "cuda_vmm_fd"});
+  Process& pub = ctx.StartPublisher(args);
+  WaitExitOrFail(ctx, pub, "KIND-04", 10000);
+  ctx.Expect(pub.exit_code() == 1, "ADP-ARGS-01",
+             "exit status 1: 254 is out of --slots' range for --kind cuda_vmm_fd",
+             pub.StatusText());
+  for (const auto& ev : pub.events()) {
+    ctx.Expect(ev.value("event", "") != "ready", "KIND-04",
+               "no ready event from a publisher with 254 CUDA_VMM_FD slots", ev.dump());
+    if (ev.value("event", "") == "error") {
+      ctx.Expect(ev.value("code", 0u) == ctx.spec().Err("INVALID_ARGUMENT"), "KIND-04",
+                 "an error event, if any, with code INVALID_ARGUMENT", ev.dump());
+    }
+  }
+  ctx.Expect(access(("/dev/shm/cuframes-" + ctx.key()).c_str(), F_OK) != 0, "KIND-04",
+             "no segment created", "/dev/shm/cuframes-" + ctx.key() + " exists");
+  ctx.Expect(access(ctx.SocketPath().c_str(), F_OK) != 0, "KIND-04", "no socket created",
+             ctx.SocketPath() + " exists");
 }
 
 void VmmWrongCount(CaseContext& ctx, VmmSend how) {
