@@ -851,8 +851,7 @@ struct VmmPubRun {
 // Creates a CUDA_VMM_FD segment (`slots` slots, ready events in the descriptors, mem_handle
 // zero), starts the IUT subscriber with --kind cuda_vmm_fd and sends HELLO_RESP(OK) with the
 // descriptors `how` says.
-void StartVmmPub(CaseContext& ctx, VmmPubRun& v, VmmSend how, uint64_t frames,
-                 uint32_t slots = 2) {
+void StartVmmPub(CaseContext& ctx, VmmPubRun& v, VmmSend how, uint64_t frames, uint32_t slots = 2) {
   RequireVmm(ctx);
   PubParams p;
   p.kind = "CUDA_VMM_FD";
@@ -975,8 +974,7 @@ CF_CASE(VmmPubMaxSlots, "7.1/vmm-publisher-253-slots",
   CudaSub s(ctx);
   const uint64_t start = VmmHandshake(s);
   ctx.Expect(s.sub.slot_count() == kVmmMaxSlots, "KIND-04",
-             "slot_count 253 for a publisher started with --slots 253",
-             Num(s.sub.slot_count()));
+             "slot_count 253 for a publisher started with --slots 253", Num(s.sub.slot_count()));
   const auto r = ReadOnDevice(s, start, 4, 0, true);
   size_t bad = 0;
   const std::string what = Corrupt(r, start, &bad);
