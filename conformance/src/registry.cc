@@ -204,9 +204,20 @@ Process& CaseContext::StartSubscriberAs(uint32_t uid, uint32_t gid,
 
 void CaseContext::CheckUnsupported(Process& p) {
   p.Pump(0);
-  if (!p.running() && p.exit_code() == 77) {
+  if (p.running() || p.exit_code() != 77) return;
+  // A CUDA kind the manifest claims may still lack a usable device on this machine (ADP-KIND-01):
+  // unsupported here. A case that needs only what every IUT has (HOST) or what the manifest
+  // claims otherwise must not end in "unsupported": an adapter that exits 77 there refuses its
+  // own claim, and reading that as UNSUPPORTED would let any bug hide behind exit 77.
+  if (def_.needs.kind != "host") {
     Unsupported("adapter exited 77 (unsupported): " + p.command_line());
   }
+  Fail("CONF-CLAIM-01",
+       "the adapter runs a case that needs only what the manifest claims (proto_version " +
+           std::to_string(def_.needs.proto) + ", kind " + def_.needs.kind +
+           (def_.needs.feature.empty() ? "" : ", feature " + def_.needs.feature) +
+           "), not exit 77 (unsupported)",
+       p.StatusText() + "; " + p.command_line());
 }
 
 void CaseContext::WaitReady(Process& p, const std::string& req, int timeout_ms) {

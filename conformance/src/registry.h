@@ -153,10 +153,12 @@ class CaseContext {
   void SetAdapterEnv(const std::string& name, const std::string& value);
   // This case's own directory under the run's log directory (the adapters' stderr files, logs).
   std::string CaseDir() const;
-  // Waits for the publisher's "ready" event. Ends the case (UNSUPPORTED for exit 77, else a
+  // Waits for the publisher's "ready" event. Ends the case (CheckUnsupported for exit 77, else a
   // failure of `req`) when the adapter exits or stays silent for `timeout_ms`.
   void WaitReady(Process& p, const std::string& req, int timeout_ms = 5000);
-  // Ends the case as UNSUPPORTED if `p` exited with 77.
+  // If `p` exited with 77: ends the case as UNSUPPORTED when it needs a CUDA kind (claimed, yet
+  // maybe without a usable device here), else as a failure of CONF-CLAIM-01 (the adapter refused
+  // what its manifest claims).
   void CheckUnsupported(Process& p);
 
   void Note(const std::string& line);

@@ -266,6 +266,63 @@ CF_CASE(SubBadValue, "A2/subscriber-invalid-option-value",
              sub.StatusText());
 }
 
+// The memory kinds the manifest does not claim, as the adapters' --kind values.
+std::vector<std::pair<std::string, std::string>> UnclaimedKinds(CaseContext& ctx) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [claim, arg] :
+       {std::pair<std::string, std::string>{"cuda_ipc", "cuda"}, {"cuda_vmm_fd", "cuda_vmm_fd"}}) {
+    if (!ctx.manifest().ClaimsKind(claim)) out.emplace_back(claim, arg);
+  }
+  if (out.empty()) ctx.Unsupported("the manifest claims every memory kind");
+  return out;
+}
+
+// An adapter that ran with an unclaimed kind: refused as ADP-KIND-01 says (error event with code
+// UNSUPPORTED, exit 77), or it supports the kind after all (`running`: a ready/attached event), a
+// claim the manifest merely left out. Anything else fails.
+void ExpectRefusedOrSupported(CaseContext& ctx, Process& p, const std::string& kind, bool running) {
+  if (running) {
+    ctx.Note("--kind " + kind + " is not claimed but works: the manifest could claim it");
+    return;
+  }
+  const nlohmann::json* e = FindError(p);
+  const uint32_t want = ctx.spec().Err("UNSUPPORTED");
+  const bool code_ok = e != nullptr && e->contains("code") && (*e)["code"].is_number_unsigned() &&
+                       (*e)["code"].get<uint64_t>() == want;
+  const std::string got =
+      (e != nullptr ? e->dump() : std::string("no error event")) + "; " + p.StatusText();
+  ctx.Expect(code_ok, "ADP-KIND-01",
+             "--kind " + kind + " (unclaimed) refused with an error event of code " +
+                 std::to_string(want) + " (UNSUPPORTED)",
+             got);
+  ctx.Expect(p.exit_code() == 77, "ADP-KIND-01", "exit status 77 for an unsupported kind", got);
+}
+
+CF_CASE(PubUnclaimedKind, "A2/publisher-unclaimed-kind-unsupported",
+        "the publisher adapter asked for each memory kind the manifest does not claim either "
+        "refuses it (code 25 UNSUPPORTED, exit 77, nothing created) or runs it",
+        (std::vector<std::string>{"ADP-KIND-01"}), kPub, {}) {
+  for (const auto& [claim, arg] : UnclaimedKinds(ctx)) {
+    const std::string key = ctx.key() + "-" + arg;
+    Process& pub =
+        ctx.StartPublisher({"--key", key, "--frames", "1", "--slots", "2", "--kind", arg});
+    size_t from = 0;
+    const bool running = pub.WaitEvent("ready", In(5000), &from) != nullptr;
+    if (running) {
+      pub.Kill();
+    } else {
+      // Not WaitExitOrFail: exit 77 is the answer judged here, not "case unsupported".
+      if (!pub.WaitExit(In(5000))) {
+        ctx.Fail("ADP-KIND-01", "the publisher adapter refuses or runs --kind " + arg,
+                 "neither a ready event nor an exit within 5 s; " + pub.StatusText());
+      }
+      ctx.Expect(access(("/dev/shm/cuframes-" + key).c_str(), F_OK) != 0, "ADP-KIND-01",
+                 "nothing created for a refused kind", "/dev/shm/cuframes-" + key + " exists");
+    }
+    ExpectRefusedOrSupported(ctx, pub, arg, running);
+  }
+}
+
 CF_CASE(WaitTogether, "A2/wait-subscribers-counts-active-together",
         "--wait-subscribers 2: a subscriber that attached and detached does not count; the "
         "publication starts once two subscribers are ACTIVE together, so both get start_seq 1",

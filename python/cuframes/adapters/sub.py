@@ -22,7 +22,8 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--packets", type=C.uint(), default=0)
     p.add_argument("--gop", type=C.uint(1, 1 << 31), default=None)
     p.add_argument("--timeout-ms", type=C.uint(), default=5000)
-    p.add_argument("--kind", choices=["host", "cuda", "any"], default="any")
+    # cuda_vmm_fd: accepted, then refused as unsupported in main (ADP-KIND-01).
+    p.add_argument("--kind", choices=["host", "cuda", "cuda_vmm_fd", "any"], default="any")
     p.add_argument("--max-proto", type=C.uint(1, 65535), default=2)
     p.add_argument("--hold-ms", type=C.uint(), default=0)
     return p.parse_args(argv)
@@ -34,6 +35,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     def on_term(_sig: int, _frm: Any) -> None:
         raise _Terminate()
 
+    if a.kind == "cuda_vmm_fd":
+        C.fail(Err.UNSUPPORTED, "--kind cuda_vmm_fd: CUDA_VMM_FD is not implemented here")
     kinds: tuple[str, ...] = ("host",)
     if a.kind in ("cuda", "any"):
         try:
