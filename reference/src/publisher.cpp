@@ -155,6 +155,15 @@ struct Publisher::Impl {
     uint64_t device_done = 0;  // CUDA kinds: the m for which its ack event was seen complete
   };
   std::vector<LastAck> last_ack;  // per subscriber slot: the highest ack_seq seen
+  // Acquire's snapshot of the subscribers that must ACK the slot's previous frame; a member with
+  // room for max_subscribers so that acquire never allocates (with 64 subscribers, growing a
+  // fresh vector cost 7 allocations per frame).
+  struct Blocker {
+    uint32_t index;
+    uint32_t generation;
+    bool evicted;
+  };
+  std::vector<Blocker> must_ack;
   bool acquired = false;
   uint64_t acquired_seq = 0;
   spin::Adaptive ack_spin;   // Acquire's spin before it parks on ack_futex
@@ -255,6 +264,7 @@ Status Publisher::Impl::Init() {
   if (s != Status::kOk) return s;
   mirrors.assign(cfg.max_subscribers, SubMirror{});
   last_ack.assign(cfg.max_subscribers, LastAck{});
+  must_ack.reserve(cfg.max_subscribers);
   memory = cfg.memory_kind == layout::kKindHost
                ? MakeHostPublisherMemory()
                : MakeCudaPublisherMemory(cfg.cuda_device, cfg.memory_kind);
@@ -764,12 +774,7 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
   const auto start = Clock::now();
   const uint64_t n = d.write_seq + 1;  // only the producer thread changes write_seq
   const uint32_t slot = static_cast<uint32_t>((n - 1) % d.info.slot_count);
-  struct Blocker {
-    uint32_t index;
-    uint32_t generation;
-    bool evicted;
-  };
-  std::vector<Blocker> must_ack;
+  std::vector<Impl::Blocker>& must_ack = d.must_ack;  // only the producer thread acquires
   const bool device_acks = d.cfg.memory_kind != layout::kKindHost;
   if (n > d.info.slot_count) {
     const uint64_t m = n - d.info.slot_count;  // the slot's previous frame
@@ -812,7 +817,7 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       auto scan = [&]() -> int64_t {
         int64_t first_blocked = -1;
         device_wait = false;
-        for (Blocker& b : must_ack) {
+        for (Impl::Blocker& b : must_ack) {
           if (b.evicted) continue;
           const uint64_t ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
           Impl::LastAck& last = d.last_ack[b.index];

@@ -1,0 +1,78 @@
+"""Tests of bench/report.py: floors, targets, and a miss explained by a physics floor (beyond=)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPORT = Path(__file__).resolve().parent / "report.py"
+
+
+def run(name, counter, label=""):
+    return {"name": name, "run_name": name, "run_type": "iteration", "iterations": 10,
+            "real_time": 1.0, "cpu_time": 1.0, "time_unit": "ns", "label": label,
+            "publisher_cpu_ns": counter}
+
+
+def fanout(tmp_path, cost64, physics64, physics1=100.0, with_base=True):
+    label = "metric=publisher_cpu_ns floor=BM_Cost/subs:1 target=x<=2 beyond=BM_Floor_P/subs:64"
+    if with_base:
+        label += " beyond_base=BM_Floor_P/subs:1"
+    runs = [run("BM_Cost/subs:1", 1000.0, "metric=publisher_cpu_ns"),
+            run("BM_Cost/subs:64", cost64, label)]
+    if physics64 is not None:
+        runs += [run("BM_Floor_P/subs:64", physics64, "metric=publisher_cpu_ns"),
+                 run("BM_Floor_P/subs:1", physics1, "metric=publisher_cpu_ns")]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"context": {}, "benchmarks": runs}))
+    return subprocess.run([sys.executable, str(REPORT), "--strict", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_met_target_passes(tmp_path):
+    r = fanout(tmp_path, 1900.0, 5000.0)
+    assert r.returncode == 0, r.stdout
+    assert "pass" in r.stdout and "MISS" not in r.stdout
+
+
+def test_miss_within_the_physics_floor_is_explained(tmp_path):
+    # 9000 - (7100 - 100) = 2000 = 2.0x the 1-subscriber cost: explained, not a miss.
+    r = fanout(tmp_path, 9000.0, 7100.0)
+    assert r.returncode == 0, r.stdout
+    assert "MISS, explained" in r.stdout
+    assert "2.00x" in r.stdout and "target(s) missed" not in r.stdout
+
+
+def test_miss_beyond_the_physics_floor_stays_a_miss(tmp_path):
+    # 9000 - (6000 - 100) = 3100 = 3.1x: still missed.
+    r = fanout(tmp_path, 9000.0, 6000.0)
+    assert r.returncode == 1, r.stdout
+    assert "3.10x" in r.stdout and "1 target(s) missed" in r.stdout
+
+
+def test_beyond_base_is_subtracted_from_the_floor(tmp_path):
+    # Without beyond_base the whole 7100 is subtracted (1900 = 1.9x); with the base of 100,
+    # 2000 is left: the base matters to the verdict's figure.
+    r = fanout(tmp_path, 9000.0, 7100.0, with_base=False)
+    assert r.returncode == 0 and "1.90x" in r.stdout, r.stdout
+
+
+def test_missing_physics_floor_is_a_miss(tmp_path):
+    r = fanout(tmp_path, 9000.0, None)
+    assert r.returncode == 1, r.stdout
+    assert "missing" in r.stdout
+
+
+def test_scaled_term_uses_the_runs_counter(tmp_path):
+    # beyond=<floor>*<counter>: 1000 per sleeper x 6 sleepers = 6000 beyond; 9000 - 6000 = 3000
+    # = 3.0x, a miss; with 7 sleepers 2000 = 2.0x, explained.
+    for sleepers, code, figure in ((6.0, 1, "3.00x"), (7.0, 0, "2.00x")):
+        label = ("metric=publisher_cpu_ns floor=BM_Cost/subs:1 target=x<=2 "
+                 "beyond=BM_Floor_W/subs:64*extra_sleepers")
+        cost64 = dict(run("BM_Cost/subs:64", 9000.0, label), extra_sleepers=sleepers)
+        runs = [run("BM_Cost/subs:1", 1000.0, "metric=publisher_cpu_ns"), cost64,
+                run("BM_Floor_W/subs:64", 1000.0, "metric=publisher_cpu_ns")]
+        path = tmp_path / "scaled.json"
+        path.write_text(json.dumps({"context": {}, "benchmarks": runs}))
+        r = subprocess.run([sys.executable, str(REPORT), "--strict", str(path)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == code and figure in r.stdout, r.stdout
