@@ -592,6 +592,16 @@ Process& ScriptedPub::StartSub(const std::vector<std::string>& args) {
   return p;
 }
 
+Process& ScriptedPub::StartSubMaybe(const std::vector<std::string>& args, int timeout_ms,
+                                    bool* connected) {
+  std::vector<std::string> a = {"--key", ctx_.key()};
+  a.insert(a.end(), args.begin(), args.end());
+  Process& p = ctx_.StartSubscriber(a);
+  conn_ = listener_->Accept(In(timeout_ms), &p);
+  *connected = conn_ != nullptr;
+  return p;
+}
+
 TlvMsg ScriptedPub::ReadHello() {
   const Spec& s = ctx_.spec();
   TlvMsg m = RecvOrFail(ctx_, *conn_, "MSG-HELLO-01", "HELLO_REQ as the first message", 3000);

@@ -138,6 +138,10 @@ class ScriptedPub {
   void Create();
   // Starts the IUT subscriber with `args` (after --key K) and accepts its connection.
   Process& StartSub(const std::vector<std::string>& args);
+  // The same for a case that judges a refusal itself: returns the subscriber, with conn() usable
+  // only when *connected; an adapter that exits (77 included) or never connects within
+  // `timeout_ms` leaves *connected false and ends nothing.
+  Process& StartSubMaybe(const std::vector<std::string>& args, int timeout_ms, bool* connected);
   Conn& conn() { return *conn_; }
   // Receives HELLO_REQ and checks it (MSG-HELLO-01, TLV-FRAME-01, VER-RSV-01).
   TlvMsg ReadHello();

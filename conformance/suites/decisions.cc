@@ -323,6 +323,41 @@ CF_CASE(PubUnclaimedKind, "A2/publisher-unclaimed-kind-unsupported",
   }
 }
 
+CF_CASE(SubUnclaimedKind, "A2/subscriber-unclaimed-kind-unsupported",
+        "the subscriber adapter asked for each memory kind the manifest does not claim either "
+        "refuses it (code 25 UNSUPPORTED, exit 77) or connects offering that kind alone; one that "
+        "offers HOST instead has not refused",
+        (std::vector<std::string>{"ADP-KIND-01"}), kSub, {}) {
+  const Spec& sp = ctx.spec();
+  ScriptedPub pub(ctx, PubParams{});  // one HOST publisher; each subscriber gets its own connection
+  pub.Create();
+  for (const auto& [claim, arg] : UnclaimedKinds(ctx)) {
+    bool connected = false;
+    Process& sub = pub.StartSubMaybe({"--frames", "1", "--timeout-ms", "3000", "--kind", arg}, 5000,
+                                     &connected);
+    if (!connected) {
+      if (!sub.WaitExit(In(5000))) {
+        ctx.Fail("ADP-KIND-01", "the subscriber adapter refuses or runs --kind " + arg,
+                 "neither a connection nor an exit within 10 s; " + sub.StatusText());
+      }
+      ExpectRefusedOrSupported(ctx, sub, arg, false);
+      continue;
+    }
+    const TlvMsg hello = pub.ReadHello();
+    const uint64_t kinds = PayloadField(sp, "HelloReq", hello, "kinds_mask");
+    const uint64_t want =
+        1u << (sp.Enum("memory_kind", claim == "cuda_ipc" ? "CUDA_IPC" : "CUDA_VMM_FD") - 1);
+    ctx.Expect(kinds == want, "ADP-KIND-01",
+               "--kind " + arg +
+                   " either refused (code 25, exit 77) or offered alone in "
+                   "kinds_mask (" +
+                   std::to_string(want) + ")",
+               "kinds_mask " + std::to_string(kinds), hello.raw);
+    ExpectRefusedOrSupported(ctx, sub, arg, true);
+    sub.Kill();
+  }
+}
+
 CF_CASE(WaitTogether, "A2/wait-subscribers-counts-active-together",
         "--wait-subscribers 2: a subscriber that attached and detached does not count; the "
         "publication starts once two subscribers are ACTIVE together, so both get start_seq 1",
