@@ -1,9 +1,11 @@
 // pub_handshake.cc: cases for an IUT publisher's handshake, version negotiation, key handling
 // and lifecycle (spec sections 0, 1, 3.3-3.9, 4.2, 6, 7), played by the scripted subscriber.
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <string_view>
 
 #include "common.h"
 #include "observer.h"
@@ -133,6 +135,78 @@ CF_CASE(BadMagic, "3.3/hello-bad-magic",
     ExpectErrorClose(ctx, bad.conn(), "PROTOCOL", "MSG-HELLO-02");
   }
   GoodSubscriber(ctx, pub, 2);
+}
+
+// The IUT publisher's open socket descriptors (/proc/<pid>/fd entries that are sockets), or -1
+// when /proc does not show them (another uid without ptrace rights).
+int SocketFds(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (const dirent* e = readdir(d)) {
+    char target[64] = {};
+    const std::string link = dir + "/" + e->d_name;
+    const ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (len > 0 && std::string_view(target, static_cast<size_t>(len)).starts_with("socket:")) ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+CF_CASE(RefusedLeaveNoTrace, "3.3/refused-connections-leave-no-trace",
+        "with max_subscribers 2, six connections the publisher closes for an error (bad magic, "
+        "unknown type, ATTACH_REQ before HELLO, twice each) hold no place in the handshake "
+        "limit and no socket: two subscribers then attach side by side and get every frame",
+        (std::vector<std::string>{"TLV-ERR-05", "MSG-ERROR-02", "SM-PUB-04"}), kPub, {}) {
+  std::vector<std::string> args = PubArgs(ctx, 3, 2, 2);
+  args.insert(args.end(), {"--max-subscribers", "2"});
+  Process& pub = StartPub(ctx, args);
+  const int sockets_before = SocketFds(pub.pid());
+  const Spec& sp = ctx.spec();
+  HelloParams bad_magic;
+  bad_magic.magic = 0x12345678;
+  MessageBuilder attach(sp, "ATTACH_REQ");
+  const std::vector<std::pair<std::vector<uint8_t>, std::string>> refused = {
+      {ScriptedSub(ctx).HelloBytes(bad_magic), "PROTOCOL"},
+      {EncodeTlv(9, std::vector<uint8_t>(8, 0)), "UNKNOWN_MESSAGE"},
+      {attach.Encode(), "STATE"}};
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [bytes, code] : refused) {
+      ScriptedSub bad(ctx);
+      bad.Connect();
+      bad.Send(bytes);
+      ExpectErrorClose(ctx, bad.conn(), code, "TLV-ERR-05");
+    }
+  }
+  // Every refused connection closed on our side too: what the publisher still holds is its own.
+  const int sockets_after = SocketFds(pub.pid());
+  if (sockets_before >= 0 && sockets_after >= 0) {
+    ctx.Expect(sockets_after <= sockets_before, "TLV-ERR-05",
+               "the publisher frees each refused connection: no more sockets open than before "
+               "them (" +
+                   std::to_string(sockets_before) + ")",
+               std::to_string(sockets_after) + " sockets open in /proc/" +
+                   std::to_string(pub.pid()) + "/fd");
+  } else {
+    ctx.Note("/proc/<pid>/fd of the publisher is not readable here: socket count not checked");
+  }
+  // Two handshakes in flight at once: a publisher that still counted the refused connections
+  // against max_subscribers would answer ERROR(FULL) (SM-PUB-04) here.
+  ScriptedSub a(ctx), b(ctx);
+  a.Hello();
+  b.Hello();
+  a.MapAndValidate();
+  b.MapAndValidate();
+  const uint64_t sa = a.Attach();
+  const uint64_t sb = b.Attach();
+  for (uint64_t n = std::max(sa, sb); n <= 3; ++n) {
+    a.ReadFrame(n);
+    b.ReadFrame(n);
+    a.Ack(n);
+    b.Ack(n);
+  }
+  (void)pub;
 }
 
 CF_CASE(HelloLong, "3.3/hello-longer-than-64",
