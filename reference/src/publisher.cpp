@@ -177,10 +177,10 @@ struct Publisher::Impl {
 
   // Waking many sleepers is the kernel's work per sleeper (~1 us each), inside the FUTEX_WAKE
   // call. With more than kInlineWakeMax frame waiters, Commit hands that call to the waker
-  // thread (started on first use) and pays at most one wake-up of that thread: the publishing
-  // thread's cost no longer grows with the number of sleeping subscribers. The waker is still
-  // the writer waking every waiter (SHM-ORDER-02), a few microseconds later; one that finds
-  // several commits pending wakes once for all of them.
+  // thread and pays at most one wake-up of that thread: the publishing thread's cost no longer
+  // grows with the number of sleeping subscribers. The waker is still the writer waking every
+  // waiter (SHM-ORDER-02), a few microseconds later; one that finds several commits pending
+  // wakes once for all of them.
   static constexpr uint32_t kInlineWakeMax = 1;
   std::thread waker;
   std::atomic<uint32_t> waker_requests{0};
@@ -191,7 +191,6 @@ struct Publisher::Impl {
       mem::futex_wake_all(&h->frame_futex);
       return;
     }
-    if (!waker.joinable()) waker = std::thread([this] { WakerLoop(); });
     waker_requests.fetch_add(1, std::memory_order_release);
     waker_requests.notify_one();
   }
@@ -309,6 +308,10 @@ Status Publisher::Impl::Init() {
   if (::chmod(socket_path.c_str(), cfg.file_mode) != 0) return Status::kSystem;
   if (::listen(listen_fd, 64) != 0) return Status::kSystem;
   service = std::thread([this] { ServiceLoop(); });
+  // Started here, not at the first commit that needs it: creating a thread inside Commit cost
+  // that frame tens of microseconds, and its stack and arena appeared at an unpredictable
+  // moment of the publisher's life (a leak check that compares mappings saw them as growth).
+  waker = std::thread([this] { WakerLoop(); });
   return Status::kOk;
 }
 
