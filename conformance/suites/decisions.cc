@@ -23,9 +23,9 @@ std::vector<std::string> FrameSubArgs(uint64_t frames) {
 }
 
 // Expects DETACH(reason = code), then close, from the IUT subscriber.
-void ExpectDetachReason(CaseContext& ctx, Conn& c, const std::string& code,
-                        const std::string& req) {
-  TlvMsg m = RecvOrFail(ctx, c, req, "DETACH(" + code + ")", 4000);
+void ExpectDetachReason(CaseContext& ctx, Conn& c, const std::string& code, const std::string& req,
+                        int timeout_ms = 4000) {
+  TlvMsg m = RecvOrFail(ctx, c, req, "DETACH(" + code + ")", timeout_ms);
   ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
                  PayloadField(ctx.spec(), "Detach", m, "reason") == ctx.spec().Err(code),
              req, "DETACH(reason " + code + ")", Describe(ctx.spec(), m), m.raw);
@@ -122,6 +122,25 @@ CF_CASE(SegmentInit, "2.8/segment-still-init",
   ExpectCloseOnly(ctx, pub.conn(), "SHM-VALID-03", deadline + 2000);
   ExpectAdapterError(ctx, sub, "TIMEOUT", "SHM-VALID-03", 3000);
   ExpectExitCode(ctx, sub, 3, "timeout");
+}
+
+CF_CASE(SegmentInitBadLayout, "2.2/unknown-layout-refused-while-init",
+        "a segment still INIT whose layout_version is 2: the version is read first and nothing "
+        "else (SHM-HDR-01), so the subscriber refuses it at once with DETACH(UNSUPPORTED_LAYOUT) "
+        "instead of waiting for READY until the handshake deadline",
+        (std::vector<std::string>{"SHM-HDR-01"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  pub.Header().Set("state", ctx.spec().Enum("segment_state", "INIT"));
+  pub.Header().Set("layout_version", 2);
+  Process& sub = pub.StartSub(FrameSubArgs(1));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp().Encode());
+  // Well inside HANDSHAKE_TIMEOUT_MS: a subscriber that waits for READY first answers TIMEOUT
+  // (or nothing) only at the deadline.
+  const int bound = static_cast<int>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS")) / 2;
+  ExpectDetachReason(ctx, pub.conn(), "UNSUPPORTED_LAYOUT", "SHM-HDR-01", bound);
+  ExpectAdapterError(ctx, sub, "UNSUPPORTED_LAYOUT", "SHM-HDR-01", 3000);
 }
 
 // HELLO_RESP(OK) whose slot disagrees with shared memory: DETACH(CORRUPT), CORRUPT.

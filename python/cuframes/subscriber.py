@@ -23,8 +23,9 @@ from .errors import CuframesError, Err, known_or_protocol
 from .layout import (CAP_PACKET_RING_PRESENT, CAP_WANT_PACKETS, CUDA_IPC, HANDSHAKE_TIMEOUT_MS,
                      HEADER_SIZE, HELLO_MAGIC, HOST, HOST_ALIGN, LAYOUT_VERSION, MAX_SLOTS,
                      MAX_SUBSCRIBERS, META, MIN_SLOTS, PEER_DEATH_DETECT_MS, RING_HEADER_SIZE,
-                     SEG, SEGMENT_MAGIC, SLOT_DESC_SIZE, SUB, SUB_ACTIVE, SUB_ATTACHING,
-                     SUB_SLOT_SIZE, ST_CLOSED, ST_INIT, ST_READY, Region, sub_slot_offset)
+                     RING_LAYOUT_VERSION, RING_MAGIC, SEG, SEGMENT_MAGIC, SLOT_DESC_SIZE, SUB,
+                     SUB_ACTIVE, SUB_ATTACHING, SUB_SLOT_SIZE, ST_CLOSED, ST_INIT, ST_READY,
+                     Region, sub_slot_offset)
 from .ring import CodecParams, Packet, RingReader, validate_ring
 
 PROTO_MAX = 2
@@ -332,9 +333,15 @@ class Subscriber:
         self._send(tlv.encode(tlv.ATTACH_REQ,
                               tlv.AttachReq(self.index, self.generation, flags).encode()))
 
-    def _wait_ready(self, region: Region, what: str) -> None:
-        """SHM-VALID-01/03: INIT waits within the handshake deadline; CLOSED is PEER_CLOSED."""
+    def _wait_ready(self, region: Region, what: str, identity: tuple[int, int, int]) -> None:
+        """SHM-VALID-01/03: INIT waits within the handshake deadline; CLOSED is PEER_CLOSED.
+        SHM-HDR-01 / PKT-HDR-01 first: a header that is written (not all zero) and whose
+        (layout_version, magic, header_size) is not `identity` is UNSUPPORTED_LAYOUT at once,
+        whatever its state: nothing else of an unknown layout is read, not even the state."""
         while True:
+            seen = (region.load32(0), region.load32(4), region.load32(12))
+            if seen != (0, 0, 0) and seen != identity:
+                raise CuframesError(Err.UNSUPPORTED_LAYOUT, f"{what} header")
             st = region.load32(8)
             if st != ST_INIT:
                 if st == ST_CLOSED:
@@ -355,7 +362,7 @@ class Subscriber:
             raise CuframesError(Err.CORRUPT, f"segment of {size} bytes")
         hdr = Region(fd, HEADER_SIZE)
         try:
-            self._wait_ready(hdr, "segment")
+            self._wait_ready(hdr, "segment", (LAYOUT_VERSION, SEGMENT_MAGIC, HEADER_SIZE))
 
             def g(name: str) -> int:
                 return hdr.get(S[name], SEG[name][1])
@@ -419,7 +426,8 @@ class Subscriber:
                 raise CuframesError(Err.CORRUPT, f"packet ring of {size} bytes")
             hdr = Region(fd, RING_HEADER_SIZE, writable=False)
             try:
-                self._wait_ready(hdr, "packet ring")
+                self._wait_ready(hdr, "packet ring",
+                                 (RING_LAYOUT_VERSION, RING_MAGIC, RING_HEADER_SIZE))
                 cap, mpb = validate_ring(hdr, os.fstat(fd).st_size)
             finally:
                 hdr.close()
