@@ -352,6 +352,20 @@ CF_CASE(RingBadMagic, "10.2/ring-wrong-magic",
       "PKT-HDR-01", When::kAtHello);
 }
 
+CF_CASE(RingInitBadMagic, "10.2/ring-unknown-layout-refused-while-init",
+        "a ring still INIT with a wrong magic: the layout is read first and nothing else "
+        "(PKT-HDR-01), so the subscriber refuses it with DETACH(UNSUPPORTED_LAYOUT), not a "
+        "TIMEOUT after waiting for READY",
+        (std::vector<std::string>{"PKT-HDR-01"}), Role::kSubscriber, kV2) {
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        p.Ring().Set("state", ctx.spec().Enum("segment_state", "INIT"));
+        p.Ring().Set("magic", 0x11223344);
+      },
+      "UNSUPPORTED_LAYOUT", "PKT-HDR-01", When::kAtHello);
+}
+
 CF_CASE(RingBadCapacity, "10.2/ring-capacity-not-power-of-two",
         "a ring whose capacity is not a power of two is refused at attach: DETACH(CORRUPT)",
         (std::vector<std::string>{"PKT-HDR-01", "PKT-HDR-03"}), Role::kSubscriber, kV2) {
