@@ -35,9 +35,10 @@ std::string Quote(const std::string& s) {
 
 }  // namespace
 
-std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
-                                        const std::map<std::string, std::string>& env,
-                                        const std::string& stderr_path, std::string* error) {
+std::unique_ptr<Process> Process::Spawn(
+    const std::vector<std::string>& argv,
+    const std::map<std::string, std::optional<std::string>>& env, const std::string& stderr_path,
+    std::string* error) {
   if (argv.empty()) {
     *error = "empty command";
     return nullptr;
@@ -52,14 +53,19 @@ std::unique_ptr<Process> Process::Spawn(const std::vector<std::string>& argv,
     *error = std::string("pipe2: ") + std::strerror(errno);
     return nullptr;
   }
-  // The environment: ours, with `env` overriding.
+  // The environment: ours, with `env` overriding (or removing).
   std::map<std::string, std::string> merged;
   for (char** e = environ; *e; ++e) {
     const char* eq = std::strchr(*e, '=');
     if (eq) merged[std::string(*e, static_cast<size_t>(eq - *e))] = eq + 1;
   }
-  for (const auto& [k, v] : env)
-    merged[k] = v;
+  for (const auto& [k, v] : env) {
+    if (v) {
+      merged[k] = *v;
+    } else {
+      merged.erase(k);
+    }
+  }
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged)
     env_strings.push_back(k + "=" + v);

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,12 +33,14 @@ int MsLeft(Deadline d, int cap = 1 << 30);
 
 class Process {
  public:
-  // Starts argv[0] (searched in PATH when it has no '/') with the current environment plus `env`;
-  // stdout is a pipe the harness reads, stderr goes to `stderr_path`, stdin is /dev/null.
-  // Returns nullptr and sets *error when posix_spawn fails.
-  static std::unique_ptr<Process> Spawn(const std::vector<std::string>& argv,
-                                        const std::map<std::string, std::string>& env,
-                                        const std::string& stderr_path, std::string* error);
+  // Starts argv[0] (searched in PATH when it has no '/') with the current environment plus `env`
+  // (an entry without a value removes that variable); stdout is a pipe the harness reads, stderr
+  // goes to `stderr_path`, stdin is /dev/null. Returns nullptr and sets *error when posix_spawn
+  // fails.
+  static std::unique_ptr<Process> Spawn(
+      const std::vector<std::string>& argv,
+      const std::map<std::string, std::optional<std::string>>& env, const std::string& stderr_path,
+      std::string* error);
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;

@@ -86,7 +86,8 @@ std::string Sanitize(const std::string& id) {
 
 }  // namespace
 
-CaseContext::CaseContext(const RunEnv& env, const CaseDef& def) : env_(env), def_(def) {
+CaseContext::CaseContext(const RunEnv& env, const CaseDef& def)
+    : env_(env), def_(def), socket_dir_(env.socket_dir), socket_dir_env_(env.socket_dir) {
   key_ = UniqueKey();
   keys_.push_back(key_);
   t0_ns_ = MonoNs();
@@ -97,7 +98,7 @@ CaseContext::~CaseContext() {
 }
 
 Observer& CaseContext::observer() {
-  if (!observer_) observer_ = std::make_unique<Observer>(*env_.spec, env_.socket_dir);
+  if (!observer_) observer_ = std::make_unique<Observer>(*env_.spec, socket_dir_);
   return *observer_;
 }
 
@@ -129,7 +130,7 @@ std::string CaseContext::NewKey() {
 }
 
 std::string CaseContext::SocketPath() const {
-  return env_.socket_dir + "/cuframes-" + key_ + ".sock";
+  return socket_dir_ + "/cuframes-" + key_ + ".sock";
 }
 std::string CaseContext::SegmentPath() const {
   return "/dev/shm/cuframes-" + key_;
@@ -145,8 +146,9 @@ Process& CaseContext::Start(const std::vector<std::string>& tmpl, const char* wh
   const std::string dir = CaseDir();
   std::filesystem::create_directories(dir);
   const std::string err_path = dir + "/" + what + "-" + std::to_string(procs_.size()) + ".stderr";
-  std::map<std::string, std::string> env = manifest().env;
-  env["CUFRAMES_SOCKET_DIR"] = env_.socket_dir;
+  std::map<std::string, std::optional<std::string>> env(manifest().env.begin(),
+                                                        manifest().env.end());
+  env["CUFRAMES_SOCKET_DIR"] = socket_dir_env_;
   for (const auto& [k, v] : adapter_env_)
     env[k] = v;
   std::string error;
@@ -181,6 +183,14 @@ void CaseContext::SetAdapterEnv(const std::string& name, const std::string& valu
   } else {
     adapter_env_[name] = value;
   }
+}
+
+void CaseContext::UseDefaultSocketDir(bool set_empty) {
+  if (!procs_.empty() || observer_) {
+    Fail("HARNESS", "UseDefaultSocketDir before anything starts", "called too late");
+  }
+  socket_dir_ = "/tmp";
+  socket_dir_env_ = set_empty ? std::optional<std::string>("") : std::nullopt;
 }
 
 std::string CaseContext::CaseDir() const {
@@ -276,7 +286,7 @@ void CaseContext::Cleanup() {
   // Remove whatever the IUT (or a hostile script of ours) left, so one case never leaks into the
   // next; cases that verify RES-CLOSE-03 check for leftovers before this runs.
   for (const std::string& k : keys_) {
-    unlink((env_.socket_dir + "/cuframes-" + k + ".sock").c_str());
+    unlink((socket_dir_ + "/cuframes-" + k + ".sock").c_str());
     unlink(("/dev/shm/cuframes-" + k).c_str());
     unlink(("/dev/shm/cuframes-" + k + "-packets").c_str());
   }

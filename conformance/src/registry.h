@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -151,6 +152,11 @@ class CaseContext {
   // manifest's env; suites/cuda_inject.cc injects its CUPTI library this way). An empty value
   // removes an earlier setting.
   void SetAdapterEnv(const std::string& name, const std::string& value);
+  // Runs this case's adapters without a private socket directory: CUFRAMES_SOCKET_DIR removed
+  // from their environment (or, with `set_empty`, set to the empty string), so they must use
+  // PROTOCOL.md's default /tmp; SocketPath() and the observer follow. Call it before the first
+  // adapter or scripted peer starts.
+  void UseDefaultSocketDir(bool set_empty);
   // This case's own directory under the run's log directory (the adapters' stderr files, logs).
   std::string CaseDir() const;
   // Waits for the publisher's "ready" event. Ends the case (CheckUnsupported for exit 77, else a
@@ -201,6 +207,8 @@ class CaseContext {
   std::vector<std::string> keys_;
   std::vector<std::unique_ptr<Process>> procs_;
   std::map<std::string, std::string> adapter_env_;
+  std::string socket_dir_;  // the run's private directory, or /tmp (UseDefaultSocketDir)
+  std::optional<std::string> socket_dir_env_;  // CUFRAMES_SOCKET_DIR for adapters; none: unset
   std::vector<std::string> log_;
 };
 

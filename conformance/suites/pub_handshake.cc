@@ -51,6 +51,33 @@ CF_CASE(FramesHappy, "5.1/frames-in-order",
   ExpectNoLeftovers(ctx, ctx.key());
 }
 
+// RES-NAME-02 with the table's default directory. Every other case gives the adapters a private
+// CUFRAMES_SOCKET_DIR, so without these two a publisher that ignored the default (or read an empty
+// variable as the root directory) would pass the whole run.
+void PublisherDefaultSocketDir(CaseContext& ctx, bool set_empty) {
+  ctx.UseDefaultSocketDir(set_empty);
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  struct stat st {};
+  const bool is_socket = lstat(ctx.SocketPath().c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  ctx.Expect(is_socket, "RES-NAME-02",
+             std::string("the socket at ") + ctx.SocketPath() + " (CUFRAMES_SOCKET_DIR " +
+                 (set_empty ? "empty" : "unset") + ": default directory /tmp)",
+             "no socket there once the publisher is ready");
+  GoodSubscriber(ctx, pub, 2);
+}
+
+CF_CASE(PubDefaultDirUnset, "1.1/publisher-default-socket-dir",
+        "with CUFRAMES_SOCKET_DIR unset the publisher binds /tmp/cuframes-K.sock and serves there",
+        (std::vector<std::string>{"RES-NAME-01", "RES-NAME-02"}), kPub, {}) {
+  PublisherDefaultSocketDir(ctx, false);
+}
+
+CF_CASE(PubDefaultDirEmpty, "1.1/publisher-empty-socket-dir",
+        "with CUFRAMES_SOCKET_DIR set but empty the publisher binds /tmp/cuframes-K.sock",
+        (std::vector<std::string>{"RES-NAME-01", "RES-NAME-02"}), kPub, {}) {
+  PublisherDefaultSocketDir(ctx, true);
+}
+
 CF_CASE(FutureVersion, "6.2/future-max-proto",
         "HELLO_REQ min 1 max 9 is served at the publisher's highest version",
         (std::vector<std::string>{"VER-NEG-01", "VER-NEG-02", "SHM-HDR-05"}), kPub, {}) {

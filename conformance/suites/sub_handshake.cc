@@ -112,6 +112,32 @@ CF_CASE(SubHappy, "5.3/subscriber-reads-in-order",
              "the socket file still exists after the subscriber exits", "unlinked");
 }
 
+// RES-NAME-01 with the table's default directory, the subscriber's side of the two
+// 1.1/publisher-*-socket-dir cases: the scripted publisher listens at /tmp/cuframes-K.sock.
+void SubscriberDefaultSocketDir(CaseContext& ctx, bool set_empty) {
+  ctx.UseDefaultSocketDir(set_empty);
+  PubParams p;
+  ScriptedPub pub(ctx, p);
+  Process& sub = pub.StartAttached(SubArgs(2));
+  for (uint64_t n = 1; n <= 2; ++n)
+    pub.Publish();
+  pub.ExpectFrames(sub, 1, 2, p.slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+  ctx.Expect(sub.exit_code() == 0, "CONF-SUB-01", "subscriber adapter exit 0", sub.StatusText());
+}
+
+CF_CASE(SubDefaultDirUnset, "1.1/subscriber-default-socket-dir",
+        "with CUFRAMES_SOCKET_DIR unset the subscriber connects to /tmp/cuframes-K.sock",
+        (std::vector<std::string>{"RES-NAME-01", "RES-NAME-02"}), kSub, {}) {
+  SubscriberDefaultSocketDir(ctx, false);
+}
+
+CF_CASE(SubDefaultDirEmpty, "1.1/subscriber-empty-socket-dir",
+        "with CUFRAMES_SOCKET_DIR set but empty the subscriber connects to /tmp/cuframes-K.sock",
+        (std::vector<std::string>{"RES-NAME-01", "RES-NAME-02"}), kSub, {}) {
+  SubscriberDefaultSocketDir(ctx, true);
+}
+
 void BadSegment(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
                 const std::string& code, const std::string& req) {
   ScriptedPub pub(ctx, PubParams{});
