@@ -215,7 +215,11 @@ std::vector<uint8_t> ScriptedSub::HelloBytes(const HelloParams& p) const {
 
 HelloInfo ScriptedSub::Hello(const HelloParams& p, bool allow_error) {
   if (!conn_) Connect();
-  Send(HelloBytes(p));
+  if (p.pass_fds.empty()) {
+    Send(HelloBytes(p));
+  } else {
+    conn_->SendWithFds(HelloBytes(p), p.pass_fds);
+  }
   const Spec& s = ctx_.spec();
   TlvMsg m = RecvOrFail(ctx_, *conn_, "SM-PUB-01", "HELLO_RESP", 3000);
   ctx_.Expect(s.MsgName(m.type) == "HELLO_RESP", "SM-PUB-01", "HELLO_RESP", Describe(s, m), m.raw);
@@ -662,14 +666,14 @@ TlvMsg ScriptedPub::ReadAttach() {
   return m;
 }
 
-uint64_t ScriptedPub::SendAttachOk() {
+uint64_t ScriptedPub::SendAttachOk(std::span<const int> fds) {
   const Spec& s = ctx_.spec();
   const uint64_t start = Header().Get("write_seq") + 1;
   SubSlot(0).Set("start_seq", start);
   SubSlot(0).Set("state", s.Enum("subscriber_slot_state", "ACTIVE"));
   MessageBuilder b(s, "ATTACH_RESP");
   b.Set("status", 0).Set("start_seq", start);
-  conn_->Send(b.Encode());
+  conn_->SendWithFds(b.Encode(), fds);
   return start;
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,7 +61,8 @@ struct HelloParams {
   uint16_t max_proto = 1;
   uint32_t kinds_mask = 1;  // HOST
   uint32_t caps = 0;
-  uint32_t length = 64;  // payload length; extra bytes are 0xee
+  uint32_t length = 64;       // payload length; extra bytes are 0xee
+  std::vector<int> pass_fds;  // sent with HELLO_REQ as SCM_RIGHTS (none belong there, KIND-07)
 };
 
 struct HelloInfo {
@@ -149,8 +151,9 @@ class ScriptedPub {
   MessageBuilder HelloResp();
   // Receives ATTACH_REQ and checks index/generation (MSG-ATTACH-01).
   TlvMsg ReadAttach();
-  // Marks slot 0 ACTIVE with start_seq = write_seq + 1 and sends ATTACH_RESP(OK).
-  uint64_t SendAttachOk();
+  // Marks slot 0 ACTIVE with start_seq = write_seq + 1 and sends ATTACH_RESP(OK), with `fds` as
+  // SCM_RIGHTS when given (none belong there, KIND-07).
+  uint64_t SendAttachOk(std::span<const int> fds = {});
   // Full happy handshake with the IUT subscriber. Returns start_seq.
   uint64_t Handshake();
   // The common start of a subscriber case: Create(), StartSub(args), Handshake(); returns the

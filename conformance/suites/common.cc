@@ -1,6 +1,11 @@
 #include "common.h"
 
+#include <dirent.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace cuframes::conform {
 
@@ -104,6 +109,46 @@ PubParams RingPubParams() {
 
 std::vector<std::string> SubPacketArgs(uint64_t packets) {
   return {"--packets", std::to_string(packets), "--timeout-ms", "3000", "--kind", "host"};
+}
+
+int FdsLinkedTo(pid_t pid, std::string_view prefix) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (const dirent* e = readdir(d)) {
+    char target[256] = {};
+    const std::string link = dir + "/" + e->d_name;
+    const ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (len > 0 && std::string_view(target, static_cast<size_t>(len)).starts_with(prefix)) ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+StrayFds::StrayFds(CaseContext& ctx, int n) {
+  const std::string name(kLink.substr(std::string_view("/memfd:").size()));
+  for (int i = 0; i < n; ++i) {
+    const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+    if (fd < 0) ctx.Fail("HARNESS", "memfd_create for a stray descriptor", std::strerror(errno));
+    fds.push_back(fd);
+  }
+}
+
+StrayFds::~StrayFds() {
+  for (const int fd : fds)
+    close(fd);
+}
+
+void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req,
+                      const std::string& what) {
+  const int kept = FdsLinkedTo(pid, StrayFds::kLink);
+  if (kept < 0) {
+    ctx.Unsupported("/proc/" + std::to_string(pid) + "/fd is not readable here: the descriptors " +
+                    "the IUT holds cannot be seen");
+  }
+  ctx.Expect(kept == 0, req, "every descriptor passed with " + what + " closed unused",
+             std::to_string(kept) + " of them still open in /proc/" + std::to_string(pid) + "/fd");
 }
 
 }  // namespace cuframes::conform

@@ -3,7 +3,10 @@
 #ifndef CUFRAMES_CONFORMANCE_SUITES_COMMON_H_
 #define CUFRAMES_CONFORMANCE_SUITES_COMMON_H_
 
+#include <sys/types.h>
+
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bytes.h"
@@ -42,6 +45,25 @@ PubParams RingPubParams();
 
 // IUT subscriber arguments asking for N packets, host kind, 3 s per call.
 std::vector<std::string> SubPacketArgs(uint64_t packets);
+
+// The open descriptors of process `pid` whose /proc/<pid>/fd link starts with `prefix`
+// ("socket:", a path), or -1 when /proc does not show them (another uid without ptrace rights).
+int FdsLinkedTo(pid_t pid, std::string_view prefix);
+
+// Descriptors a hostile peer passes with SCM_RIGHTS where none belongs (KIND-07: a peer closes,
+// unused, every descriptor that arrives with any other message or on a connection of another
+// kind): memfds whose /proc link starts with kLink, so FdsLinkedTo finds any the IUT kept.
+struct StrayFds {
+  static constexpr std::string_view kLink = "/memfd:cuframes-stray";
+  StrayFds(CaseContext& ctx, int n);
+  ~StrayFds();
+  StrayFds(const StrayFds&) = delete;
+  StrayFds& operator=(const StrayFds&) = delete;
+  std::vector<int> fds;
+};
+
+// Fails `req` when process `pid` still holds any StrayFds descriptor `what` passed to it.
+void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req, const std::string& what);
 
 }  // namespace cuframes::conform
 

@@ -1,6 +1,5 @@
 // pub_handshake.cc: cases for an IUT publisher's handshake, version negotiation, key handling
 // and lifecycle (spec sections 0, 1, 3.3-3.9, 4.2, 6, 7), played by the scripted subscriber.
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -164,21 +163,25 @@ CF_CASE(BadMagic, "3.3/hello-bad-magic",
   GoodSubscriber(ctx, pub, 2);
 }
 
-// The IUT publisher's open socket descriptors (/proc/<pid>/fd entries that are sockets), or -1
-// when /proc does not show them (another uid without ptrace rights).
-int SocketFds(pid_t pid) {
-  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return -1;
-  int n = 0;
-  while (const dirent* e = readdir(d)) {
-    char target[64] = {};
-    const std::string link = dir + "/" + e->d_name;
-    const ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
-    if (len > 0 && std::string_view(target, static_cast<size_t>(len)).starts_with("socket:")) ++n;
+// KIND-07's last sentence for the publisher: descriptors passed with HELLO_REQ on a HOST
+// connection are closed unused, and the subscriber is served as if none had come.
+CF_CASE(PubStrayFds, "7/publisher-closes-stray-descriptors",
+        "descriptors passed with HELLO_REQ are closed unused; the subscriber attaches and reads "
+        "every frame",
+        (std::vector<std::string>{"KIND-07"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 2));
+  StrayFds stray(ctx, 3);
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.pass_fds = stray.fds;
+  sub.Hello(hp);
+  sub.MapAndValidate();
+  const uint64_t start = sub.Attach();
+  ExpectNoStrayFds(ctx, pub.pid(), "KIND-07", "HELLO_REQ");
+  for (uint64_t n = start; n <= 2; ++n) {
+    sub.ReadFrame(n);
+    sub.Ack(n);
   }
-  closedir(d);
-  return n;
 }
 
 CF_CASE(RefusedLeaveNoTrace, "3.3/refused-connections-leave-no-trace",
@@ -189,7 +192,7 @@ CF_CASE(RefusedLeaveNoTrace, "3.3/refused-connections-leave-no-trace",
   std::vector<std::string> args = PubArgs(ctx, 3, 2, 2);
   args.insert(args.end(), {"--max-subscribers", "2"});
   Process& pub = StartPub(ctx, args);
-  const int sockets_before = SocketFds(pub.pid());
+  const int sockets_before = FdsLinkedTo(pub.pid(), "socket:");
   const Spec& sp = ctx.spec();
   HelloParams bad_magic;
   bad_magic.magic = 0x12345678;
@@ -207,7 +210,7 @@ CF_CASE(RefusedLeaveNoTrace, "3.3/refused-connections-leave-no-trace",
     }
   }
   // Every refused connection closed on our side too: what the publisher still holds is its own.
-  const int sockets_after = SocketFds(pub.pid());
+  const int sockets_after = FdsLinkedTo(pub.pid(), "socket:");
   if (sockets_before >= 0 && sockets_after >= 0) {
     ctx.Expect(sockets_after <= sockets_before, "TLV-ERR-05",
                "the publisher frees each refused connection: no more sockets open than before "

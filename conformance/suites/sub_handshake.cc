@@ -138,6 +138,32 @@ CF_CASE(SubDefaultDirEmpty, "1.1/subscriber-empty-socket-dir",
   SubscriberDefaultSocketDir(ctx, true);
 }
 
+// KIND-07's last sentence on a HOST connection: descriptors arrive with HELLO_RESP(OK) and with
+// ATTACH_RESP, where none belong. A subscriber that received them with recvmsg and kept them
+// leaks one descriptor per message per connection; one that never asks for control data lets the
+// kernel drop them. Either way the attachment must go on as if nothing had been sent.
+CF_CASE(SubStrayFds, "7/subscriber-closes-stray-descriptors",
+        "descriptors passed with HELLO_RESP(OK, HOST) and ATTACH_RESP are closed unused, and "
+        "frames still flow",
+        (std::vector<std::string>{"KIND-07"}), kSub, {}) {
+  PubParams p;
+  ScriptedPub pub(ctx, p);
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(2));
+  StrayFds with_hello(ctx, 3), with_attach(ctx, 2);
+  pub.ReadHello();
+  pub.conn().SendWithFds(pub.HelloResp().Encode(), with_hello.fds);
+  pub.ReadAttach();
+  pub.SendAttachOk(with_attach.fds);
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, p.slot_bytes);  // both messages are behind it: judged now
+  ExpectNoStrayFds(ctx, sub.pid(), "KIND-07", "HELLO_RESP(OK, HOST) and ATTACH_RESP");
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 2, p.slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+  ctx.Expect(sub.exit_code() == 0, "CONF-SUB-01", "subscriber adapter exit 0", sub.StatusText());
+}
+
 void BadSegment(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
                 const std::string& code, const std::string& req) {
   ScriptedPub pub(ctx, PubParams{});
