@@ -12,6 +12,9 @@
 // Targets (checked by bench/report.py from each benchmark's label):
 //   1 MiB packets: >= 70% of BM_Floor_RingCopy bytes_per_second
 //   200 B packets: >= 5 M packets/s (items_per_second) and >= 50% of the floor's packets/s
+// Both two-thread benchmarks pin their writer and reader to the same two CPUs (distinct cores
+// sharing the last-level cache; counters writer_cpu, reader_cpu), so floor and ring are measured
+// on one topology.
 // BM_Floor_FutexWake is informational: it is what every publish cost while spec 10.4 required a
 // FUTEX_WAKE per publish. Since the waiter counts (SHM-ORDER-02, PKT-WRITE-04) a publish wakes
 // only while packet_waiters is nonzero; the ring benchmarks give the writer such a count (in
@@ -22,11 +25,15 @@
 // Run:  bench_packet_ring --benchmark_out=ring.json --benchmark_out_format=json
 //       python3 bench/report.py ring.json
 #include <benchmark/benchmark.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +66,102 @@ std::string Label(int64_t size, const char* floor, bool two_threads) {
   l += " metric=items_per_second target=items_per_second>=5e6";
   return two_threads ? l + " target=ratio>=0.5" : l;
 }
+
+// ---------------------------------------------------------------------------------- CPUs
+
+// The CPUs of a sysfs list such as "0-3,8,10-11"; empty when the file is missing.
+std::set<int> CpuList(const std::string& path) {
+  std::set<int> cpus;
+  std::ifstream in(path);
+  std::string list;
+  if (!std::getline(in, list)) return cpus;
+  std::stringstream ss(list);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    const size_t dash = part.find('-');
+    const int lo = std::atoi(part.c_str());
+    const int hi = dash == std::string::npos ? lo : std::atoi(part.c_str() + dash + 1);
+    for (int c = lo; c <= hi; ++c)
+      cpus.insert(c);
+  }
+  return cpus;
+}
+
+// Where the two-thread benchmarks run their writer and their reader: two CPUs of this process's
+// affinity set on distinct physical cores (never SMT siblings, which share an L1), sharing the
+// last-level cache where sysfs says which do (a CCX on EPYC), else any two. Pinned, the floor and
+// the ring meet the same topology in every run; unpinned, the scheduler's placement moved the
+// two-thread floor by 4x from one run to the next.
+struct CpuPair {
+  int writer = -1;
+  int reader = -1;
+};
+
+CpuPair PickCpuPair() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return {};
+  std::vector<int> allowed;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &mask)) allowed.push_back(c);
+  }
+  if (allowed.size() < 2) return {};
+  const std::string sys = "/sys/devices/system/cpu/cpu";
+  auto siblings = [&](int c) {
+    return CpuList(sys + std::to_string(c) + "/topology/thread_siblings_list");
+  };
+  auto llc = [&](int c) {
+    return CpuList(sys + std::to_string(c) + "/cache/index3/shared_cpu_list");
+  };
+  // Distinct cores sharing the last-level cache, else distinct cores, else the first two.
+  for (const bool same_llc : {true, false}) {
+    for (const int a : allowed) {
+      const std::set<int> sib = siblings(a);
+      const std::set<int> cache = llc(a);
+      for (const int b : allowed) {
+        if (b != a && sib.count(b) == 0 && (!same_llc || cache.count(b) != 0)) return {a, b};
+      }
+    }
+  }
+  return {allowed[0], allowed[1]};
+}
+
+// Pins the calling thread to `cpu`; returns false when that is impossible.
+bool PinThisThread(int cpu) {
+  if (cpu < 0) return false;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+// Pins the benchmark thread (the reader) for its scope and restores its affinity afterwards, so
+// that the one-thread benchmarks after it run where the scheduler puts them.
+class ReaderPin {
+ public:
+  explicit ReaderPin(benchmark::State& state) : pair_(PickCpuPair()) {
+    CPU_ZERO(&saved_);
+    have_saved_ = sched_getaffinity(0, sizeof saved_, &saved_) == 0;
+    pinned_ = PinThisThread(pair_.reader);
+    state.counters["writer_cpu"] = pair_.writer;
+    state.counters["reader_cpu"] = pair_.reader;
+  }
+  ~ReaderPin() {
+    if (have_saved_) sched_setaffinity(0, sizeof saved_, &saved_);
+  }
+  ReaderPin(const ReaderPin&) = delete;
+  ReaderPin& operator=(const ReaderPin&) = delete;
+  // Called on the writer thread.
+  void PinWriter() const {
+    if (pinned_) PinThisThread(pair_.writer);
+  }
+
+ private:
+  CpuPair pair_;
+  cpu_set_t saved_;
+  bool have_saved_ = false;
+  bool pinned_ = false;
+};
 
 // A shared anonymous mapping holding one ring.
 struct Shm {
@@ -145,7 +248,9 @@ void BM_Floor_RingCopyTwoThreads(benchmark::State& state) {
   std::vector<uint64_t> offsets(kSlots);
   std::atomic<uint64_t> published{0};
   std::atomic<uint64_t> consumed{0};
+  const ReaderPin pin(state);
   std::thread writer([&] {
+    pin.PinWriter();
     const auto src = Payload(size);
     uint64_t pos = 0;
     for (uint64_t n = 1; n <= total; ++n) {
@@ -317,7 +422,9 @@ void BM_PacketRing_TwoThreads(benchmark::State& state) {
   const uint64_t total = static_cast<uint64_t>(state.max_iterations);
   std::atomic<uint64_t> consumed{0};
   std::atomic<bool> failed{false};
+  const ReaderPin pin(state);
   std::thread writer([&] {
+    pin.PinWriter();
     const auto src = Payload(size);
     for (uint64_t n = 1; n <= total; ++n) {
       while (n > consumed.load(std::memory_order_acquire) + window) {
