@@ -1,7 +1,9 @@
 // packets.cc: the version 2 packet ring (spec 10): an IUT publisher's ring read byte by byte by
 // the scripted subscriber, and an IUT subscriber against a hostile scripted ring writer.
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <thread>
 
 #include "common.h"
 
@@ -488,6 +490,78 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
   const int overruns = CountOverruns(sub);
   ctx.Expect(overruns == 1, "PKT-API-01", "exactly one PACKET_OVERRUN for one lap",
              std::to_string(overruns));
+}
+
+// PKT-READ-02's odd-lock spin against a conforming writer: packet 2's lock reads 2n + 1, the
+// invalidation store of a writer about to lap it, but tail_pos has not passed it yet (the writer
+// was preempted between the two stores). 10 ms later the writer completes the lap. The reader,
+// still inside its SEQLOCK_SPIN_LIMIT_MS spin, must report PACKET_OVERRUN and resume at the latest
+// keyframe; a reader that gives up on the odd lock at once reports CORRUPT and ends the stream.
+CF_CASE(OddLockThenLap, "10.6/odd-lock-then-lap",
+        "packet 2's lock reads 2n + 1 with tail_pos still below it, and the writer completes the "
+        "lap 10 ms later: the reader, still spinning, reports PACKET_OVERRUN (never CORRUPT) and "
+        "resumes at the latest keyframe",
+        (std::vector<std::string>{"PKT-READ-02", "PKT-READ-10"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true);
+  const uint64_t p2 = pub.WritePacket(2, false);
+  uint8_t* lock = pub.ring()->data() + pub.Ring().Get("data_offset") +
+                  p2 % pub.Ring().Get("capacity") + ctx.spec().Off("PacketRecordHeader", "lock");
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(5);  // 2n + 1
+  // The adapter reads until seq kLast; the lap takes as many packets as fill the 8 KiB ring.
+  constexpr uint64_t kLast = 40;
+  Process& sub = pub.StartSub(PacketSubArgs(kLast));
+  pub.Handshake();
+  size_t from = 0;
+  const nlohmann::json* first = sub.WaitEvent("packet", In(4000), &from);
+  ctx.Expect(first != nullptr && first->value("seq", uint64_t{0}) == 1, "PKT-READ-01",
+             "packet 1 delivered", first ? first->dump() : "none; " + sub.StdoutTail(4));
+  const int64_t seen = MonoNs();
+  // No sleep synchronises anything here: the delay is the stimulus (a writer preempted between
+  // its invalidation store and its tail_pos store), 90 ms inside the reader's spin.
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  uint64_t written = 2;
+  while (pub.Ring().Get("tail_pos") <= p2 && written < kLast) {
+    ++written;
+    pub.WritePacket(written, PacketIsKey(written, 6));
+  }
+  const double lap_ms = static_cast<double>(MonoNs() - seen) / 1e6;
+  ctx.Expect(pub.Ring().Get("tail_pos") > p2, "HARNESS", "the script laps packet 2",
+             "tail_pos " + std::to_string(pub.Ring().Get("tail_pos")));
+  const uint64_t key = pub.Ring().Get("last_key_seq");
+  const nlohmann::json* ov = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "overrun" || j.value("event", "") == "error" ||
+               j.value("event", "") == "packet";
+      },
+      In(4000), &from);
+  if (ov != nullptr && ov->value("event", "") == "error" && lap_ms > 60) {
+    ctx.Unsupported("the harness completed the lap " + std::to_string(lap_ms) +
+                    " ms after seeing packet 1 (descheduled): a reader that spun the full " +
+                    "SEQLOCK_SPIN_LIMIT_MS may rightly have given up; not judged");
+  }
+  ctx.Expect(ov != nullptr && ov->value("event", "") == "overrun", "PKT-READ-02",
+             "PACKET_OVERRUN once the lap shows (tail_pos passed packet 2 " +
+                 std::to_string(lap_ms) + " ms after packet 1 was seen, inside the " +
+                 "SEQLOCK_SPIN_LIMIT_MS spin on its odd lock)",
+             ov ? ov->dump() : "nothing; " + sub.StdoutTail(4));
+  // Resumed at the keyframe: the rest flows one packet at a time, so nothing laps it again.
+  for (uint64_t n = key; n <= kLast; ++n) {
+    if (n > written) {
+      written = n;
+      pub.WritePacket(n, PacketIsKey(n, 6));
+    }
+    const nlohmann::json* e = sub.WaitEvent("packet", In(4000), &from);
+    const std::vector<uint8_t> want = PacketPayload(n, pub.params().max_packet_bytes);
+    ctx.Expect(e != nullptr && e->value("seq", uint64_t{0}) == n &&
+                   e->value("checksum", std::string()) == Hex64(Fnv1a64(want)),
+               "PKT-READ-05",
+               "packet " + std::to_string(n) + " after resuming at keyframe " + std::to_string(key),
+               e ? e->dump() : "none; " + sub.StdoutTail(4));
+  }
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
 }
 
 // PKT-READ-05's other branch: the reader is lapped while the ring holds no keyframe at all
