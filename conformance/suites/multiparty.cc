@@ -389,10 +389,12 @@ CF_CASE(PacketWake, "10.4/packet-wake",
   (void)pub;
 }
 
-CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
-        "a subscriber running as another uid (root harness: a setresuid child via setpriv) is "
-        "answered HELLO_RESP PERMISSION; the publisher keeps serving its own uid",
-        (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
+// Starts the IUT publisher with --file-mode 0660 (plus `extra`) and, as uid 65534 in the
+// harness's group (gid 0), a subscriber asking for one frame; returns it once it exited. With
+// 0660 the socket lets the other uid connect, so what it gets is the publisher's decision
+// (RES-PERM-02), not the file mode's.
+Process& RunOtherUidSubscriber(CaseContext& ctx, const std::vector<std::string>& extra,
+                               Process** pub_out) {
   if (geteuid() != 0) {
     ctx.Unsupported(
         "needs root to start a subscriber as a second uid (setresuid); running as uid " +
@@ -403,18 +405,18 @@ CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
   }
   const std::vector<std::string>& tmpl = ctx.manifest().subscriber;
   if (tmpl.empty()) ctx.Unsupported("the manifest offers no subscriber adapter");
-  // The other uid joins the harness's group (gid 0) so that a 0660 socket lets it connect: the
-  // publisher, not the file mode, must refuse it (RES-PERM-02).
   std::vector<std::string> args = PubArgs(ctx, 1);
   args.insert(args.end(), {"--file-mode", "0660"});
+  args.insert(args.end(), extra.begin(), extra.end());
   Process& pub = ctx.StartPublisher(args);
   size_t from = 0;
   if (!pub.WaitEvent("ready", In(5000), &from)) {
     ctx.CheckUnsupported(pub);
-    ctx.Unsupported(
-        "the publisher adapter does not take --file-mode 0660 (needed so another uid "
-        "can reach the socket): " +
-        pub.StatusText());
+    std::string given = "--file-mode 0660";
+    for (const std::string& a : extra)
+      given += " " + a;
+    ctx.Unsupported("the publisher adapter does not take " + given +
+                    " (needed so another uid can reach the socket): " + pub.StatusText());
   }
   const std::string dir = ctx.SocketPath().substr(0, ctx.SocketPath().rfind('/'));
   struct stat st;
@@ -424,13 +426,23 @@ CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
   const uid_t other = 65534;
   Process& sub = ctx.StartSubscriberAs(
       other, 0, {"--key", ctx.key(), "--frames", "1", "--timeout-ms", "3000"});
-  if (!sub.WaitExit(In(6000)))
-    ctx.Fail("RES-PERM-02", "the other uid's subscriber finishes", "still running");
+  const bool exited = sub.WaitExit(In(6000));
   chmod(dir.c_str(), st.st_mode & 0777);
+  if (!exited) ctx.Fail("RES-PERM-02", "the other uid's subscriber finishes", "still running");
   if (sub.exit_code() == 126 || sub.exit_code() == 127) {
     ctx.Unsupported("the subscriber adapter is not executable by uid " + N(other) + ": " +
                     sub.StderrTail(300));
   }
+  *pub_out = &pub;
+  return sub;
+}
+
+CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
+        "a subscriber running as another uid (root harness: a setresuid child via setpriv) is "
+        "answered HELLO_RESP PERMISSION; the publisher keeps serving its own uid",
+        (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
+  Process* pub = nullptr;
+  Process& sub = RunOtherUidSubscriber(ctx, {}, &pub);
   const nlohmann::json* e = FindError(sub);
   ctx.Expect(
       e != nullptr && e->contains("code") && (*e)["code"].is_number_unsigned() &&
@@ -439,7 +451,26 @@ CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
       "the other uid's subscriber refused with PERMISSION (code " +
           N(ctx.spec().Err("PERMISSION")) + ")",
       e ? e->dump() : "no error event; adapter " + sub.StatusText() + "; " + sub.StdoutTail(4));
-  GoodSubscriber(ctx, pub, 1);
+  GoodSubscriber(ctx, *pub, 1);
+}
+
+// RES-PERM-02's other branch: "unless its user explicitly allowed other uids". Without this case
+// a publisher that ignored the allowance (refusing every other uid) passed the run.
+CF_CASE(OtherUidAllowed, "1.1/subscriber-of-another-uid-allowed",
+        "with --allow-other-uids a subscriber running as another uid is served: HELLO_RESP OK, "
+        "frame 1, exit 0",
+        (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
+  Process* pub = nullptr;
+  Process& sub = RunOtherUidSubscriber(ctx, {"--allow-other-uids"}, &pub);
+  const nlohmann::json* e = FindError(sub);
+  size_t from = 0;
+  const nlohmann::json* f = sub.WaitEvent("frame", In(0), &from);
+  ctx.Expect(
+      e == nullptr && sub.exit_code() == 0 && f != nullptr && f->value("seq", uint64_t{0}) == 1,
+      "RES-PERM-02", "the other uid's subscriber, explicitly allowed, reads frame 1 and exits 0",
+      (e ? e->dump() : std::string("no error event")) + "; adapter " + sub.StatusText() + "; " +
+          sub.StdoutTail(4));
+  ExpectCleanExit(ctx, *pub);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 //   M]
 //                [--width W --height H] [--bytes B] [--packets N --packet-bytes B --gop G]
 //                [--codec C] [--max-proto V] [--wait-subscribers M] [--wait-timeout-ms T]
-//                [--ack-timeout-ms T] [--linger-ms T] [--file-mode 0600|0660]
+//                [--ack-timeout-ms T] [--linger-ms T] [--file-mode 0600|0660] [--allow-other-uids]
 //                [--ring-bytes R] [--gate-at K] [--diag]
 //
 // Publishes N frames (and/or N packets, interleaved) with the deterministic content of
@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   uint64_t packet_bytes = 1024, gop = 30, codec = 1, wait_subs = 0, wait_timeout = 10000;
   uint64_t ack_timeout = 2000, linger = 10000, gate_at = 0, ring_bytes = 0, max_proto = 0;
   bool diag = false;
+  bool allow_other_uids = false;
   constexpr uint64_t kU32 = 0xffffffffull, kI32 = INT32_MAX;
   Cli cli("cuframes-pub",
           "The reference's publisher adapter (spec/ADAPTER.md): publishes frames and packets\n"
@@ -116,6 +117,9 @@ int main(int argc, char** argv) {
   cli.Number("--linger-ms", &linger, 0, UINT64_MAX,
              "after done, keep serving active subscribers at most T ms (ADP-PUB-02)");
   cli.Text("--file-mode", &mode, {"0600", "0660"}, "mode of the segment, ring and socket");
+  cli.Flag(
+      "--allow-other-uids", &allow_other_uids,
+      "serve subscribers of another uid (RES-PERM-02; with --file-mode 0660 they can connect)");
   cli.Number("--ring-bytes", &ring_bytes, 4096, UINT64_MAX,
              "packet ring capacity: a power of two (ADP-PUB-03)");
   cli.Number("--gate-at", &gate_at, 0, UINT64_MAX,
@@ -164,6 +168,7 @@ int main(int argc, char** argv) {
   o.ack_timeout_ms = static_cast<uint32_t>(ack_timeout);
   o.max_proto_version = proto_cap;
   o.file_mode = mode == "0660" ? 0660 : 0600;
+  o.allow_other_uids = allow_other_uids ? 1 : 0;
   if (packets > 0) {
     o.packet_capacity =
         ring_bytes != 0 ? ring_bytes : NextPow2(std::max<uint64_t>(65536, 8 * (packet_bytes + 64)));

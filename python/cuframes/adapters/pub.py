@@ -40,6 +40,7 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--ring-bytes", type=C.uint(), default=None)
     p.add_argument("--linger-ms", type=C.uint(), default=10000)
     p.add_argument("--file-mode", choices=["0600", "0660"], default="0600")
+    p.add_argument("--allow-other-uids", action="store_true")
     a = p.parse_args(argv)
     if a.ring_bytes is not None:
         r = a.ring_bytes
@@ -87,6 +88,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         ring_bytes=a.ring_bytes, max_packet_bytes=a.packet_bytes,
                         codec=a.codec, gop_hint=a.gop,
                         mode=0o660 if a.file_mode == "0660" else 0o600,
+                        allow_other_uids=a.allow_other_uids,
                         on_event=lambda name, f: C.emit(name, **f))
         C.emit("ready", key=a.key, pid=os.getpid(), proto=pub.proto, kind=a.kind)
         if a.wait_subscribers and not pub.wait_active(a.wait_subscribers, a.wait_timeout_ms):
