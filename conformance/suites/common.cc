@@ -151,4 +151,25 @@ void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req,
              std::to_string(kept) + " of them still open in /proc/" + std::to_string(pid) + "/fd");
 }
 
+bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms) {
+  StructView h = pub.Header();
+  const Deadline until = In(ms);
+  while (h.Get(field) == 0) {
+    if (!sub.running() || Clock::now() >= until) return false;
+    FutexWait(h.Bytes(field).data(), 0, 5);  // the count is no futex: a 5 ms poll
+    sub.Pump(0);
+  }
+  return true;
+}
+
+void ExpectWaiterCountsReturned(CaseContext& ctx, ScriptedPub& pub, int parks) {
+  StructView h = pub.Header();
+  for (const char* field : {"frame_waiters", "packet_waiters"}) {
+    ctx.Expect(h.Get(field) == 0, "SHM-ORDER-04",
+               std::string(field) + " back to 0 once the subscriber exited (it decrements " +
+                   "after every wait; seen parked " + std::to_string(parks) + " times)",
+               std::to_string(h.Get(field)), h.All().subspan(0, 256));
+  }
+}
+
 }  // namespace cuframes::conform

@@ -62,6 +62,17 @@ struct StrayFds {
   std::vector<int> fds;
 };
 
+// SHM-ORDER-04 for an IUT subscriber against a scripted publisher: waits at most `ms` until the
+// subscriber counts itself in `field` ("frame_waiters", "packet_waiters") of the scripted
+// header, i.e. it is parked in FUTEX_WAIT. Returns false when it never does (a reader that
+// polls, SHM-ORDER-03 MAY) or exits first.
+bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms);
+
+// After the IUT subscriber exited cleanly: every waiter count it took in the scripted header is
+// given back (SHM-ORDER-04: it decrements after each wait). `parks` is how many times it was
+// seen parked (evidence).
+void ExpectWaiterCountsReturned(CaseContext& ctx, ScriptedPub& pub, int parks);
+
 // Fails `req` when process `pid` still holds any StrayFds descriptor `what` passed to it.
 void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req, const std::string& what);
 

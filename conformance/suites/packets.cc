@@ -564,6 +564,29 @@ CF_CASE(OddLockThenLap, "10.6/odd-lock-then-lap",
   WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
 }
 
+// SHM-ORDER-04's decrement for packets: the reader parks in packet_waiters before each packet;
+// after its clean exit both counts are back to 0.
+CF_CASE(WaiterCountPackets, "10.6/subscriber-gives-back-packet-waiters",
+        "the reader parks in packet_waiters before each of 4 packets, is woken, and leaves the "
+        "count at 0 when it exits",
+        (std::vector<std::string>{"SHM-ORDER-04", "PKT-READ-01"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(4));
+  pub.Handshake();
+  int parks = 0;
+  for (uint64_t n = 1; n <= 4; ++n) {
+    parks += WaitParked(pub, "packet_waiters", sub, 500) ? 1 : 0;
+    pub.WritePacket(n, PacketIsKey(n, 6));
+  }
+  ExpectPackets(ctx, sub, 1, 4, pub.params().max_packet_bytes, "PKT-READ-01");
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+  ctx.Expect(sub.exit_code() == 0, "CONF-SUB-01", "subscriber adapter exit 0", sub.StatusText());
+  if (parks == 0) ctx.Note("the reader never parked in packet_waiters (it polls, SHM-ORDER-03)");
+  ExpectWaiterCountsReturned(ctx, pub, parks);
+}
+
 // PKT-READ-05's other branch: the reader is lapped while the ring holds no keyframe at all
 // (last_key_seq 0), so there is none to resume at; it restarts at the head, (head_seq + 1,
 // head_pos), and skips to the next keyframe. A reader that restarts one packet early (at

@@ -183,5 +183,27 @@ CF_CASE(NoWakeup, "2.7/bounded-wait-without-wakeup",
   }
 }
 
+// SHM-ORDER-04's decrement: before each commit the subscriber is left to park (counted in
+// frame_waiters, waiting in FUTEX_WAIT); after its clean exit the count must be back to 0. A
+// subscriber that forgets the decrement (or takes it twice) makes every later commit of every
+// publisher pay a FUTEX_WAKE (or none), and no other case would notice.
+CF_CASE(WaiterCountFrames, "2.7/subscriber-gives-back-frame-waiters",
+        "the subscriber parks in frame_waiters before each of 4 frames, is woken, and leaves the "
+        "count at 0 when it exits",
+        (std::vector<std::string>{"SHM-ORDER-04"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached(SubArgs(4));
+  int parks = 0;
+  for (uint64_t n = 1; n <= 4; ++n) {
+    parks += WaitParked(pub, "frame_waiters", sub, 500) ? 1 : 0;
+    pub.Publish();
+  }
+  pub.ExpectFrames(sub, 1, 4, pub.params().slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+  ctx.Expect(sub.exit_code() == 0, "CONF-SUB-01", "subscriber adapter exit 0", sub.StatusText());
+  if (parks == 0) ctx.Note("the subscriber never parked in frame_waiters (it polls, SHM-ORDER-03)");
+  ExpectWaiterCountsReturned(ctx, pub, parks);
+}
+
 }  // namespace
 }  // namespace cuframes::conform
