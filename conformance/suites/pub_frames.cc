@@ -10,7 +10,8 @@ constexpr Role kPub = Role::kPublisher;
 CF_CASE(NoReuseBeforeAck, "5.2/no-reuse-before-ack",
         "with 2 slots and frames 1-2 unreleased, the publisher blocks (ack_waiting = 1) and "
         "leaves slot 0 untouched until frame 1 is released",
-        (std::vector<std::string>{"ACK-REUSE-01", "SHM-SLOT-03", "ACK-HOST-01"}), kPub, {}) {
+        (std::vector<std::string>{"ACK-REUSE-01", "SHM-SLOT-03", "ACK-HOST-01", "SHM-ORDER-04"}),
+        kPub, {}) {
   Process& pub = StartPub(ctx, PubArgs(ctx, 4));
   ScriptedSub sub(ctx);
   sub.Handshake();
@@ -33,6 +34,12 @@ CF_CASE(NoReuseBeforeAck, "5.2/no-reuse-before-ack",
   sub.Ack(2);
   sub.Ack(3);
   sub.ReadFrame(4);
+  // Frame 4 went into slot 1 after the publisher waited for frame 2's ACK; it set ack_waiting = 0
+  // when that wait was done (section 5, step 1; SHM-ORDER-04's decrement), before writing frame 4.
+  // One that leaves it at 1 makes every subscriber's ACK pay a FUTEX_WAKE from then on.
+  ctx.Expect(h.Get("ack_waiting") == 0, "SHM-ORDER-04",
+             "ack_waiting back to 0 once the publisher's wait for ACKs is done (frame 4 written)",
+             std::to_string(h.Get("ack_waiting")), h.All());
   sub.Ack(4);
   (void)pub;
 }
