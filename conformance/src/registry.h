@@ -49,7 +49,8 @@ struct CaseDef {
   // edits to it.
   CaseFn body = nullptr;
   // Runs alone, after every other case, never beside one: for a case that holds the GPU with a
-  // long kernel, which delays whatever another case's CUDA calls in this process would wait on.
+  // long kernel, which delays whatever another case's CUDA calls in this process would wait on,
+  // or one that changes something the run shares (the socket directory's mode).
   bool exclusive = false;
 };
 

@@ -392,7 +392,9 @@ CF_CASE(PacketWake, "10.4/packet-wake",
 // Starts the IUT publisher with --file-mode 0660 (plus `extra`) and, as uid 65534 in the
 // harness's group (gid 0), a subscriber asking for one frame; returns it once it exited. With
 // 0660 the socket lets the other uid connect, so what it gets is the publisher's decision
-// (RES-PERM-02), not the file mode's.
+// (RES-PERM-02), not the file mode's. The run's socket directory is opened to other users for the
+// subscriber's connect and closed again: the cases that do this run alone (CF_CASE_EXCLUSIVE), or
+// one would close the directory under the other's subscriber.
 Process& RunOtherUidSubscriber(CaseContext& ctx, const std::vector<std::string>& extra,
                                Process** pub_out) {
   if (geteuid() != 0) {
@@ -437,10 +439,11 @@ Process& RunOtherUidSubscriber(CaseContext& ctx, const std::vector<std::string>&
   return sub;
 }
 
-CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
-        "a subscriber running as another uid (root harness: a setresuid child via setpriv) is "
-        "answered HELLO_RESP PERMISSION; the publisher keeps serving its own uid",
-        (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
+CF_CASE_EXCLUSIVE(
+    OtherUid, "1.1/subscriber-of-another-uid",
+    "a subscriber running as another uid (root harness: a setresuid child via setpriv) is "
+    "answered HELLO_RESP PERMISSION; the publisher keeps serving its own uid",
+    (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
   Process* pub = nullptr;
   Process& sub = RunOtherUidSubscriber(ctx, {}, &pub);
   const nlohmann::json* e = FindError(sub);
@@ -456,10 +459,11 @@ CF_CASE(OtherUid, "1.1/subscriber-of-another-uid",
 
 // RES-PERM-02's other branch: "unless its user explicitly allowed other uids". Without this case
 // a publisher that ignored the allowance (refusing every other uid) passed the run.
-CF_CASE(OtherUidAllowed, "1.1/subscriber-of-another-uid-allowed",
-        "with --allow-other-uids a subscriber running as another uid is served: HELLO_RESP OK, "
-        "frame 1, exit 0",
-        (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
+CF_CASE_EXCLUSIVE(
+    OtherUidAllowed, "1.1/subscriber-of-another-uid-allowed",
+    "with --allow-other-uids a subscriber running as another uid is served: HELLO_RESP OK, "
+    "frame 1, exit 0",
+    (std::vector<std::string>{"RES-PERM-02", "RES-PERM-05"}), kPub, {}) {
   Process* pub = nullptr;
   Process& sub = RunOtherUidSubscriber(ctx, {"--allow-other-uids"}, &pub);
   const nlohmann::json* e = FindError(sub);
