@@ -100,14 +100,23 @@ def test_v1_capped_subscriber_against_v2_publisher(cf):
 
 def test_v1_publisher_refuses_packets(cf):
     """A publisher capped to v1 negotiates v1 with a v2 subscriber; asking it for packets
-    gives NO_PACKET_RING."""
+    gives NO_PACKET_RING, and the publisher serves its frames subscriber as before."""
     key = cf.key()
-    pub = cf.pub(key, "--frames", "5", "--max-proto", "1", "--wait-subscribers", "1")
+    # --wait-subscribers counts subscribers ACTIVE at the same time (ADP-PUB-01), and the packets
+    # subscriber is ACTIVE only for a moment: a frames subscriber is what the publisher waits for,
+    # and the gate holds it at frame 2 so that it is still there for the packets subscriber.
+    pub = cf.pub(key, "--frames", "5", "--max-proto", "1", "--wait-subscribers", "1",
+                 "--gate-at", "3", stdin=True)
     pub.wait_event("ready")
+    f = cf.sub(key, "--frames", "5")
+    pub.wait_event("gate")
     s = cf.sub(key, "--packets", "1")
     assert s.wait_event("attached")["proto"] == 1
     assert s.finish() == 2
     assert s.of("error")[-1]["name"] == "NO_PACKET_RING"
+    pub.send_line("go")
+    assert f.finish() == 0
+    assert [e["seq"] for e in f.of("frame")] == [1, 2, 3, 4, 5]
     assert pub.finish() == 0
     expect_clean(cf)
 
