@@ -205,11 +205,21 @@ Process& CaseContext::StartSubscriber(const std::vector<std::string>& args) {
   return Start(manifest().subscriber, "subscriber", args);
 }
 
+namespace {
+std::vector<std::string> SetprivPrefix(uint32_t uid, uint32_t gid) {
+  return {"/usr/bin/setpriv", "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(gid),
+          "--clear-groups", "--"};
+}
+}  // namespace
+
 Process& CaseContext::StartSubscriberAs(uint32_t uid, uint32_t gid,
                                         const std::vector<std::string>& args) {
-  return Start(manifest().subscriber, "subscriber", args,
-               {"/usr/bin/setpriv", "--reuid=" + std::to_string(uid),
-                "--regid=" + std::to_string(gid), "--clear-groups", "--"});
+  return Start(manifest().subscriber, "subscriber", args, SetprivPrefix(uid, gid));
+}
+
+Process& CaseContext::StartPublisherAs(uint32_t uid, uint32_t gid,
+                                       const std::vector<std::string>& args) {
+  return Start(manifest().publisher, "publisher", args, SetprivPrefix(uid, gid));
 }
 
 void CaseContext::CheckUnsupported(Process& p) {

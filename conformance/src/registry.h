@@ -149,6 +149,8 @@ class CaseContext {
   // Starts the subscriber adapter as another uid/gid through setpriv (a setresuid child; the
   // harness itself never forks). Needs root.
   Process& StartSubscriberAs(uint32_t uid, uint32_t gid, const std::vector<std::string>& args);
+  // The same for the publisher adapter.
+  Process& StartPublisherAs(uint32_t uid, uint32_t gid, const std::vector<std::string>& args);
   // Adds NAME=VALUE to the environment of the adapters this case starts from now on (after the
   // manifest's env; suites/cuda_inject.cc injects its CUPTI library this way). An empty value
   // removes an earlier setting.

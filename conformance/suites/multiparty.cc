@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "common.h"
@@ -475,6 +476,58 @@ CF_CASE_EXCLUSIVE(
       (e ? e->dump() : std::string("no error event")) + "; adapter " + sub.StatusText() + "; " +
           sub.StdoutTail(4));
   ExpectCleanExit(ctx, *pub);
+}
+
+// RES-PERM-03 at reclaim: a stale segment (nobody holds its lock) that the publisher may open and
+// lock (mode 0666) but not unlink, because the sticky /dev/shm lets only its owner (root here)
+// remove it. The publisher, running as another uid, must report PERMISSION, not crash, and leave
+// the file alone. The socket directory is /tmp (sticky and open to all) so that the segment is
+// the only thing the publisher may not remove.
+CF_CASE(ReclaimDenied, "1.3/stale-segment-unlink-denied",
+        "a stale segment of root's that a publisher of another uid may lock but not unlink "
+        "(sticky /dev/shm): the publisher reports PERMISSION, exits without crashing and leaves "
+        "the file",
+        (std::vector<std::string>{"RES-PERM-03", "RES-CREATE-02"}), kPub, {}) {
+  if (geteuid() != 0) {
+    ctx.Unsupported(
+        "needs root to own the stale segment and start the publisher as a second uid; "
+        "running as uid " +
+        N(geteuid()));
+  }
+  if (access("/usr/bin/setpriv", X_OK) != 0) {
+    ctx.Unsupported("setpriv (util-linux) not installed: no way to start a setresuid child");
+  }
+  struct stat shm;
+  if (stat("/dev/shm", &shm) != 0 || (shm.st_mode & S_ISVTX) == 0) {
+    ctx.Unsupported("/dev/shm is not sticky here: another uid could unlink root's files");
+  }
+  ctx.UseDefaultSocketDir(false);
+  {
+    std::ofstream seg(ctx.SegmentPath(), std::ios::binary);
+    const std::vector<char> bytes(8192, 0);
+    seg.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  if (chmod(ctx.SegmentPath().c_str(), 0666) != 0) ctx.Fail("HARNESS", "chmod 0666", "failed");
+  struct stat before;
+  stat(ctx.SegmentPath().c_str(), &before);
+  ctx.observer().Disable(kObsAll);  // our stale file is no publisher's segment
+  Process& pub = ctx.StartPublisherAs(65534, 65534, PubArgs(ctx, 1));
+  if (!pub.WaitExit(In(5000))) {
+    ctx.Fail("RES-PERM-03", "the publisher gives up on the key it cannot reclaim",
+             "still running after 5 s; " + pub.StdoutTail(4));
+  }
+  if (pub.exit_code() == 126 || pub.exit_code() == 127) {
+    ctx.Unsupported("the publisher adapter is not executable by uid 65534: " + pub.StderrTail(300));
+  }
+  const nlohmann::json* e = FindError(pub);
+  ctx.Expect(
+      pub.term_signal() == 0 && e != nullptr && e->value("name", "") == "PERMISSION", "RES-PERM-03",
+      "an error event PERMISSION (unlinking root's stale segment fails with EPERM), no crash",
+      (e ? e->dump() : std::string("no error event")) + "; adapter " + pub.StatusText() + "; " +
+          pub.StdoutTail(4));
+  struct stat after;
+  ctx.Expect(stat(ctx.SegmentPath().c_str(), &after) == 0 && after.st_ino == before.st_ino,
+             "RES-PERM-03", "the stale segment left in place", "it is gone or replaced");
 }
 
 }  // namespace

@@ -746,6 +746,44 @@ CF_CASE(JoinBeforeKeyframe, "10.6/join-before-first-keyframe",
   ExpectPackets(ctx, sub, 4, 7, pub.params().max_packet_bytes, "PKT-READ-06");
 }
 
+// PKT-JOIN-02 for a late joiner while the ring moves on: packets 1-5 are in the ring (keyframes
+// 1 and 4) when the publisher builds HELLO_RESP with initial (4, position of 4); packets 6-8
+// (keyframe 7) follow before the reader maps the ring, as they may while the message is on its
+// way. The reader must start exactly at (4, position of 4): one that keeps the sequence number but
+// takes its position from the ring as it finds it (keyframe 7's, or the head) reads packet 4
+// where it is not and reports CORRUPT, and one that starts at keyframe 7 skips 4-6.
+CF_CASE(LateJoinAtKeyframe, "10.6/late-join-at-keyframe",
+        "HELLO_RESP says initial (4, position of 4) while the ring moves on to keyframe 7 before "
+        "the reader maps it: the reader starts at packet 4 and delivers 4-9",
+        (std::vector<std::string>{"PKT-JOIN-02", "PKT-READ-01"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  for (uint64_t n = 1; n <= 5; ++n)
+    pub.WritePacket(n, n == 1 || n == 4);
+  const uint64_t key_seq = pub.Ring().Get("last_key_seq");
+  const uint64_t key_pos = pub.Ring().Get("last_key_pos");
+  ctx.Expect(key_seq == 4 && key_pos != 0, "HARNESS", "keyframe 4 at a nonzero position",
+             "last_key " + std::to_string(key_seq) + " at " + std::to_string(key_pos));
+  Process& sub = pub.StartSub(PacketSubArgs(9));
+  pub.ReadHello();
+  MessageBuilder b = pub.HelloResp();
+  b.Set("proto_version", 2)
+      .Set("caps", 1)
+      .Set("initial_packet_seq", key_seq)
+      .Set("initial_packet_pos", key_pos);
+  for (uint64_t n = 6; n <= 8; ++n)  // the ring moves on before the message arrives
+    pub.WritePacket(n, n == 7);
+  ctx.Expect(pub.Ring().Get("tail_pos") <= key_pos, "HARNESS", "packet 4 still in the ring",
+             "tail_pos " + std::to_string(pub.Ring().Get("tail_pos")));
+  pub.conn().Send(b.Encode());
+  pub.ReadAttach();
+  pub.SendAttachOk();
+  pub.WritePacket(9, false);
+  ExpectPackets(ctx, sub, 4, 9, pub.params().max_packet_bytes, "PKT-JOIN-02");
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+}
+
 CF_CASE(StaleParamsKeyframe, "10.6/skip-keyframe-of-old-params",
         "after joining, a keyframe whose params_generation is not the current parameters' is "
         "skipped; delivery starts at the first keyframe of the current generation",
