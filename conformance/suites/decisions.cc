@@ -255,11 +255,19 @@ CF_CASE(ParamsMidStream, "10.6/new-params-mid-stream",
   pub.WritePacket(4, false, nullptr, 2);
   WaitExitOrFail(ctx, sub, "PKT-READ-09", 5000);
   std::vector<uint64_t> seqs;
+  std::string gens;  // each delivered packet's params_generation, as the adapter reports it
   for (const auto& e : sub.events()) {
-    if (e.value("event", "") == "packet") seqs.push_back(e.value("seq", uint64_t{0}));
+    if (e.value("event", "") != "packet") continue;
+    seqs.push_back(e.value("seq", uint64_t{0}));
+    gens += (gens.empty() ? "" : ",") +
+            (e.contains("generation") ? e["generation"].dump() : std::string("missing"));
   }
   ctx.Expect(seqs == std::vector<uint64_t>{1, 2, 3, 4}, "PKT-READ-09",
              "packets 1, 2, 3, 4 delivered", std::to_string(seqs.size()) + " packets");
+  // "delivers it, with its params_generation": the decoder needs to know which parameters a
+  // packet belongs to (ADAPTER.md: the subscriber's packet event carries `generation`).
+  ctx.Expect(gens == "1,1,2,2", "PKT-READ-09",
+             "packets 1-4 delivered with params_generation 1, 1, 2, 2", gens);
   ExpectExitCode(ctx, sub, 0, "success");
 }
 

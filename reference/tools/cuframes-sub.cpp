@@ -10,7 +10,7 @@
 // content of adapter_common.h. Prints JSON lines on stdout:
 //   {"event":"attached","key":K,"index":I,"proto":V,"kind":"host","start_seq":S,"packet_ring":b}
 //   {"event":"frame","seq":n,"size":B,"checksum":"<fnv1a64>","valid":true}
-//   {"event":"packet","seq":k,"size":s,"keyframe":b,"checksum":"...","valid":true}
+//   {"event":"packet","seq":k,"size":s,"keyframe":b,"generation":G,"checksum":"...","valid":true}
 //   {"event":"overrun"}                      packet ring lapped us (resumes at a keyframe)
 //   {"event":"codec_params","codec":C,"generation":G,"valid":b}
 //   {"event":"done","frames":n,"packets":p}
@@ -323,7 +323,8 @@ int main(int argc, char** argv) {
           EmitJson("\"event\":\"packet\",\"seq\":" + std::to_string(p.seq) +
                    ",\"size\":" + std::to_string(p.size) +
                    ",\"keyframe\":" + ((p.flags & CUFRAMES_PACKET_KEYFRAME) ? "true" : "false") +
-                   ",\"checksum\":\"" + Hex64(Fnv1a64(packet.data(), p.size)) +
+                   ",\"generation\":" + std::to_string(p.params_generation) + ",\"checksum\":\"" +
+                   Hex64(Fnv1a64(packet.data(), p.size)) +
                    "\",\"valid\":" + (valid ? "true" : "false"));
           ++got_packets;
           if (!valid) exit_code = kExitVerify;

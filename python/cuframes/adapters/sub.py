@@ -106,7 +106,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 last_seq = pkt.seq
                 packets += 1
                 C.emit("packet", seq=pkt.seq, size=len(pkt.data), keyframe=pkt.keyframe,
-                       checksum=C.checksum(pkt.data), valid=ok)
+                       generation=pkt.params_generation, checksum=C.checksum(pkt.data), valid=ok)
         C.emit("done", frames=frames, packets=packets)
         sub.close()
         return 4 if invalid else 0
