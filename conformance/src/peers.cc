@@ -702,7 +702,27 @@ uint64_t ScriptedPub::Handshake() {
   }
   conn_->Send(b.Encode());
   ReadAttach();
-  return SendAttachOk();
+  negotiated_ = v;
+  ring_offered_ = v >= 2 && p_.ring && (want & 1);
+  start_seq_ = SendAttachOk();
+  return start_seq_;
+}
+
+void ScriptedPub::ExpectAttachedEvent(Process& sub) {
+  if (negotiated_ == 0) ctx_.Fail("HARNESS", "ExpectAttachedEvent after Handshake()", "none");
+  size_t from = 0;
+  const nlohmann::json* e = sub.WaitEvent("attached", In(3000), &from);
+  const std::string kind = p_.kind == "HOST" ? "host" : p_.kind == "CUDA_IPC" ? "cuda" : "";
+  const bool ok = e != nullptr && e->value("proto", uint64_t{0}) == negotiated_ &&
+                  e->value("start_seq", uint64_t{0}) == start_seq_ &&
+                  e->value("packet_ring", !ring_offered_) == ring_offered_ &&
+                  (kind.empty() || e->value("kind", std::string()) == kind);
+  ctx_.Expect(ok, "ADP-EVENT-03",
+              "attached with proto " + std::to_string(negotiated_) + ", start_seq " +
+                  std::to_string(start_seq_) + ", packet_ring " +
+                  (ring_offered_ ? "true" : "false") + (kind.empty() ? "" : ", kind " + kind) +
+                  " (the session the handshake made)",
+              e ? e->dump() : "no attached event; adapter " + sub.StatusText());
 }
 
 void ScriptedPub::WriteFrame(uint64_t n, uint64_t payload_bytes) {
@@ -797,6 +817,7 @@ void ScriptedPub::ExpectFrames(Process& sub, uint64_t first, uint64_t count, uin
     ctx_.Expect(e->value("checksum", std::string()) == Hex64(FrameChecksum(n, size)), "ACK-HOST-01",
                 "frame " + Num(n) + " checksum " + Hex64(FrameChecksum(n, size)), e->dump());
   }
+  if (negotiated_ != 0) ExpectAttachedEvent(sub);
 }
 
 uint64_t ScriptedPub::head_seq() {

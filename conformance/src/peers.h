@@ -156,6 +156,9 @@ class ScriptedPub {
   uint64_t SendAttachOk(std::span<const int> fds = {});
   // Full happy handshake with the IUT subscriber. Returns start_seq.
   uint64_t Handshake();
+  // After Handshake(): the subscriber adapter's attached event reports the session it made
+  // (ADP-EVENT-03: proto, start_seq, packet_ring, kind). ExpectFrames calls it.
+  void ExpectAttachedEvent(Process& sub);
   // The common start of a subscriber case: Create(), StartSub(args), Handshake(); returns the
   // IUT subscriber, attached and waiting for frame start_seq.
   Process& StartAttached(const std::vector<std::string>& args);
@@ -210,6 +213,9 @@ class ScriptedPub {
   uint64_t sub_slot_offset_ = 0, data_offset_ = 0, data_stride_ = 0;
   std::vector<uint8_t> ring_shadow_;
   uint32_t generation_ = 0;
+  uint64_t negotiated_ = 0;  // the proto_version Handshake() negotiated (0: none yet)
+  bool ring_offered_ = false;
+  uint64_t start_seq_ = 0;
 };
 
 }  // namespace cuframes::conform

@@ -230,7 +230,7 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
         "and never writes the ring",
         (std::vector<std::string>{"PKT-RING-02", "PKT-READ-01", "PKT-READ-06", "PKT-READ-07",
                                   "PKT-REC-02", "PKT-JOIN-02", "PKT-PARAMS-02", "PKT-HDR-02",
-                                  "CONF-V2-01", "PKT-RING-03"}),
+                                  "CONF-V2-01", "PKT-RING-03", "ADP-EVENT-03"}),
         Role::kSubscriber, kV2) {
   ScriptedPub pub(ctx, RingPubParams());
   pub.Create();
@@ -251,6 +251,7 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
     }
   }
   ExpectPackets(ctx, sub, 1, 30, pub.params().max_packet_bytes, "PKT-READ-01");
+  pub.ExpectAttachedEvent(sub);  // proto 2 with a packet ring
   WaitExitOrFail(ctx, sub, "CONF-V2-01", 4000);
   size_t from = 0;
   const nlohmann::json* cp = sub.WaitEvent("codec_params", In(100), &from);

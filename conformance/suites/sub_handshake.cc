@@ -50,7 +50,7 @@ CF_CASE(SubHappy, "5.3/subscriber-reads-in-order",
                                   "ACK-READ-03", "ACK-REL-01", "ACK-REL-02", "ACK-REL-03",
                                   "ACK-HOST-01", "RES-CLOSE-02", "CONF-SUB-01", "KIND-02",
                                   "SM-SUB-01", "SHM-VALID-01", "RES-NAME-01", "RES-NAME-02",
-                                  "TLV-FRAME-01", "VER-RSV-01"}),
+                                  "TLV-FRAME-01", "VER-RSV-01", "ADP-EVENT-03"}),
         kSub, {}) {
   PubParams p;
   p.slot_count = 2;
