@@ -54,6 +54,29 @@ std::string ShellQuote(const std::string& s) {
 
 namespace {
 
+// Removes what IUTs left under this run's keys once every case has ended: each case removes the
+// names its keys map to (CaseContext::Cleanup), but an IUT with a bug in its names (a key cut or
+// padded) leaves files no case knows, and repeated runs against broken builds (the kill check,
+// mutation passes) filled /dev/shm with them. Keys are cfc<pid>-<n> (registry.cc UniqueKey), so
+// everything of this run starts with cuframes-cfc<pid>-. Returns how many entries went.
+size_t SweepRunFiles(const std::string& socket_dir) {
+  const std::string prefix = "cuframes-cfc" + std::to_string(getpid()) + "-";
+  size_t swept = 0;
+  std::error_code ec;
+  for (const char* dir : {"/dev/shm", "/tmp"}) {
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      if (e.path().filename().string().rfind(prefix, 0) == 0 &&
+          std::filesystem::remove(e.path(), ec)) {
+        ++swept;
+      }
+    }
+  }
+  for (const auto& e : std::filesystem::directory_iterator(socket_dir, ec)) {
+    if (std::filesystem::remove(e.path(), ec)) ++swept;
+  }
+  return swept;
+}
+
 bool SelectedBy(const CaseDef& def, const std::string& pattern) {
   if (fnmatch(pattern.c_str(), def.id.c_str(), 0) == 0) return true;
   if (def.id.rfind(pattern, 0) == 0 && pattern.back() == '/') return true;
@@ -337,6 +360,10 @@ int RunConformance(const RunOptions& opts) {
       [&](size_t i, const CaseResult& r) {
         std::cout << ProgressLine(i + 1, selected.size(), r) << std::endl;
       });
+  if (const size_t swept = SweepRunFiles(sock_tmpl); swept > 0) {
+    std::cout << "swept " << swept << " file(s) that implementations under test left under this "
+              << "run's keys (cuframes-cfc" << getpid() << "-*)" << std::endl;
+  }
   rmdir(sock_tmpl);
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (opts.only.empty()) {
