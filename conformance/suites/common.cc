@@ -37,6 +37,25 @@ std::unique_ptr<ScriptedSub> GoodSubscriber(CaseContext& ctx, Process& pub, uint
   hp.max_proto = static_cast<uint16_t>(max_proto);
   const uint64_t start = sub->Handshake(hp);
   size_t from = 0;
+  // ADP-EVENT-03: the publisher reports this subscriber as the handshake made it: our slot index,
+  // our pid (SO_PEERCRED) and the start_seq of our ATTACH_RESP. An earlier subscriber of the
+  // case may have had the same index, so the event sought is the one with our start_seq too.
+  const uint64_t index = sub->hello().index;
+  const nlohmann::json* att = pub.WaitFor(
+      [index, start](const nlohmann::json& j) {
+        return j.value("event", "") == "subscriber" && j.value("index", ~uint64_t{0}) == index &&
+               j.value("start_seq", uint64_t{0}) == start;
+      },
+      In(3000), &from);
+  std::string seen;
+  for (const auto& j : pub.events()) {
+    if (j.value("event", "") == "subscriber") seen += (seen.empty() ? "" : ", ") + j.dump();
+  }
+  ctx.Expect(att != nullptr && att->value("pid", int64_t{0}) == getpid(), "ADP-EVENT-03",
+             "a subscriber event with index " + std::to_string(index) + ", pid " +
+                 std::to_string(getpid()) + " and start_seq " + std::to_string(start),
+             seen.empty() ? "no subscriber event; " + pub.StdoutTail() : seen);
+  from = 0;
   for (uint64_t n = start; n < start + frames; ++n) {
     const uint64_t sum = sub->ReadFrame(n);
     const nlohmann::json* e = pub.WaitFor(

@@ -25,7 +25,7 @@ CF_CASE(FramesHappy, "5.1/frames-in-order",
             "SHM-FMETA-02",  "SHM-FMETA-03", "MSG-HRESP-01", "MSG-ARESP-01",  "MSG-DETACH-01",
             "ACK-COMMIT-01", "ACK-HOST-01",  "VER-RSV-01",   "KIND-01",       "KIND-02",
             "CONF-PUB-01",   "TLV-FRAME-01", "SM-PUB-01",    "ERR-01",        "ADP-EVENT-01",
-            "ADP-EVENT-02",  "ADP-EXIT-01"}),
+            "ADP-EVENT-02",  "ADP-EXIT-01",  "ADP-EVENT-03"}),
         kPub, {}) {
   std::vector<std::string> args = PubArgs(ctx, 6);
   args.back() = "300";  // linger: shut down while we are still attached, to see RES-CLOSE-01
