@@ -215,11 +215,7 @@ std::vector<uint8_t> ScriptedSub::HelloBytes(const HelloParams& p) const {
 
 HelloInfo ScriptedSub::Hello(const HelloParams& p, bool allow_error) {
   if (!conn_) Connect();
-  if (p.pass_fds.empty()) {
-    Send(HelloBytes(p));
-  } else {
-    conn_->SendWithFds(HelloBytes(p), p.pass_fds);
-  }
+  conn_->SendWithFds(HelloBytes(p), p.pass_fds);  // a plain send when there are none
   const Spec& s = ctx_.spec();
   TlvMsg m = RecvOrFail(ctx_, *conn_, "SM-PUB-01", "HELLO_RESP", 3000);
   ctx_.Expect(s.MsgName(m.type) == "HELLO_RESP", "SM-PUB-01", "HELLO_RESP", Describe(s, m), m.raw);

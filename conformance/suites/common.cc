@@ -149,7 +149,12 @@ StrayFds::StrayFds(CaseContext& ctx, int n) {
   const std::string name(kLink.substr(std::string_view("/memfd:").size()));
   for (int i = 0; i < n; ++i) {
     const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
-    if (fd < 0) ctx.Fail("HARNESS", "memfd_create for a stray descriptor", std::strerror(errno));
+    if (fd < 0) {
+      const std::string why = std::strerror(errno);
+      for (const int made : fds)  // Fail throws out of the constructor: no destructor runs
+        close(made);
+      ctx.Fail("HARNESS", "memfd_create for a stray descriptor", why);
+    }
     fds.push_back(fd);
   }
 }
