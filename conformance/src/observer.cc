@@ -168,8 +168,9 @@ void ShmChecker::Feed(const SegSample& s, uint32_t en, std::vector<ObsViolation>
       const_handles_ = handles;
     }
   }
-  if (s.ring_mode >= 0) ring_seen_ = true;
-  if (s.seg_mode >= 0) seg_seen_ = true;
+  // "Seen" must come from an earlier sample than the one that finds the file gone: within one
+  // sample the stat before the header copy can precede the file's creation and the stat after
+  // it follow, which is a ring created before READY (PKT-RING-01), not one unlinked early.
   if (state == kReady && unlinked_early_.empty()) {
     if (ring_seen_ && s.ring_mode_before < 0 && (H(s.hdr, "flags") & 1)) {
       unlinked_early_ = "the packet ring";
@@ -177,6 +178,8 @@ void ShmChecker::Feed(const SegSample& s, uint32_t en, std::vector<ObsViolation>
       unlinked_early_ = "the segment";
     }
   }
+  if (s.ring_mode >= 0) ring_seen_ = true;
+  if (s.seg_mode >= 0) seg_seen_ = true;
   if (state == kClosed) {
     if (!closed_ && pub && (en & kObsClose) && !unlinked_early_.empty()) {
       Add(out, "RES-CLOSE-01", "the packet ring and the segment unlinked after CLOSED is stored",

@@ -296,6 +296,21 @@ TEST_F(ObserverTest, RingUnlinkedBeforeClosed) {
   EXPECT_TRUE(HasReq(Feed(), "RES-CLOSE-01"));
 }
 
+// The first sample's stat of the ring can come before the publisher creates it and the header
+// copy after READY: that ring was never gone, and a later CLOSED must not report it.
+TEST_F(ObserverTest, RingCreatedWithinTheFirstSample) {
+  Hdr("flags", 1);
+  s_.ring_mode_before = -1;
+  s_.ring_mode = 0600;
+  EXPECT_TRUE(Feed().empty());
+  s_.ring_mode_before = 0600;
+  EXPECT_TRUE(Feed().empty());
+  s_.ring_mode = s_.ring_mode_before = -1;
+  Hdr("state", spec_.Enum("segment_state", "CLOSED"));
+  auto v = Feed();
+  EXPECT_FALSE(HasReq(v, "RES-CLOSE-01")) << Reqs(v);
+}
+
 TEST_F(ObserverTest, CommitWithoutFutexIncrement) {
   bump_ = false;
   Feed();
