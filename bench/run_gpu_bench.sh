@@ -12,11 +12,9 @@
 # Flags     default --benchmark_repetitions=5 (medians in the table); anything after "--" is
 #           passed on as well.
 #
-# MPS is started by this script only, in private directories (CUDA_MPS_PIPE_DIRECTORY=
-# /tmp/mps-pipe, CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log), and stopped with
-# `echo quit | nvidia-cuda-mps-control` also when a run fails. The "MPS off" run refuses to run
-# while an MPS control daemon is already up (its numbers would be MPS numbers). Clocks, compute
-# mode and MIG are never touched.
+# MPS is started by this script only (bench/mps.sh: private directories, stopped also when a run
+# fails). The "MPS off" run refuses to run while an MPS control daemon is already up (its numbers
+# would be MPS numbers). Clocks, compute mode and MIG are never touched.
 #
 # Each MPS state also runs bench/py_cuda_handoff.py: cuframes for Python against
 # torch.multiprocessing (skipped, saying why, without CuPy or PyTorch).
@@ -29,6 +27,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/mps.sh
+source "$ROOT/bench/mps.sh"
 
 bin="${CUFRAMES_BENCH_BIN:-}"
 if [[ $# -gt 0 && "$1" != "--" ]]; then
@@ -68,7 +68,7 @@ flags=(--benchmark_repetitions=5 --benchmark_format=console --benchmark_out_form
        "${extra[@]}")
 
 # ---------------------------------------------------------------------------- MPS off
-if pgrep -x nvidia-cuda-mps-control >/dev/null 2>&1; then
+if mps_running; then
   echo "run_gpu_bench.sh: an MPS control daemon is already running; stop it first (the" \
        "'MPS off' run would measure MPS)" >&2
   exit 1
@@ -94,24 +94,13 @@ if ! command -v nvidia-cuda-mps-control >/dev/null; then
   python3 "$ROOT/bench/report.py" "$out_off"
   exit "$py_failed"
 fi
-export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
-mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-stop_mps() { echo quit | nvidia-cuda-mps-control || true; }
-echo "==> starting MPS (pipe $CUDA_MPS_PIPE_DIRECTORY)"
-nvidia-cuda-mps-control -d
-trap stop_mps EXIT
-# Readiness: the daemon's control socket appears (bounded: 10 s).
-for _ in $(seq 100); do
-  [[ -S "$CUDA_MPS_PIPE_DIRECTORY/control" ]] && break
-  sleep 0.1
-done
-[[ -S "$CUDA_MPS_PIPE_DIRECTORY/control" ]] || { echo "run_gpu_bench.sh: MPS did not start" >&2; exit 1; }
+trap mps_stop EXIT
+mps_start || exit 1
 echo "==> bench_cuda_roundtrip, MPS on"
 "$bin" --benchmark_out="$out_on" --benchmark_context=mps=on "${flags[@]}"
 py_handoff mps=on "$ROOT/reports/bench-py-cuda-handoff-mps.json" || py_failed=1
-stop_mps
+mps_stop
 trap - EXIT
-echo "==> MPS stopped"
 
 echo
 python3 "$ROOT/bench/report.py" "$out_off" "$out_on"

@@ -4,7 +4,8 @@ subscribers, every publisher paced at F frames per second (1080p NV12 slots by d
 
     python3 bench/scaling.py [--kind host|cuda] [--n 1,2,4,8,16,32] [--m 1,2,4,8]
                              [--fps 30,240] [--seconds 3] [--width 1920 --height 1080]
-                             [--worker PATH] [--json OUT] [--png OUT]
+                             [--worker PATH] [--label TEXT] [--max-processes P]
+                             [--json OUT] [--png OUT]
 
 Each point starts N publishers and N*M subscribers of cuframes-scaling-worker (bench/
 scaling_worker.cpp), lets every publisher commit F frames per second for --seconds from one
@@ -18,6 +19,10 @@ shared start time, and reports:
   - the load average and the number of cores, so a reader can tell where the host saturated.
 A flat CPU per delivered frame across the grid means the design scales; where it rises, the
 table says which resource ran out (cores: processes > cores and deadlines missed).
+--label names the conditions the caller set up (ci/gpu.sh: "mps=off", "mps=on"); it goes into the
+JSON, the table's heading and the plot's titles. --max-processes skips the points that would start
+more processes than P, each with a table row that says so (MPS serves at most 48 client processes
+per GPU: a larger point would fail for that reason alone).
 Writes JSON (and a PNG plot when matplotlib is importable; otherwise says why not).
 """
 from __future__ import annotations
@@ -124,7 +129,7 @@ def run_point(worker: str, kind: str, n: int, m: int, fps: float, seconds: float
     }
 
 
-def plot(points: list[dict], png: str) -> None:
+def plot(points: list[dict], png: str, label: str = "") -> None:
     try:
         import matplotlib
 
@@ -150,7 +155,8 @@ def plot(points: list[dict], png: str) -> None:
             ax.set_yscale("log")
             ax.set_xlabel("publishers N")
             ax.set_ylabel(what)
-            ax.set_title(f"{points[0]['kind']}, {fps:g} fps, {os.cpu_count()} cores")
+            ax.set_title(f"{points[0]['kind']}, {fps:g} fps, {os.cpu_count()} cores"
+                         f"{', ' + label if label else ''}")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend()
     fig.tight_layout()
@@ -168,13 +174,15 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=1920)
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--worker", default="")
+    ap.add_argument("--label", default="")
+    ap.add_argument("--max-processes", type=int, default=0)
     ap.add_argument("--json", default=os.path.join(ROOT, "reports", "scaling.json"))
     ap.add_argument("--png", default="")
     a = ap.parse_args()
     worker = find_worker(a.worker)
     points = []
     print(f"N publishers x M subscribers, {a.kind}, {a.width}x{a.height} NV12, {a.seconds:g} s "
-          f"per point, {os.cpu_count()} cores")
+          f"per point, {os.cpu_count()} cores{', ' + a.label if a.label else ''}")
     print("| fps | N | M | processes | CPU/delivered frame (us) | publisher CPU/frame (us) "
           "| latency p50 / p99 / max (us) | late commits | late deliveries | load |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -182,6 +190,10 @@ def main() -> int:
     for fps in [float(x) for x in a.fps.split(",")]:
         for m in [int(x) for x in a.m.split(",")]:
             for n in [int(x) for x in a.n.split(",")]:
+                if a.max_processes and n * (m + 1) > a.max_processes:
+                    print(f"| {fps:g} | {n} | {m} | {n * (m + 1)} | skipped: more than "
+                          f"--max-processes {a.max_processes} |||||")
+                    continue
                 try:
                     p = run_point(worker, a.kind, n, m, fps, a.seconds, a.width, a.height)
                 except (RuntimeError, TimeoutError) as e:
@@ -201,10 +213,10 @@ def main() -> int:
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
     with open(a.json, "w") as fh:
         json.dump({"width": a.width, "height": a.height, "seconds": a.seconds,
-                   "points": points}, fh, indent=1)
+                   "label": a.label, "points": points}, fh, indent=1)
     print(f"scaling.py: {len(points)} points in {a.json}")
     if a.png and points:
-        plot(points, a.png)
+        plot(points, a.png, a.label)
     return 1 if failed else 0
 
 

@@ -19,7 +19,8 @@
 #   4. every bench_<name> in build/gpu/bench, JSON to reports/gpu-bench-<name>.json, then the
 #      table of bench/report.py (the host-side ones as medians of 3: issue 13's fan-out, handoff
 #      and packet targets, each flagged pass/MISS)
-#   5. bench/scaling.py --kind cuda: N publishers x M subscribers (a reduced grid), JSON and PNG
+#   5. bench/scaling.py --kind cuda: N publishers x M subscribers (a reduced grid), MPS off, then
+#      on (points over 48 processes skipped), reports/scaling-cuda{,-mps}.{json,png}
 #   6. video/nvdec/pipeline.py            NVDEC -> CUDA frame ring -> GPU-checksumming
 #                                         subscribers, verified against a CPU decode; fps table,
 #                                         reports/nvdec-pipeline.json (PyAV and PyNvVideoCodec
@@ -37,6 +38,8 @@
 set -euo pipefail
 # shellcheck source=ci/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=bench/mps.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../bench/mps.sh"
 
 # GPU runners have many cores; the 2-job default is for small CPU machines.
 JOBS="${CUFRAMES_JOBS:-$(nproc)}"
@@ -193,11 +196,32 @@ fi
 # one, by hand, is --n 1,2,4,8,16,32 --m 1,2,4,8)
 if want scaling; then
   if [[ -x "$ROOT/build/gpu/bench/cuframes-scaling-worker" ]]; then
-    log "scaling: bench/scaling.py --kind cuda"
-    "$PYTHON" "$ROOT/bench/scaling.py" --kind cuda --n 1,4,16,32 --m 1,8 --fps 30,240 \
-      --seconds 1 --worker "$ROOT/build/gpu/bench/cuframes-scaling-worker" \
-      --json "$ROOT/reports/scaling-cuda.json" --png "$ROOT/reports/scaling-cuda.png" ||
-      failed+=("bench/scaling.py --kind cuda")
+    scaling_grid() {  # scaling_grid LABEL SUFFIX [extra scaling.py flags...]
+      log "scaling: bench/scaling.py --kind cuda, $1"
+      "$PYTHON" "$ROOT/bench/scaling.py" --kind cuda --n 1,4,16,32 --m 1,8 --fps 30,240 \
+        --seconds 1 --worker "$ROOT/build/gpu/bench/cuframes-scaling-worker" --label "$1" \
+        --json "$ROOT/reports/scaling-cuda$2.json" --png "$ROOT/reports/scaling-cuda$2.png" \
+        "${@:3}" || failed+=("bench/scaling.py --kind cuda, $1")
+    }
+    if mps_running; then
+      skip "scaling: an MPS daemon is already up, so neither grid would measure what it says"
+    else
+      scaling_grid mps=off ""
+      # The same grid under MPS: contexts share the GPU instead of time-slicing (BRIEF section
+      # 4). MPS serves at most 48 client processes per GPU, so larger points are skipped.
+      if command -v nvidia-cuda-mps-control >/dev/null; then
+        trap mps_stop EXIT
+        if mps_start; then
+          scaling_grid mps=on -mps --max-processes 48
+        else
+          failed+=("scaling: MPS did not start")
+        fi
+        mps_stop
+        trap - EXIT
+      else
+        skip "scaling under MPS: nvidia-cuda-mps-control not found"
+      fi
+    fi
   else
     skip "scaling: build/gpu/bench/cuframes-scaling-worker was not built"
   fi
