@@ -1,7 +1,11 @@
 // packets.cc: the version 2 packet ring (spec 10): an IUT publisher's ring read byte by byte by
 // the scripted subscriber, and an IUT subscriber against a hostile scripted ring writer.
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -297,8 +301,7 @@ void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& dama
     TlvMsg m = RecvOrFail(ctx, pub.conn(), req, "DETACH(" + code + ")", 4000);
     ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
                    PayloadField(ctx.spec(), "Detach", m, "reason") == ctx.spec().Err(code),
-               "SM-SUB-01", "DETACH(reason " + code + ") for a bad ring", Describe(ctx.spec(), m),
-               m.raw);
+               req, "DETACH(reason " + code + ") for a bad ring", Describe(ctx.spec(), m), m.raw);
   } else {
     pub.Handshake();
     if (!before_handshake) damage(pub);
@@ -375,6 +378,37 @@ CF_CASE(RingBadCapacity, "10.2/ring-capacity-not-power-of-two",
   HostileRing(
       ctx, [](ScriptedPub& p) { p.Ring().Set("capacity", 6000); }, "CORRUPT", "PKT-HDR-01",
       When::kAtHello);
+}
+
+// PKT-HDR-01 wants segment_size equal to data_offset + capacity AND to the file size. The field's
+// boundary cases (10.2/PacketRingHeader.segment_size=*) move segment_size alone; these two grow
+// the file by a page, with segment_size following it or not: a reader that checks only that the
+// ring fits in its file (memory-safe, and wrong) accepts both.
+void RingFileGrown(CaseContext& ctx, bool size_follows) {
+  HostileRing(
+      ctx,
+      [&ctx, size_follows](ScriptedPub& p) {
+        const uint64_t grown = p.Ring().Get("segment_size") + 4096;
+        if (truncate(ctx.RingPath().c_str(), static_cast<off_t>(grown)) != 0) {
+          ctx.Fail("HARNESS", "the ring file grows by 4096 bytes", std::strerror(errno));
+        }
+        if (size_follows) p.Ring().Set("segment_size", grown);
+      },
+      "CORRUPT", "PKT-HDR-01", When::kAtHello);
+}
+
+CF_CASE(RingLargerThanCapacity, "10.2/ring-larger-than-its-capacity",
+        "a ring file one page larger than data_offset + capacity whose segment_size says so is "
+        "refused at attach: DETACH(CORRUPT)",
+        (std::vector<std::string>{"PKT-HDR-01", "PKT-HDR-03"}), Role::kSubscriber, kV2) {
+  RingFileGrown(ctx, true);
+}
+
+CF_CASE(RingFileLargerThanSize, "10.2/ring-file-larger-than-segment-size",
+        "a ring file one page larger than its segment_size (which still equals data_offset + "
+        "capacity) is refused at attach: DETACH(CORRUPT)",
+        (std::vector<std::string>{"PKT-HDR-01", "PKT-HDR-03"}), Role::kSubscriber, kV2) {
+  RingFileGrown(ctx, false);
 }
 
 CF_CASE(ParamsTooBig, "10.5/codec-params-size-too-big",

@@ -246,7 +246,9 @@ Status RingReader::attach(const void* base, size_t mapped_size) {
     return Status::kCorrupt;
   }
   // capacity <= 2^63 (a power of two in a u64), so data_offset + capacity cannot overflow.
-  if (segment_size < RingSegmentSize(capacity) || segment_size > mapped_size) {
+  // PKT-HDR-01: equal to both, not merely inside the mapping (a ring that fits its file but
+  // disagrees with its own capacity is a writer that cannot be trusted).
+  if (segment_size != RingSegmentSize(capacity) || segment_size != mapped_size) {
     return Status::kCorrupt;
   }
   buffer_.reset(new (std::nothrow) uint8_t[max_packet_bytes]);

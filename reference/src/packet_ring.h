@@ -309,8 +309,9 @@ class RingReader {
   // Returns kOk; kInvalidArgument if base is null or not 64-byte aligned; kUnsupportedLayout if
   // layout_version != 1, magic != RING_MAGIC or header_size != 256 (or mapped_size < 256);
   // kAgain if state is INIT (not ready yet: retry); kPeerClosed if state is CLOSED; kCorrupt for
-  // any other violation (data_offset, capacity, max_packet_bytes,
-  // segment_size, unknown state); kNoMemory if the payload buffer cannot be allocated.
+  // any other violation (data_offset, capacity, max_packet_bytes, a segment_size other than
+  // data_offset + capacity or other than mapped_size, which must be the file's size, unknown
+  // state); kNoMemory if the payload buffer cannot be allocated.
   Status attach(const void* base, size_t mapped_size);
 
   // Moves the cursor to packet `seq` at record position `pos` (e.g. HELLO_RESP's

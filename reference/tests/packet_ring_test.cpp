@@ -662,6 +662,12 @@ TEST_F(RingTest, HostileHeaderRejectedAtAttach) {
   EXPECT_EQ(attach(map_->size()), Status::kCorrupt);
   reset();
   EXPECT_EQ(attach(map_->size() - 1), Status::kCorrupt);  // segment_size > mapped size
+  // Larger is wrong too (PKT-HDR-01: equal to data_offset + capacity and to the file size); the
+  // claimed sizes are never read past the header and the data area here.
+  EXPECT_EQ(attach(map_->size() + 4096), Status::kCorrupt);  // file larger than segment_size
+  h->segment_size = map_->size() + 4096;                     // both, beyond the capacity
+  EXPECT_EQ(attach(map_->size() + 4096), Status::kCorrupt);
+  reset();
   h->state = kStateInit;
   EXPECT_EQ(attach(map_->size()), Status::kAgain);
   h->state = kStateClosed;
