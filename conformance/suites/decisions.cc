@@ -475,6 +475,29 @@ CF_CASE(Sigterm, "A2/publisher-sigterm",
              std::to_string(h.Get("state")), h.All());
 }
 
+CF_CASE(SubSigterm, "A2/subscriber-sigterm",
+        "SIGTERM makes a subscriber waiting for its next frame close: DETACH(OK), then end of "
+        "file, no done event (it had not finished), exit 0",
+        (std::vector<std::string>{"ADP-SIG-01"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached({"--frames", "1000", "--timeout-ms", "60000", "--kind", "host"});
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, PubParams{}.slot_bytes);  // it now waits for frame 2
+  ::kill(sub.pid(), SIGTERM);
+  // Only the wire can tell DETACH(OK) from a plain exit: the scripted publisher reads it.
+  TlvMsg m = RecvOrFail(ctx, pub.conn(), "ADP-SIG-01", "DETACH(OK) after SIGTERM", 5000);
+  ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH" &&
+                 PayloadField(ctx.spec(), "Detach", m, "reason") == 0,
+             "ADP-SIG-01", "DETACH(reason OK)", Describe(ctx.spec(), m), m.raw);
+  ExpectCloseOnly(ctx, pub.conn(), "MSG-DETACH-01", 3000);
+  WaitExitOrFail(ctx, sub, "ADP-SIG-01", 5000);
+  ctx.Expect(sub.exit_code() == 0 && sub.term_signal() == 0, "ADP-SIG-01",
+             "exit status 0 after SIGTERM", sub.StatusText());
+  size_t from = 0;
+  ctx.Expect(sub.WaitEvent("done", In(0), &from) == nullptr, "ADP-SIG-01",
+             "no done event: 1 of 1000 frames were read", sub.StdoutTail());
+}
+
 CF_CASE(SubPongHolding, "3.9/subscriber-pong-while-holding",
         "PINGs while the subscriber's application holds a frame (--hold-ms 1500, no library call) "
         "are each answered with PONG within PONG_DEADLINE_MS",
