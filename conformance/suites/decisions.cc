@@ -184,6 +184,34 @@ CF_CASE(ErrorOk, "8/error-code-ok", "ERROR with code OK is reported as PROTOCOL 
   ExpectAdapterError(ctx, sub, "PROTOCOL", "ERR-04", 4000);
 }
 
+// ERR-04 in the attached state: every ERROR field case reaches the subscriber while it waits for
+// HELLO_RESP, so a subscriber that maps codes right there but passes an attached ERROR's code
+// through as received (OK as OK or PEER_CLOSED, an unknown code as itself) went unseen.
+void ErrorWhileAttached(CaseContext& ctx, uint32_t code) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached({"--frames", "3", "--timeout-ms", "10000", "--kind", "host"});
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, PubParams{}.slot_bytes);  // attached, waiting for frame 2
+  pub.conn().Send(EncodeError(ctx.spec(), code, "conformance: a code no peer may send"));
+  pub.conn().ShutdownWrite();  // MSG-ERROR-02: the sender closes
+  ExpectCloseOnly(ctx, pub.conn(), "TLV-ERR-06", 3000);
+  ExpectAdapterError(ctx, sub, "PROTOCOL", "ERR-04", 4000, /*allow_deliveries=*/true);
+}
+
+CF_CASE(ErrorOkAttached, "8/error-code-ok-while-attached",
+        "an attached subscriber (frame 1 read) that receives ERROR with code OK reports PROTOCOL "
+        "and does not answer",
+        (std::vector<std::string>{"ERR-04", "ERR-02"}), kSub, {}) {
+  ErrorWhileAttached(ctx, 0);
+}
+
+CF_CASE(ErrorUnknownAttached, "8/error-code-unknown-while-attached",
+        "an attached subscriber that receives ERROR with a code no version defines (0xfffe) "
+        "reports PROTOCOL and does not answer",
+        (std::vector<std::string>{"ERR-04", "ERR-02"}), kSub, {}) {
+  ErrorWhileAttached(ctx, 0xfffe);
+}
+
 // Writes packets 1 (keyframe) and 2 into the scripted ring, then `damage` packet 2's record
 // header (at ring offset `rec`), before the IUT subscriber starts: it delivers packet 1 and then
 // meets the damaged record.

@@ -190,6 +190,47 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
   ExpectNoLeftovers(ctx, ctx.key());
 }
 
+// PKT-WRITE-01's edge: only a packet LARGER than max_packet_bytes is OVERSIZED. With the
+// contract's sizes 1 + (k * 7919) mod B, B = 8 makes packet 1 exactly 8 bytes (7919 mod 8 = 7),
+// and packets 1..16 cover every size from 1 to 8; the 3000-byte cases never reach their maximum.
+CF_CASE(PubMaxPacket, "10.4/packet-of-max-packet-bytes",
+        "with --packet-bytes 8 the publisher writes packets of exactly max_packet_bytes (packet 1 "
+        "is 8 bytes): all 16 packets are in the ring with their contract sizes, and it exits 0",
+        (std::vector<std::string>{"PKT-WRITE-01", "PKT-WRITE-03", "ADP-PUB-03"}), Role::kPublisher,
+        kV2) {
+  const uint32_t pbytes = 8, gop = 4;
+  Process& pub =
+      StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "16", "--packet-bytes",
+                     std::to_string(pbytes), "--gop", std::to_string(gop), "--wait-subscribers",
+                     "1", "--linger-ms", "3000"});
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  hp.caps = 1;
+  sub.Handshake(hp);
+  std::string err;
+  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
+  if (!ring) ctx.Fail("PKT-RING-01", "the ring " + ctx.RingPath() + " exists", err);
+  StructView r(ctx.spec(), "PacketRingHeader", ring->span());
+  ctx.Expect(r.Get("max_packet_bytes") == pbytes, "ADP-PUB-03",
+             "max_packet_bytes = --packet-bytes (" + std::to_string(pbytes) + ")",
+             std::to_string(r.Get("max_packet_bytes")), r.All());
+  const Deadline all_in = In(5000);
+  while (r.Get("head_seq") < 16 && Clock::now() < all_in && !pub.WaitExit(In(0))) {
+    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
+  }
+  ctx.Expect(r.Get("head_seq") == 16, "PKT-WRITE-01",
+             "all 16 packets published, packet 1 of exactly max_packet_bytes among them",
+             "head_seq " + std::to_string(r.Get("head_seq")) + "; adapter " + pub.StatusText() +
+                 "; " + pub.StdoutTail(3),
+             r.All());
+  ctx.Expect(WalkRing(ctx, *ring, pbytes, gop) == 16, "PKT-WRITE-03",
+             "16 packet records between tail_pos and head_pos", "fewer");
+  sub.conn().Send(MessageBuilder(ctx.spec(), "DETACH").Encode());
+  sub.conn().ShutdownWrite();
+  ExpectCleanExit(ctx, pub);
+}
+
 CF_CASE(PubNoWant, "10.9/no-want-packets",
         "a v2 subscriber that does not ask WANT_PACKETS gets caps 0",
         (std::vector<std::string>{"PKT-HELLO-01", "MSG-HRESP-03"}), Role::kPublisher, kV2) {

@@ -2,6 +2,8 @@
 // 8), played by the scripted publisher.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <functional>
 
 #include "common.h"
@@ -213,6 +215,23 @@ CF_CASE(BadSegSize, "2.8/segment-size-mismatch",
   BadSegment(
       ctx,
       [](ScriptedPub& p) { p.Header().Set("segment_size", p.Header().Get("segment_size") + 4096); },
+      "CORRUPT", "SHM-VALID-01");
+}
+
+// The other side of SHM-LAYOUT-02: a segment file one page larger than a segment_size that is
+// otherwise consistent. A subscriber that checks only that the segment fits its file (memory-safe,
+// and wrong) accepts it.
+CF_CASE(SegFileLarger, "2.8/segment-file-larger-than-segment-size",
+        "a segment file one page larger than its segment_size is refused with CORRUPT",
+        (std::vector<std::string>{"SHM-VALID-01", "SHM-LAYOUT-02"}), kSub, {}) {
+  BadSegment(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        const uint64_t grown = p.Header().Get("segment_size") + 4096;
+        if (truncate(ctx.SegmentPath().c_str(), static_cast<off_t>(grown)) != 0) {
+          ctx.Fail("HARNESS", "the segment file grows by 4096 bytes", std::strerror(errno));
+        }
+      },
       "CORRUPT", "SHM-VALID-01");
 }
 
