@@ -222,6 +222,14 @@ Process& CaseContext::StartPublisherAs(uint32_t uid, uint32_t gid,
   return Start(manifest().publisher, "publisher", args, SetprivPrefix(uid, gid));
 }
 
+Process& CaseContext::StartPublisherUnderUmask(unsigned mask,
+                                               const std::vector<std::string>& args) {
+  char octal[8];
+  std::snprintf(octal, sizeof octal, "%03o", mask & 0777);
+  return Start(manifest().publisher, "publisher", args,
+               {"/bin/sh", "-c", std::string("umask ") + octal + " && exec \"$@\"", "sh"});
+}
+
 void CaseContext::CheckUnsupported(Process& p) {
   p.Pump(0);
   if (p.running() || p.exit_code() != 77) return;

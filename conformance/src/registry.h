@@ -151,6 +151,9 @@ class CaseContext {
   Process& StartSubscriberAs(uint32_t uid, uint32_t gid, const std::vector<std::string>& args);
   // The same for the publisher adapter.
   Process& StartPublisherAs(uint32_t uid, uint32_t gid, const std::vector<std::string>& args);
+  // Starts the publisher adapter under umask `mask` (through /bin/sh's umask builtin), so a case
+  // can tell a mode set explicitly (RES-PERM-01) from one the umask happened to leave.
+  Process& StartPublisherUnderUmask(unsigned mask, const std::vector<std::string>& args);
   // Adds NAME=VALUE to the environment of the adapters this case starts from now on (after the
   // manifest's env; suites/cuda_inject.cc injects its CUPTI library this way). An empty value
   // removes an earlier setting.

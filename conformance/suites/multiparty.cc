@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -438,6 +441,50 @@ Process& RunOtherUidSubscriber(CaseContext& ctx, const std::vector<std::string>&
   }
   *pub_out = &pub;
   return sub;
+}
+
+// RES-PERM-01 with the user's 0660 under a umask that strips the group bits: a publisher that
+// relies on open()/bind() to apply the mode (and skips fchmod/chmod) ends up with 0600, which
+// every other case, run under the harness's umask, could not tell from a deliberate 0660.
+void ModeDespiteUmask(CaseContext& ctx, bool ring) {
+  std::vector<std::string> args = PubArgs(ctx, 1);
+  args.insert(args.end(), {"--file-mode", "0660"});
+  if (ring) args.insert(args.end(), {"--packets", "1"});
+  Process& pub = ctx.StartPublisherUnderUmask(077, args);
+  size_t from = 0;
+  if (!pub.WaitEvent("ready", In(5000), &from)) {
+    ctx.CheckUnsupported(pub);
+    ctx.Unsupported(
+        "the publisher adapter does not take --file-mode 0660 (optional, ADAPTER.md "
+        "2): " +
+        pub.StatusText());
+  }
+  std::vector<std::pair<std::string, std::string>> files = {{"segment", ctx.SegmentPath()},
+                                                            {"socket", ctx.SocketPath()}};
+  if (ring) files = {{"packet ring", ctx.RingPath()}};
+  for (const auto& [what, path] : files) {
+    struct stat st;
+    const bool ok = stat(path.c_str(), &st) == 0;
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "mode 0%03o", ok ? st.st_mode & 0777 : 0);
+    ctx.Expect(ok && (st.st_mode & 0777) == 0660, "RES-PERM-01",
+               "the " + what + " file's mode 0660 as configured, under umask 077",
+               ok ? std::string(mode) : path + ": " + std::strerror(errno));
+  }
+  GoodSubscriber(ctx, pub, 1);
+}
+
+CF_CASE(ModeUmask, "1.1/file-mode-0660-despite-umask",
+        "--file-mode 0660 under umask 077: the segment and the socket file are 0660 (the mode is "
+        "set, not left to the umask)",
+        (std::vector<std::string>{"RES-PERM-01"}), kPub, {}) {
+  ModeDespiteUmask(ctx, false);
+}
+
+CF_CASE(RingModeUmask, "10.2/ring-file-mode-0660-despite-umask",
+        "--file-mode 0660 under umask 077: the packet ring file is 0660 too",
+        (std::vector<std::string>{"RES-PERM-01", "PKT-RING-01"}), kPub, kV2) {
+  ModeDespiteUmask(ctx, true);
 }
 
 CF_CASE_EXCLUSIVE(

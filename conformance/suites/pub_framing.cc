@@ -1,5 +1,9 @@
 // pub_framing.cc: hostile framing against an IUT publisher (spec 3.1, 3.2, 4.2 timeouts):
 // oversized, unknown, badly sized and reserved-bit TLVs, and stalled handshakes.
+#include <poll.h>
+
+#include <algorithm>
+
 #include "common.h"
 
 namespace cuframes::conform {
@@ -150,6 +154,36 @@ CF_CASE(Stall, "3.2/stall-mid-message",
                "no timeout before HANDSHAKE_TIMEOUT_MS (" + std::to_string(timeout) + " ms)",
                "ERROR(TIMEOUT) after " + std::to_string(took.count()) + " ms");
   }
+}
+
+// SM-PUB-02 counts from accept, whatever arrives: a peer that sends HELLO_REQ one byte at a time,
+// never the last one, is timed out HANDSHAKE_TIMEOUT_MS after it connected. A publisher that
+// restarts the deadline whenever bytes arrive would wait for the whole dribble (paced to outlast
+// the deadline by 1.5 s) and longer. 3.2/stall-mid-message stops sending, where both look alike.
+CF_CASE(Dribble, "3.2/handshake-deadline-not-restarted-by-bytes",
+        "a peer that dribbles HELLO_REQ one byte at a time, never completing it, gets "
+        "ERROR(TIMEOUT) HANDSHAKE_TIMEOUT_MS after connecting; a good subscriber is served after",
+        (std::vector<std::string>{"SM-PUB-02", "TLV-ERR-04"}), kPub, {}) {
+  const int64_t timeout = static_cast<int64_t>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
+  Process& pub = StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub slow(ctx);
+  slow.Connect();
+  const auto t0 = Clock::now();
+  const std::vector<uint8_t> hello = slow.HelloBytes({});
+  const int64_t gap = std::max<int64_t>(20, (timeout + 1500) / static_cast<int64_t>(hello.size()));
+  for (size_t i = 0; i + 1 < hello.size(); ++i) {
+    slow.Send(std::span<const uint8_t>(hello).subspan(i, 1));
+    // The pace is the stimulus; an answer (or a close) ends the dribble at once.
+    pollfd p{slow.conn().fd(), POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(gap)) != 0) break;
+  }
+  const auto by = t0 + std::chrono::milliseconds(timeout + 1000);
+  ExpectErrorClose(ctx, slow.conn(), "TIMEOUT", "SM-PUB-02", std::max(1, MsLeft(by)));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  ctx.Expect(took.count() >= timeout - 250, "SM-PUB-02",
+             "no timeout before HANDSHAKE_TIMEOUT_MS (" + std::to_string(timeout) + " ms)",
+             "ERROR(TIMEOUT) after " + std::to_string(took.count()) + " ms");
+  GoodSubscriber(ctx, pub, 1);
 }
 
 }  // namespace
