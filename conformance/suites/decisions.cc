@@ -177,6 +177,27 @@ CF_CASE(SegmentInitBadLayout, "2.2/unknown-layout-refused-while-init",
   ExpectAdapterError(ctx, sub, "UNSUPPORTED_LAYOUT", "SHM-HDR-01", 3000);
 }
 
+// The same with the rest of the prefix zero: only an all-zero prefix is a segment being written
+// (SHM-VALID-01), so layout_version 2 before a zero magic is still an unknown layout, not a
+// reason to wait. A reader that waits whenever magic is zero would time out here instead.
+CF_CASE(SegmentInitLayoutOnly, "2.2/unknown-layout-refused-while-init-magic-zero",
+        "a segment still INIT whose layout_version is 2 and whose magic and header_size are "
+        "still zero is refused at once with DETACH(UNSUPPORTED_LAYOUT)",
+        (std::vector<std::string>{"SHM-HDR-01", "SHM-VALID-01"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  pub.Header().Set("state", ctx.spec().Enum("segment_state", "INIT"));
+  pub.Header().Set("layout_version", 2);
+  pub.Header().Set("magic", 0);
+  pub.Header().Set("header_size", 0);
+  Process& sub = pub.StartSub(FrameSubArgs(1));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp().Encode());
+  const int bound = static_cast<int>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS")) / 2;
+  ExpectDetachReason(ctx, pub.conn(), "UNSUPPORTED_LAYOUT", "SHM-HDR-01", bound);
+  ExpectAdapterError(ctx, sub, "UNSUPPORTED_LAYOUT", "SHM-HDR-01", 3000);
+}
+
 // HELLO_RESP(OK) whose slot disagrees with shared memory: DETACH(CORRUPT), CORRUPT.
 void BadOwnSlot(CaseContext& ctx, bool free_slot) {
   ScriptedPub pub(ctx, PubParams{});

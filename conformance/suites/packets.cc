@@ -413,6 +413,21 @@ CF_CASE(RingInitBadMagic, "10.2/ring-unknown-layout-refused-while-init",
       "UNSUPPORTED_LAYOUT", "PKT-HDR-01", When::kAtHello);
 }
 
+CF_CASE(RingInitLayoutOnly, "10.2/ring-unknown-layout-refused-while-init-magic-zero",
+        "a ring still INIT whose layout_version is 2 and whose magic and header_size are still "
+        "zero: not an all-zero prefix, so DETACH(UNSUPPORTED_LAYOUT) at once, not a wait",
+        (std::vector<std::string>{"PKT-HDR-01"}), Role::kSubscriber, kV2) {
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub& p) {
+        p.Ring().Set("state", ctx.spec().Enum("segment_state", "INIT"));
+        p.Ring().Set("layout_version", 2);
+        p.Ring().Set("magic", 0);
+        p.Ring().Set("header_size", 0);
+      },
+      "UNSUPPORTED_LAYOUT", "PKT-HDR-01", When::kAtHello);
+}
+
 CF_CASE(RingBadCapacity, "10.2/ring-capacity-not-power-of-two",
         "a ring whose capacity is not a power of two is refused at attach: DETACH(CORRUPT)",
         (std::vector<std::string>{"PKT-HDR-01", "PKT-HDR-03"}), Role::kSubscriber, kV2) {
