@@ -482,6 +482,20 @@ CF_CASE(WaitTogether, "A2/wait-subscribers-counts-active-together",
   }
   ScriptedSub second(ctx);
   const uint64_t s2 = second.Handshake();
+  // One subscriber ACTIVE now (two ever): watch 300 ms for a commit that must not come. An
+  // adapter that polls its subscriber count would otherwise often lose the race to the third
+  // handshake below, and the start_seq check alone would catch it only sometimes.
+  {
+    StructView h = second.Header();
+    const Deadline watch = In(300);
+    while (h.Get("write_seq") == 0 && Clock::now() < watch) {
+      FutexWait(h.Bytes("frame_futex").data(), static_cast<uint32_t>(h.Get("frame_futex")),
+                MsLeft(watch, 300));
+    }
+    ctx.Expect(h.Get("write_seq") == 0, "ADP-PUB-01",
+               "no frame published while one subscriber is ACTIVE (one attached and left before)",
+               "write_seq " + std::to_string(h.Get("write_seq")), h.All().subspan(0, 128));
+  }
   ScriptedSub third(ctx);
   const uint64_t s3 = third.Handshake();
   ctx.Expect(s2 == 1 && s3 == 1, "ADP-PUB-01",

@@ -112,6 +112,13 @@ CF_CASE(PublisherCrash, "1.5/publisher-dies",
   Process& sub = pub.StartAttached(SubArgs(3));
   pub.Publish();
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  // Crash once the subscriber sleeps waiting for frame 2 (it counts itself in frame_waiters):
+  // a death noticed while it was still between calls proves nothing about a blocked wait, and a
+  // subscriber that sleeps for its caller's whole timeout passed that way one run in three. One
+  // that never counts itself (a poller) is crashed after the 2 s anyway.
+  const bool parked = WaitParked(pub, "frame_waiters", sub, 2000);
+  ctx.Note(parked ? "crash while the subscriber is counted in frame_waiters"
+                  : "the subscriber never counted itself in frame_waiters within 2 s");
   const auto t0 = Clock::now();
   pub.Crash();
   size_t from = 0;
