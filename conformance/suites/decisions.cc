@@ -573,13 +573,25 @@ CF_CASE(Sigterm, "A2/publisher-sigterm",
 }
 
 // True once thread `tid` of this process sleeps in the kernel's futex wait (bounded by `ms`).
+// wchan names the wait where the kernel shows symbols; where it shows "0" (symbols hidden), a
+// thread that does nothing but that wait and is asleep (state S in its stat) is taken as parked.
 bool ThreadParkedOnFutex(pid_t tid, int ms) {
-  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/wchan";
+  const std::string task = "/proc/self/task/" + std::to_string(tid);
   const Deadline until = In(ms);
   while (Clock::now() < until) {
-    std::ifstream f(path);
+    std::ifstream wchan(task + "/wchan");
     std::string w;
-    if (f >> w && w.rfind("futex", 0) == 0) return true;
+    wchan >> w;
+    if (w.rfind("futex", 0) == 0) return true;
+    if (w.empty() || w == "0") {
+      std::ifstream stat(task + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t paren = line.rfind(')');
+      if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S') {
+        return true;
+      }
+    }
     std::this_thread::yield();
   }
   return false;
