@@ -30,7 +30,7 @@ constexpr std::array<StatusInfo, kMaxStatusValue + 1> kInfo = {{
     {"EVICTED", "the publisher evicted this subscriber"},
     {"PERMISSION", "permission denied (peer credentials, file mode or unlink)"},
     {"CUDA", "a CUDA call failed"},
-    {"MESSAGE_TOO_LARGE", "a TLV length exceeds TLV_MAX_PAYLOAD or the message's maximum"},
+    {"MESSAGE_TOO_LARGE", "a TLV length above TLV_MAX_PAYLOAD (4096)"},
     {"UNKNOWN_MESSAGE", "a TLV type this version does not define"},
     {"STATE", "the call or message is not allowed in the current state"},
     {"OVERSIZED", "a packet exceeds max_packet_bytes, or codec parameters exceed 4096 bytes"},
