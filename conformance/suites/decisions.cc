@@ -253,6 +253,52 @@ void ErrorWhileAttached(CaseContext& ctx, uint32_t code) {
   ExpectAdapterError(ctx, sub, "PROTOCOL", "ERR-04", 4000, /*allow_deliveries=*/true);
 }
 
+// TLV-ERR-08 in the attached state: the subscriber that closes for a framing error it detected
+// reports the code it sent. The framing cases reach it during the handshake; an attached
+// subscriber that sent the right code but reported PROTOCOL for everything went unseen.
+void FramingErrorWhileAttached(CaseContext& ctx, const std::vector<uint8_t>& bytes,
+                               const std::string& code) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached({"--frames", "3", "--timeout-ms", "10000", "--kind", "host"});
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, PubParams{}.slot_bytes);
+  pub.conn().Send(bytes);
+  ExpectErrorClose(ctx, pub.conn(), code, "TLV-ERR-02", 4000);
+  ExpectAdapterError(ctx, sub, code, "TLV-ERR-08", 4000, /*allow_deliveries=*/true);
+}
+
+CF_CASE(UnknownTypeAttached, "3.2/subscriber-unknown-type-while-attached",
+        "an attached subscriber sent a TLV of unknown type 42 answers ERROR(UNKNOWN_MESSAGE), "
+        "closes, and reports UNKNOWN_MESSAGE (the code it sent), not PROTOCOL",
+        (std::vector<std::string>{"TLV-ERR-08", "TLV-ERR-02"}), kSub, {}) {
+  FramingErrorWhileAttached(ctx, EncodeTlv(42, {}), "UNKNOWN_MESSAGE");
+}
+
+CF_CASE(TooLargeAttached, "3.2/subscriber-oversized-while-attached",
+        "an attached subscriber sent a TLV header announcing 5000 bytes answers "
+        "ERROR(MESSAGE_TOO_LARGE), closes, and reports MESSAGE_TOO_LARGE, not PROTOCOL",
+        (std::vector<std::string>{"TLV-ERR-08", "TLV-ERR-01"}), kSub, {}) {
+  FramingErrorWhileAttached(ctx, EncodeTlv(42, {}, 0, 5000), "MESSAGE_TOO_LARGE");
+}
+
+// ADP-SUB-02: --timeout-ms bounds each blocking call, not the session. Frames 700 ms apart
+// against --timeout-ms 1000: no call waits 1000 ms, the session lasts 1400 ms and more.
+CF_CASE(TimeoutPerCall, "A2/subscriber-timeout-per-call",
+        "--timeout-ms 1000 with frames committed 700 ms apart: all three are delivered and the "
+        "subscriber exits 0 (the bound is per call, not per session)",
+        (std::vector<std::string>{"ADP-SUB-02"}), kSub, {}) {
+  ScriptedPub pub(ctx, PubParams{});
+  Process& sub = pub.StartAttached({"--frames", "3", "--timeout-ms", "1000", "--kind", "host"});
+  for (uint64_t n = 1; n <= 3; ++n) {
+    // The pace is the stimulus: nothing is synchronised by it.
+    if (n > 1) std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    pub.Publish();
+    pub.ExpectFrames(sub, 1, n, PubParams{}.slot_bytes);  // frames 1..n, in order
+  }
+  WaitExitOrFail(ctx, sub, "ADP-SUB-02", 3000);
+  ExpectExitCode(ctx, sub, 0, "three frames read, each within its own 1000 ms");
+}
+
 CF_CASE(ErrorOkAttached, "8/error-code-ok-while-attached",
         "an attached subscriber (frame 1 read) that receives ERROR with code OK reports PROTOCOL "
         "and does not answer",

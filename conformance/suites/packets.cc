@@ -424,6 +424,79 @@ CF_CASE(PublisherDiesPacketWait, "1.5/publisher-dies-during-packet-wait",
   WaitExitOrFail(ctx, sub, "RES-CRASH-03", 3000);
 }
 
+// PKT-HDR-03: "a missing ring ... is a HELLO_RESP_OK_BAD_SEGMENT" answered DETACH(CORRUPT). ENOENT
+// reads naturally as NOT_FOUND; the spec says CORRUPT (the publisher announced a ring it lacks).
+CF_CASE(
+    RingMissing, "10.2/ring-announced-but-missing",
+    "HELLO_RESP announces a packet ring whose file does not exist: DETACH(CORRUPT) and CORRUPT, "
+    "not NOT_FOUND",
+    (std::vector<std::string>{"PKT-HDR-03"}), Role::kSubscriber, kV2) {
+  HostileRing(
+      ctx,
+      [&ctx](ScriptedPub&) {
+        if (unlink(ctx.RingPath().c_str()) != 0) {
+          ctx.Fail("HARNESS", "the scripted ring file is removed", std::strerror(errno));
+        }
+      },
+      "CORRUPT", "PKT-HDR-03", When::kAtHello);
+}
+
+// PKT-RING-02: the ring is used only when the negotiated version is 2 AND caps bit 0 is set. A
+// publisher answering version 1 with caps bit 0 set (reserved in version 1, VER-RSV-02) and a
+// ring present: the subscriber must ignore the bit, and its packet calls report NO_PACKET_RING.
+CF_CASE(RingCapsUnderV1, "10.9/ring-caps-ignored-under-v1",
+        "HELLO_RESP proto_version 1 with caps bit 0 set and a ring on /dev/shm: a subscriber "
+        "asked for packets attaches without the ring and reports NO_PACKET_RING (exit 2)",
+        (std::vector<std::string>{"PKT-RING-02", "VER-RSV-02", "ADP-SUB-03"}), Role::kSubscriber,
+        kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true);
+  Process& sub = pub.StartSub(PacketSubArgs(2));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp().Set("proto_version", 1).Set("caps", 1).Encode());
+  pub.ReadAttach();
+  pub.SendAttachOk();
+  ExpectAdapterError(ctx, sub, "NO_PACKET_RING", "PKT-RING-02", 4000);
+  size_t from = 0;
+  const nlohmann::json* a = sub.WaitEvent("attached", In(10), &from);
+  ctx.Expect(a != nullptr && a->value("proto", uint64_t{0}) == 1 && !a->value("packet_ring", true),
+             "ADP-EVENT-03", "an attached event with proto 1 and packet_ring false",
+             a ? a->dump() : "none; " + sub.StdoutTail(4));
+}
+
+// PKT-READ-01: PEER_CLOSED "once the ring's state is CLOSED and it has read every packet". The
+// ring holds packets 1..5 and is stored CLOSED after the subscriber validated it and before its
+// ATTACH_RESP, so the subscriber meets CLOSED before its first read: all 5 must still come.
+CF_CASE(RingClosedUnread, "10.6/closed-ring-drained-first",
+        "a ring stored CLOSED with packets 1..5 unread: the subscriber (--packets 5) delivers all "
+        "five and exits 0 instead of reporting PEER_CLOSED at once",
+        (std::vector<std::string>{"PKT-READ-01"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  for (uint64_t k = 1; k <= 5; ++k)
+    pub.WritePacket(k, k == 1);
+  Process& sub = pub.StartSub(PacketSubArgs(5));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp()
+                      .Set("proto_version", 2)
+                      .Set("caps", 1)
+                      .Set("initial_packet_seq", 1)
+                      .Set("initial_packet_pos", 0)
+                      .Encode());
+  pub.ReadAttach();  // the ring was mapped and validated (READY) before ATTACH_REQ (PKT-HDR-03)
+  pub.Ring().Set("state", ctx.spec().Enum("segment_state", "CLOSED"));
+  AtomicIncrement32(pub.Ring().Bytes("packet_futex").data());
+  FutexWakeAll(pub.Ring().Bytes("packet_futex").data());
+  pub.SendAttachOk();
+  ExpectPackets(ctx, sub, 1, 5, RingPubParams().max_packet_bytes, "PKT-READ-01");
+  WaitExitOrFail(ctx, sub, "PKT-READ-01", 4000);
+  ctx.Expect(sub.exit_code() == 0, "ADP-EXIT-01", "exit status 0 after five packets",
+             sub.StatusText());
+}
+
 CF_CASE(RingBadMagic, "10.2/ring-wrong-magic",
         "a ring with a wrong magic is refused at attach: DETACH(UNSUPPORTED_LAYOUT)",
         (std::vector<std::string>{"PKT-HDR-01", "PKT-HDR-03"}), Role::kSubscriber, kV2) {
