@@ -196,4 +196,24 @@ void ExpectWaiterCountsReturned(CaseContext& ctx, ScriptedPub& pub, int parks) {
   }
 }
 
+void CrashWhileParked(CaseContext& ctx, ScriptedPub& pub, Process& sub, const char* waiters_field) {
+  const int detect = static_cast<int>(ctx.spec().Const("PEER_DEATH_DETECT_MS"));
+  const bool parked = WaitParked(pub, waiters_field, sub, 2000);
+  ctx.Note(parked ? std::string("crash while the subscriber is counted in ") + waiters_field
+                  : std::string("the subscriber never counted itself in ") + waiters_field +
+                        " within 2 s");
+  const auto t0 = Clock::now();
+  pub.Crash();
+  size_t from = 0;
+  const nlohmann::json* e = sub.WaitEvent("error", In(detect + 1000), &from);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  ctx.Expect(e && e->value("code", uint64_t{0}) == ctx.spec().Err("PEER_CLOSED"), "RES-CRASH-01",
+             "an error event PEER_CLOSED", e ? e->dump() : "none");
+  // Process start-up jitter on a loaded 2-core machine: allow 250 ms over the spec's bound.
+  ctx.Expect(took.count() <= detect + 250, "RES-CRASH-01",
+             "PEER_CLOSED within PEER_DEATH_DETECT_MS (" + std::to_string(detect) + " ms, +250)",
+             std::to_string(took.count()) + " ms");
+  WaitExitOrFail(ctx, sub, "RES-CRASH-03", 3000);
+}
+
 }  // namespace cuframes::conform

@@ -72,6 +72,12 @@ bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms);
 // given back (SHM-ORDER-04: it decrements after each wait). `parks` is how many times it was
 // seen parked (evidence).
 void ExpectWaiterCountsReturned(CaseContext& ctx, ScriptedPub& pub, int parks);
+// RES-CRASH-01 for a subscriber blocked in a wait: once it counts itself in `waiters_field`
+// (frame_waiters or packet_waiters; a poller that never does is crashed after 2 s anyway), the
+// scripted publisher dies (socket closed), and the adapter must report PEER_CLOSED within
+// PEER_DEATH_DETECT_MS (+250 ms of scheduling slack) and exit (RES-CRASH-03). A death noticed
+// between two calls proves nothing about a blocked wait, hence the wait for the count.
+void CrashWhileParked(CaseContext& ctx, ScriptedPub& pub, Process& sub, const char* waiters_field);
 
 // Fails `req` when process `pid` still holds any StrayFds descriptor `what` passed to it.
 void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req, const std::string& what);
