@@ -281,17 +281,18 @@ CF_CASE(TooLargeAttached, "3.2/subscriber-oversized-while-attached",
   FramingErrorWhileAttached(ctx, EncodeTlv(42, {}, 0, 5000), "MESSAGE_TOO_LARGE");
 }
 
-// ADP-SUB-02: --timeout-ms bounds each blocking call, not the session. Frames 700 ms apart
-// against --timeout-ms 1000: no call waits 1000 ms, the session lasts 1400 ms and more.
+// ADP-SUB-02: --timeout-ms bounds each blocking call, not the session. Frames 600 ms apart
+// against --timeout-ms 1000: no call waits 1000 ms (400 ms to spare for a slow harness), the
+// session lasts 1200 ms and more.
 CF_CASE(TimeoutPerCall, "A2/subscriber-timeout-per-call",
-        "--timeout-ms 1000 with frames committed 700 ms apart: all three are delivered and the "
+        "--timeout-ms 1000 with frames committed 600 ms apart: all three are delivered and the "
         "subscriber exits 0 (the bound is per call, not per session)",
         (std::vector<std::string>{"ADP-SUB-02"}), kSub, {}) {
   ScriptedPub pub(ctx, PubParams{});
   Process& sub = pub.StartAttached({"--frames", "3", "--timeout-ms", "1000", "--kind", "host"});
   for (uint64_t n = 1; n <= 3; ++n) {
     // The pace is the stimulus: nothing is synchronised by it.
-    if (n > 1) std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    if (n > 1) std::this_thread::sleep_for(std::chrono::milliseconds(600));
     pub.Publish();
     pub.ExpectFrames(sub, 1, n, PubParams{}.slot_bytes);  // frames 1..n, in order
   }
