@@ -454,6 +454,53 @@ CF_CASE(PingEveryState, "3.9/ping-in-every-state",
   sub.Ack(1);
 }
 
+// TLV-FRAME-02 over a long stream: 514 PINGs (16 bytes each) in three writes whose boundaries
+// fall inside a message, so a receiver that reads about 4 KiB at a time has consumed more than
+// 4 KiB of its buffer while a message is still incomplete, and must keep that message when it
+// compacts the buffer. Each write is sent only once every PONG for the messages completed so
+// far has come back, so the partial message is pending when the next bytes arrive.
+CF_CASE(LongStreamSplit, "3.1/long-stream-split-inside-messages",
+        "514 PINGs as 4100 + 4112 + 12 bytes (each write ending inside a PING): 514 PONGs with "
+        "the nonces in order",
+        (std::vector<std::string>{"TLV-FRAME-02", "MSG-PING-01"}), kPub, {}) {
+  StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  sub.Handshake();
+  constexpr uint64_t kPings = 514;
+  std::vector<uint8_t> stream;
+  for (uint64_t k = 1; k <= kPings; ++k) {
+    MessageBuilder b(ctx.spec(), "PING");
+    b.Set("nonce", 0x5100000000000000ULL + k);
+    const std::vector<uint8_t> m = b.Encode();
+    stream.insert(stream.end(), m.begin(), m.end());
+  }
+  const size_t msg = stream.size() / kPings;
+  uint64_t answered = 0;
+  size_t sent = 0;
+  // 4100: 256 PINGs and 4 bytes of the 257th. 8212: a receiver reading 4104 bytes (a header and
+  // the largest payload) gets the 257th's last 12 bytes, 255 PINGs and 12 bytes of the 513th,
+  // having consumed 8192 bytes of its buffer; the last 8 bytes of the write then come on their
+  // own while 12 are pending. The rest completes PING 514.
+  for (const size_t cut : {size_t{4100}, size_t{8212}, stream.size()}) {
+    sub.Send(std::span<const uint8_t>(stream).subspan(sent, cut - sent));
+    sent = cut;
+    for (; answered < sent / msg; ++answered) {
+      TlvMsg m = RecvOrFail(
+          ctx, sub.conn(), "TLV-FRAME-02",
+          "PONG " + std::to_string(answered + 1) + " of " + std::to_string(kPings), 3000);
+      const uint64_t want = 0x5100000000000000ULL + answered + 1;
+      ctx.Expect(ctx.spec().MsgName(m.type) == "PONG" &&
+                     PayloadField(ctx.spec(), "Pong", m, "nonce") == want,
+                 "TLV-FRAME-02",
+                 "PONG " + std::to_string(answered + 1) + " with nonce " + Hex64(want) +
+                     " (bytes " + std::to_string(sent) + " of the stream sent)",
+                 Describe(ctx.spec(), m), m.raw);
+    }
+  }
+  sub.ReadFrame(1);
+  sub.Ack(1);
+}
+
 CF_CASE(OneByteAtATime, "3.1/one-byte-at-a-time",
         "HELLO_REQ and ATTACH_REQ sent one byte per write are reassembled",
         (std::vector<std::string>{"TLV-FRAME-02"}), kPub, {}) {
