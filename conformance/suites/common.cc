@@ -216,4 +216,19 @@ void CrashWhileParked(CaseContext& ctx, ScriptedPub& pub, Process& sub, const ch
   WaitExitOrFail(ctx, sub, "RES-CRASH-03", 3000);
 }
 
+std::unique_ptr<ShmFile> OpenIutRing(CaseContext& ctx, const std::string& req) {
+  std::string err;
+  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
+  if (!ring) ctx.Fail(req, "the ring " + ctx.RingPath() + " exists", err);
+  return ring;
+}
+
+uint64_t WaitHeadSeq(StructView& r, uint64_t n, int ms, Process* pub) {
+  const Deadline until = In(ms);
+  while (r.Get("head_seq") < n && Clock::now() < until && !(pub && pub->WaitExit(In(0)))) {
+    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
+  }
+  return r.Get("head_seq");
+}
+
 }  // namespace cuframes::conform

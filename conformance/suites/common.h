@@ -79,6 +79,13 @@ void ExpectWaiterCountsReturned(CaseContext& ctx, ScriptedPub& pub, int parks);
 // between two calls proves nothing about a blocked wait, hence the wait for the count.
 void CrashWhileParked(CaseContext& ctx, ScriptedPub& pub, Process& sub, const char* waiters_field);
 
+// Maps the IUT publisher's packet ring read-only (the harness only reads an IUT's ring);
+// fails `req` when the file does not exist.
+std::unique_ptr<ShmFile> OpenIutRing(CaseContext& ctx, const std::string& req);
+// Waits on packet_futex, bounded by `ms`, until the ring header `r` shows head_seq >= n, or until
+// `pub` exited when given (it will publish nothing more). Returns the head_seq last seen.
+uint64_t WaitHeadSeq(StructView& r, uint64_t n, int ms, Process* pub = nullptr);
+
 // Fails `req` when process `pid` still holds any StrayFds descriptor `what` passed to it.
 void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req, const std::string& what);
 

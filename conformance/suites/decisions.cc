@@ -826,16 +826,11 @@ CF_CASE(RingBytes, "A2/ring-bytes",
   hp.max_proto = 2;
   hp.caps = 1;
   sub.Handshake(hp);
-  std::string err;
-  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
-  if (!ring) ctx.Fail("ADP-PUB-03", "the ring " + ctx.RingPath() + " exists", err);
+  auto ring = OpenIutRing(ctx, "ADP-PUB-03");
   StructView r(ctx.spec(), "PacketRingHeader", ring->span());
   ctx.Expect(r.Get("capacity") == cap_wanted, "ADP-PUB-03",
              "capacity " + std::to_string(cap_wanted), std::to_string(r.Get("capacity")), r.All());
-  const Deadline all_in = In(5000);
-  while (r.Get("head_seq") < 40 && Clock::now() < all_in) {
-    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
-  }
+  WaitHeadSeq(r, 40, 5000);
   ctx.Expect(r.Get("head_seq") == 40 && r.Get("tail_pos") > 0, "ADP-PUB-03",
              "40 packets published, lapping the 16 KiB ring",
              "head_seq " + std::to_string(r.Get("head_seq")) + ", tail_pos " +

@@ -182,14 +182,9 @@ CF_CASE(V1BesideRing, "6.2/v1-subscriber-beside-ring",
     v2.ReadFrame(n);
     v2.Ack(n);
   }
-  std::string err;
-  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
-  if (!ring) ctx.Fail("PKT-RING-01", "the ring exists", err);
+  auto ring = OpenIutRing(ctx, "PKT-RING-01");
   StructView r(ctx.spec(), "PacketRingHeader", ring->span());
-  const Deadline d = In(5000);
-  while (r.Get("head_seq") < packets && Clock::now() < d) {
-    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
-  }
+  WaitHeadSeq(r, packets, 5000);
   ctx.Expect(r.Get("head_seq") == packets, "CONF-V2-01",
              "all " + N(packets) + " packets published with a version 1 subscriber attached",
              "head_seq " + N(r.Get("head_seq")));
@@ -336,9 +331,7 @@ CF_CASE(PacketWake, "10.4/packet-wake",
   sub.Hello(hp);
   sub.MapAndValidate();
   sub.Attach();
-  std::string err;
-  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
-  if (!ring) ctx.Fail("PKT-RING-01", "the ring exists", err);
+  auto ring = OpenIutRing(ctx, "PKT-RING-01");
   StructView r(ctx.spec(), "PacketRingHeader", ring->span());
   StructView h = sub.Header();
   StructView me = sub.SubSlot(static_cast<uint32_t>(sub.hello().index));

@@ -103,9 +103,7 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
   sub.MapAndValidate();
   ctx.Expect(sub.Header().Get("flags") & 1, "PKT-RING-01", "SegmentHeader.flags PACKET_RING",
              std::to_string(sub.Header().Get("flags")));
-  std::string err;
-  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
-  if (!ring) ctx.Fail("PKT-RING-01", "the ring " + ctx.RingPath() + " exists", err);
+  auto ring = OpenIutRing(ctx, "PKT-RING-01");
   const Spec& s = ctx.spec();
   StructView r(s, "PacketRingHeader", ring->span());
   ctx.Expect(r.Get("layout_version") == s.Const("RING_LAYOUT_VERSION") &&
@@ -129,10 +127,7 @@ CF_CASE(PubRing, "10.2/publisher-ring-layout",
   sub.Attach();
   // Judged from the ring itself: wait (bounded) until head_seq shows all 60 packets, whatever
   // and whenever the adapter prints.
-  const Deadline all_in = In(5000);
-  while (r.Get("head_seq") < 60 && Clock::now() < all_in) {
-    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
-  }
+  WaitHeadSeq(r, 60, 5000);
   ctx.Expect(r.Get("head_seq") == 60, "CONF-V2-01", "the publisher publishes 60 packets",
              "head_seq " + std::to_string(r.Get("head_seq")), r.All());
   StructView cp(s, "CodecParams", ring->span(), s.Const("CODEC_PARAMS_OFFSET"));
@@ -208,17 +203,12 @@ CF_CASE(PubMaxPacket, "10.4/packet-of-max-packet-bytes",
   hp.max_proto = 2;
   hp.caps = 1;
   sub.Handshake(hp);
-  std::string err;
-  auto ring = ShmFile::Open(ctx.RingPath(), false, &err);
-  if (!ring) ctx.Fail("PKT-RING-01", "the ring " + ctx.RingPath() + " exists", err);
+  auto ring = OpenIutRing(ctx, "PKT-RING-01");
   StructView r(ctx.spec(), "PacketRingHeader", ring->span());
   ctx.Expect(r.Get("max_packet_bytes") == pbytes, "ADP-PUB-03",
              "max_packet_bytes = --packet-bytes (" + std::to_string(pbytes) + ")",
              std::to_string(r.Get("max_packet_bytes")), r.All());
-  const Deadline all_in = In(5000);
-  while (r.Get("head_seq") < 16 && Clock::now() < all_in && !pub.WaitExit(In(0))) {
-    FutexWait(r.Bytes("packet_futex").data(), static_cast<uint32_t>(r.Get("packet_futex")), 20);
-  }
+  WaitHeadSeq(r, 16, 5000, &pub);
   ctx.Expect(r.Get("head_seq") == 16, "PKT-WRITE-01",
              "all 16 packets published, packet 1 of exactly max_packet_bytes among them",
              "head_seq " + std::to_string(r.Get("head_seq")) + "; adapter " + pub.StatusText() +
