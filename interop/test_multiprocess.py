@@ -73,27 +73,28 @@ def test_publisher_death_gives_peer_closed(cf):
     expect_clean(cf)
 
 
-def test_v1_capped_subscriber_against_v2_publisher(cf):
-    """A subscriber capped to proto 1 (flag, or CUFRAMES_MAX_PROTO) negotiates v1 with a v2
-    publisher that has a packet ring, and receives every frame; a v2 one gets the ring."""
+def test_v1_capped_subscriber_against_v3_publisher(cf):
+    """A subscriber capped to proto 1 (flag, or CUFRAMES_MAX_PROTO) negotiates v1 with a v3
+    publisher that has a packet ring, and receives every frame; an uncapped one negotiates v3
+    (v2 plus wake forwarding) and gets the ring."""
     key = cf.key()
     pub = cf.pub(key, "--frames", "200", "--packets", "200", "--packet-bytes", "512",
                  "--gop", "10", "--wait-subscribers", "3")
-    assert pub.wait_event("ready")["proto"] == 2
+    assert pub.wait_event("ready")["proto"] == 3
     v1_flag = cf.sub(key, "--frames", "200", "--max-proto", "1")
     v1_env = cf.sub(key, "--frames", "200", env=dict(cf.env, CUFRAMES_MAX_PROTO="1"))
-    v2 = cf.sub(key, "--frames", "200", "--packets", "200", "--wait-params")
-    for s, proto, ring in ((v1_flag, 1, False), (v1_env, 1, False), (v2, 2, True)):
+    v3 = cf.sub(key, "--frames", "200", "--packets", "200", "--wait-params")
+    for s, proto, ring in ((v1_flag, 1, False), (v1_env, 1, False), (v3, 3, True)):
         att = s.wait_event("attached")
         assert (att["proto"], att["packet_ring"]) == (proto, ring)
-    for s in (v1_flag, v1_env, v2):
+    for s in (v1_flag, v1_env, v3):
         assert s.finish(timeout=30) == 0, s.of("error")
         assert [f["seq"] for f in s.of("frame")] == list(range(1, 201))
         assert all(f["valid"] for f in s.of("frame"))
-    packets = v2.of("packet")
+    packets = v3.of("packet")
     assert packets and all(p["valid"] for p in packets)
     assert packets[-1]["seq"] == 200
-    assert v2.of("codec_params")[0]["valid"]
+    assert v3.of("codec_params")[0]["valid"]
     assert pub.finish() == 0
     expect_clean(cf)
 

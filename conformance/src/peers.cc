@@ -319,8 +319,9 @@ void ScriptedSub::MapAndValidate() {
               "max_subscribers in 1..64", Num(subs), hdr);
   ctx_.Expect((h.Get("flags") & ~uint64_t{s.Enum("segment_flags", "PACKET_RING")}) == 0,
               "VER-RSV-01", "SegmentHeader.flags only known bits", Num(h.Get("flags")), hdr);
-  ctx_.Expect(h.Get("proto_version") >= 1 && h.Get("proto_version") <= 2, "SHM-HDR-02",
-              "proto_version 1..2", Num(h.Get("proto_version")), hdr);
+  const uint64_t newest = static_cast<uint64_t>(ctx_.spec().MaxProto());
+  ctx_.Expect(h.Get("proto_version") >= 1 && h.Get("proto_version") <= newest, "SHM-HDR-02",
+              "proto_version 1.." + Num(newest), Num(h.Get("proto_version")), hdr);
   ctx_.Expect(h.Get("proto_version") >= hello_.proto_version, "SHM-HDR-05",
               "proto_version (highest spoken) >= the negotiated " + Num(hello_.proto_version),
               Num(h.Get("proto_version")), hdr);
@@ -684,6 +685,7 @@ uint64_t ScriptedPub::Handshake() {
   const TlvMsg hello = ReadHello();
   const uint64_t max = PayloadField(ctx_.spec(), "HelloReq", hello, "max_proto");
   const uint64_t want = PayloadField(ctx_.spec(), "HelloReq", hello, "caps");
+  hello_caps_ = want;
   MessageBuilder b = HelloResp();
   const uint64_t v = std::min<uint64_t>(max, p_.proto);
   b.Set("proto_version", v);

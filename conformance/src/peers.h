@@ -196,6 +196,8 @@ class ScriptedPub {
   ShmFile* segment() { return seg_.get(); }
   ShmFile* ring() { return ring_.get(); }
   const PubParams& params() const { return p_; }
+  // After Handshake(): the caps the IUT subscriber's HELLO_REQ announced.
+  uint64_t hello_caps() const { return hello_caps_; }
   uint64_t data_offset() const { return data_offset_; }
   uint64_t data_stride() const { return data_stride_; }
   // Closes the socket like a crashed publisher (no DETACH).
@@ -214,6 +216,7 @@ class ScriptedPub {
   std::vector<uint8_t> ring_shadow_;
   uint32_t generation_ = 0;
   uint64_t negotiated_ = 0;  // the proto_version Handshake() negotiated (0: none yet)
+  uint64_t hello_caps_ = 0;  // the caps of the IUT's HELLO_REQ that Handshake() read
   bool ring_offered_ = false;
   uint64_t start_seq_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "spec_model.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -73,6 +74,9 @@ bool Spec::Load(const std::string& path, std::string* error) {
                                   t.at("error").get<std::string>()});
       }
       machines_.push_back(std::move(sm));
+    }
+    for (const int v : j.at("proto_versions").get<std::vector<int>>()) {
+      max_proto_ = std::max(max_proto_, v);
     }
     for (auto& r : j.at("requirements")) {
       requirements_.push_back({r.at("id").get<std::string>(), r.at("level").get<std::string>(),

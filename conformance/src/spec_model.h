@@ -77,6 +77,8 @@ class Spec {
   size_t Off(std::string_view st, std::string_view field) const { return Field(st, field).offset; }
   size_t Size(std::string_view st) const { return Struct(st).size; }
   uint64_t Const(std::string_view name) const;
+  // The highest of the twin's proto_versions (the newest version the spec defines).
+  int MaxProto() const { return max_proto_; }
   uint32_t Enum(std::string_view enum_name, std::string_view value) const;
   uint32_t Err(std::string_view name) const;
   // Returns the error's name, or "UNKNOWN(<n>)" for a value outside the table.
@@ -109,6 +111,7 @@ class Spec {
   std::vector<MessageDef> messages_;
   std::vector<Requirement> requirements_;
   std::vector<StateMachineDef> machines_;
+  int max_proto_ = 0;
 };
 
 // Named-field access to one struct instance inside a byte span (a TLV payload or a mapping).

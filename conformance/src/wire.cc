@@ -378,6 +378,25 @@ WaitEnd FutexWait(void* word, uint32_t expected, int timeout_ms) {
   return WaitEnd::kWoken;  // EINTR: the harness sends itself no signals
 }
 
+WaitEnd FutexWaitBitset(void* word, uint32_t expected, int timeout_ms, uint32_t bits) {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // FUTEX_WAIT_BITSET takes an absolute deadline
+  const long ns = ts.tv_nsec + (timeout_ms % 1000) * 1000000L;
+  ts.tv_sec += timeout_ms / 1000 + ns / 1000000000L;
+  ts.tv_nsec = ns % 1000000000L;
+  if (syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, &ts, nullptr, bits) == 0) {
+    return WaitEnd::kWoken;
+  }
+  if (errno == EAGAIN) return WaitEnd::kChanged;
+  if (errno == ETIMEDOUT) return WaitEnd::kTimeout;
+  return WaitEnd::kWoken;  // EINTR: the harness sends itself no signals
+}
+
+int FutexWakeBitset(void* word, int count, uint32_t bits) {
+  const long n = syscall(SYS_futex, word, FUTEX_WAKE_BITSET, count, nullptr, nullptr, bits);
+  return n < 0 ? 0 : static_cast<int>(n);
+}
+
 uint32_t AtomicIncrement32(void* word) {
   return std::atomic_ref<uint32_t>(*static_cast<uint32_t*>(word))
              .fetch_add(1, std::memory_order_release) +

@@ -143,6 +143,12 @@ enum class WaitEnd {
 };
 // FUTEX_WAIT (shared) while *word == expected, at most `timeout_ms`. Returns how it ended.
 WaitEnd FutexWait(void* word, uint32_t expected, int timeout_ms);
+// The same with FUTEX_WAIT_BITSET: only a wake-up whose bitset shares a bit with `bits` (or a
+// plain FUTEX_WAKE) ends it (SHM-WAKE-01).
+WaitEnd FutexWaitBitset(void* word, uint32_t expected, int timeout_ms, uint32_t bits);
+// FUTEX_WAKE_BITSET (shared): wakes up to `count` waiters whose bitset shares a bit with
+// `bits`; returns how many it woke.
+int FutexWakeBitset(void* word, int count, uint32_t bits);
 // Atomically adds 1 to the 32-bit word at `word` (release order) and returns the new value.
 uint32_t AtomicIncrement32(void* word);
 

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <thread>
 
 namespace cuframes::conform {
 
@@ -184,6 +186,62 @@ bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms) {
     sub.Pump(0);
   }
   return true;
+}
+
+namespace {
+// The state letter of /proc/<pid or self>/task/<tid>/stat (R running, S asleep, ...).
+char TaskState(const std::string& task) {
+  std::ifstream stat(task + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
+}
+
+// One look at a task: asleep in a futex wait (see ThreadParkedOnFutex).
+bool TaskAsleepOnFutex(const std::string& task) {
+  std::ifstream wchan(task + "/wchan");
+  std::string w;
+  wchan >> w;
+  if (w.rfind("futex", 0) == 0) return true;
+  if (!w.empty() && w != "0") return false;  // asleep somewhere else, or running
+  return TaskState(task) == 'S';
+}
+
+std::string ProcDir(pid_t pid) {
+  return pid == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(pid);
+}
+}  // namespace
+
+bool ThreadParkedOnFutex(pid_t tid, int ms, pid_t pid) {
+  const std::string task = ProcDir(pid) + "/task/" + std::to_string(tid);
+  const Deadline until = In(ms);
+  while (Clock::now() < until) {
+    if (TaskAsleepOnFutex(task)) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+bool ProcessParkedOnFutex(pid_t pid, int ms) {
+  const std::string dir = ProcDir(pid) + "/task";
+  const Deadline until = In(ms);
+  while (Clock::now() < until) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) return false;
+    bool all_asleep = true;
+    bool one_on_futex = false;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      const std::string task = dir + "/" + e->d_name;
+      all_asleep = all_asleep && TaskState(task) == 'S';
+      one_on_futex = one_on_futex || TaskAsleepOnFutex(task);
+    }
+    closedir(d);
+    if (all_asleep && one_on_futex) return true;
+    std::this_thread::yield();
+  }
+  return false;
 }
 
 void ExpectWaiterCountsReturned(CaseContext& ctx, ScriptedPub& pub, int parks) {

@@ -68,6 +68,15 @@ struct StrayFds {
 // polls, SHM-ORDER-03 MAY) or exits first.
 bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms);
 
+// True once thread `tid` of process `pid` (0: this process) sleeps in the kernel's futex wait,
+// bounded by `ms`. wchan names the wait where the kernel shows symbols; where it shows "0"
+// (symbols hidden), a thread asleep (state S in its stat) is taken as parked.
+bool ThreadParkedOnFutex(pid_t tid, int ms, pid_t pid = 0);
+// True once every thread of process `pid` is asleep (state S) and one of them in a futex wait,
+// at the same scan, bounded by `ms`: a subscriber that counted itself in a waiter count and has
+// no thread left running is inside its FUTEX_WAIT.
+bool ProcessParkedOnFutex(pid_t pid, int ms);
+
 // After the IUT subscriber exited cleanly: every waiter count it took in the scripted header is
 // given back (SHM-ORDER-04: it decrements after each wait). `parks` is how many times it was
 // seen parked (evidence).

@@ -619,31 +619,6 @@ CF_CASE(Sigterm, "A2/publisher-sigterm",
              std::to_string(h.Get("state")), h.All());
 }
 
-// True once thread `tid` of this process sleeps in the kernel's futex wait (bounded by `ms`).
-// wchan names the wait where the kernel shows symbols; where it shows "0" (symbols hidden), a
-// thread that does nothing but that wait and is asleep (state S in its stat) is taken as parked.
-bool ThreadParkedOnFutex(pid_t tid, int ms) {
-  const std::string task = "/proc/self/task/" + std::to_string(tid);
-  const Deadline until = In(ms);
-  while (Clock::now() < until) {
-    std::ifstream wchan(task + "/wchan");
-    std::string w;
-    wchan >> w;
-    if (w.rfind("futex", 0) == 0) return true;
-    if (w.empty() || w == "0") {
-      std::ifstream stat(task + "/stat");
-      std::string line;
-      std::getline(stat, line);
-      const size_t paren = line.rfind(')');
-      if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S') {
-        return true;
-      }
-    }
-    std::this_thread::yield();
-  }
-  return false;
-}
-
 // RES-CLOSE-01: CLOSED is announced with FUTEX_WAKE "whatever frame_waiters says". A waiter that
 // did not count itself (a subscriber of another implementation, or one between its count and its
 // wait) must still be woken; a publisher that wakes only when frame_waiters is nonzero, as it

@@ -19,7 +19,7 @@ V2ONLY = Side("new", [2], ["host"], ["packets"])
 def test_twin_states_the_rules_the_derivation_implements():
     TWIN.check_rules()
     assert TWIN.ring_since() == 2
-    assert TWIN.versions == [1, 2]
+    assert TWIN.versions == [1, 2, 3]
 
 
 def test_a_changed_negotiation_rule_is_refused():

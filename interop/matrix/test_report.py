@@ -90,7 +90,7 @@ def test_a_lying_implementation_turns_its_cells_red(tmp_path):
     liar = tmp_path / "liar.json"
     liar.write_text(json.dumps({
         "name": "lies about proto_versions",
-        "publisher": ["{build_dir}/reference/cuframes-pub", "{args}"],
+        "publisher": ["{build_dir}/reference/cuframes-pub", "{args}", "--max-proto", "2"],
         "subscriber": ["{build_dir}/reference/cuframes-sub", "{args}", "--max-proto", "1"],
         "proto_versions": [1, 2], "kinds": ["host"], "features": ["packets", "max-proto"]}))
     reports = tmp_path / "reports"

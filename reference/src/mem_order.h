@@ -14,6 +14,7 @@
 //   copy_from_shared / copy_to_shared                              bulk payload copies for
 //                                                                  seqlocks (seq_load/seq_store)
 //   futex_wait / futex_wake_all                                    shared (not private) futexes
+//   futex_wait_bitset / futex_wake_bitset                          the same, for SHM-WAKE-01
 //
 // Waiter-count recipe (spec 2.7, SHM-ORDER-02 and SHM-ORDER-04), a Dekker handshake in which
 // both sides use sequentially consistent operations:
@@ -292,6 +293,31 @@ inline int futex_wait(uint32_t* addr, uint32_t expected, int64_t timeout_ns) noe
   }
   const long rc = syscall(SYS_futex, addr, FUTEX_WAIT, expected, tsp, nullptr, 0);
   return rc == 0 ? 0 : errno;
+}
+
+// futex_wait with a wake-up bitset (FUTEX_WAIT_BITSET): only a FUTEX_WAKE_BITSET whose bitset
+// shares a bit with `bits`, or a plain FUTEX_WAKE (which matches every bit), wakes it. Same
+// return values as futex_wait. The kernel takes an absolute CLOCK_MONOTONIC deadline here.
+inline int futex_wait_bitset(uint32_t* addr, uint32_t expected, int64_t timeout_ns,
+                             uint32_t bits) noexcept {
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (timeout_ns >= 0) {
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const int64_t ns = ts.tv_nsec + timeout_ns % 1000000000;
+    ts.tv_sec += static_cast<time_t>(timeout_ns / 1000000000 + ns / 1000000000);
+    ts.tv_nsec = static_cast<long>(ns % 1000000000);
+    tsp = &ts;
+  }
+  const long rc = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, tsp, nullptr, bits);
+  return rc == 0 ? 0 : errno;
+}
+
+// Wakes up to `count` waiters on the shared futex at addr whose wait bitset shares a bit with
+// `bits` (plain FUTEX_WAIT waiters match any). Returns the number woken, or -errno.
+inline int futex_wake_bitset(uint32_t* addr, int count, uint32_t bits) noexcept {
+  const long rc = syscall(SYS_futex, addr, FUTEX_WAKE_BITSET, count, nullptr, nullptr, bits);
+  return rc >= 0 ? static_cast<int>(rc) : -errno;
 }
 
 // Wakes every waiter on the shared futex at addr. Returns the number woken, or -errno.

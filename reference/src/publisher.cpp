@@ -19,6 +19,7 @@
 #include <mutex>
 #include <span>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fault.h"
@@ -59,6 +60,7 @@ struct SubMirror {
   uint32_t generation = 0;
   uint64_t start_seq = 0;
   uint32_t pid = 0;
+  bool wake_forward = false;  // HELLO_REQ set WAKE_FORWARD and version >= 3 was negotiated
 };
 
 struct Conn {
@@ -147,6 +149,10 @@ struct Publisher::Impl {
   std::vector<EvictRequest> evictions;
   uint64_t write_seq = 0;
   uint32_t active = 0;
+  // SHM-WAKE-02: held slots whose subscriber does not forward wake-ups, and whether one such
+  // slot was freed since the last commit (its subscriber may still sleep on frame_futex).
+  uint32_t non_forwarders = 0;
+  bool wake_all_once = false;
 
   // producer state (producer thread only)
   struct LastAck {
@@ -180,13 +186,19 @@ struct Publisher::Impl {
   // thread and pays at most one wake-up of that thread: the publishing thread's cost no longer
   // grows with the number of sleeping subscribers. The waker is still the writer waking every
   // waiter (SHM-ORDER-02), a few microseconds later; one that finds several commits pending
-  // wakes once for all of them.
+  // wakes once for all of them. When every subscriber forwards wake-ups (SHM-WAKE-02), Commit
+  // wakes two waiters itself and each woken subscriber wakes two more: the kernel's work per
+  // sleeper is spread over the subscribers, and the publisher's cost no longer grows with them.
   static constexpr uint32_t kInlineWakeMax = 1;
   std::thread waker;
   std::atomic<uint32_t> waker_requests{0};
   std::atomic<bool> waker_stop{false};
-  void WakeFrameWaiters(uint32_t waiters) {
+  void WakeFrameWaiters(uint32_t waiters, bool all) {
     auto* h = seg.header();
+    if (!all) {
+      mem::futex_wake_bitset(&h->frame_futex, tlv::kWakeForwardCount, FUTEX_BITSET_MATCH_ANY);
+      return;
+    }
     if (waiters <= kInlineWakeMax) {
       mem::futex_wake_all(&h->frame_futex);
       return;
@@ -557,6 +569,10 @@ void Publisher::Impl::CloseConn(Conn& c, Status reason) {
     SubMirror& mir = mirrors[index];
     was_active = mir.state == layout::kSubActive;
     if (was_active) --active;
+    if (!mir.wake_forward) {
+      --non_forwarders;
+      wake_all_once = true;
+    }
     mir.state = layout::kSubFree;
     mem::store_release<uint32_t>(&seg.sub(info, index)->state, layout::kSubFree);
   }
@@ -602,6 +618,8 @@ Status Publisher::Impl::ProcessHello(Conn& c, const tlv::HelloReq& req) {
     mir.state = layout::kSubAttaching;
     mir.start_seq = 0;
     mir.pid = static_cast<uint32_t>(c.pid);
+    mir.wake_forward = v.negotiated >= 3 && (req.caps & tlv::kHelloReqCapWakeForward) != 0;
+    if (!mir.wake_forward) ++non_forwarders;
     mem::store_relaxed<uint32_t>(&ss->generation, generation);
     mem::store_relaxed<uint64_t>(&ss->ack_seq, 0);
     mem::store_relaxed<uint64_t>(&ss->start_seq, 0);
@@ -929,8 +947,10 @@ Status Publisher::Commit(const FrameInfo& fi) {
   const auto slot = static_cast<uint32_t>((n - 1) % d.info.slot_count);
   layout::FrameMeta* meta = &d.seg.desc(slot)->meta;
   auto* h = d.seg.header();
+  bool wake_all = true;
   {
     std::lock_guard<std::mutex> lock(d.mu);
+    wake_all = d.non_forwarders != 0 || std::exchange(d.wake_all_once, false);
     mem::store_relaxed<int64_t>(&meta->timestamp_ns, fi.timestamp_ns);
     mem::store_relaxed<uint32_t>(&meta->width, fi.width);
     mem::store_relaxed<uint32_t>(&meta->height, fi.height);
@@ -952,7 +972,7 @@ Status Publisher::Commit(const FrameInfo& fi) {
   // (The locked increment is the one full barrier; a separate fence after it added a second.)
   mem::fetch_add_seq_cst<uint32_t>(&h->frame_futex, 1);
   const uint32_t waiters = mem::load_seq_cst(&h->frame_waiters);
-  if (waiters != 0) d.WakeFrameWaiters(waiters);
+  if (waiters != 0) d.WakeFrameWaiters(waiters, wake_all);
   return Status::kOk;
 }
 

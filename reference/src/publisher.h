@@ -16,7 +16,7 @@
 
 namespace cuframes {
 
-inline constexpr uint16_t kMaxProtoVersion = 2;
+inline constexpr uint16_t kMaxProtoVersion = 3;
 
 struct PublisherConfig {
   std::string key;

@@ -72,10 +72,11 @@ struct Subscriber::Impl {
   std::unique_ptr<SubscriberMemory> memory;
   layout::SubscriberSlot* own = nullptr;
   ConnectInfo ci{};
-  uint64_t cursor = 0;        // next frame to read
-  uint64_t acked = 0;         // every frame <= acked has been released
-  std::deque<bool> released;  // frames acked+1 .. cursor-1: released yet?
-  spin::Adaptive spin;        // NextFrame's spin before it parks on frame_futex
+  uint64_t cursor = 0;          // next frame to read
+  uint64_t acked = 0;           // every frame <= acked has been released
+  std::deque<bool> released;    // frames acked+1 .. cursor-1: released yet?
+  spin::Adaptive spin;          // NextFrame's spin before it parks on frame_futex
+  bool forwards_wakes = false;  // SHM-WAKE-01 applies: WAKE_FORWARD sent, version >= 3 agreed
 
   Mapping ring_map;
   ring::RingReader ring;
@@ -310,7 +311,10 @@ Status Subscriber::Impl::Handshake() {
   req.max_proto = cfg.max_proto_version;
   req.kinds_mask = cfg.kinds_mask;
   req.lib_version = LibVersion();
-  req.caps = cfg.max_proto_version >= 2 && cfg.want_packets ? tlv::kHelloReqCapWantPackets : 0;
+  if (cfg.max_proto_version >= 2) {  // VER-RSV-01: caps stays zero for a version 1 subscriber
+    if (cfg.want_packets) req.caps |= tlv::kHelloReqCapWantPackets;
+    if (cfg.wake_forward && cfg.max_proto_version >= 3) req.caps |= tlv::kHelloReqCapWakeForward;
+  }
   if (!Send(req)) return Status::kPeerClosed;
   CUFRAMES_FAULT_POINT("sub.hs.after_hello_req");
   tlv::Message m;
@@ -347,6 +351,7 @@ Status Subscriber::Impl::Handshake() {
   state = step.next;
   cursor = aresp.start_seq;
   acked = aresp.start_seq - 1;
+  forwards_wakes = (req.caps & tlv::kHelloReqCapWakeForward) != 0 && resp.proto_version >= 3;
   ci.proto_version = resp.proto_version;
   ci.memory_kind = resp.memory_kind;
   ci.subscriber_index = resp.subscriber_index;
@@ -523,7 +528,18 @@ Status Subscriber::NextFrame(int32_t timeout_ms, FrameView* out) {
     mem::fetch_add_seq_cst<uint32_t>(&h->frame_waiters, 1);
     CUFRAMES_FAULT_POINT("sub.frame.waiter_counted");
     if (mem::load_seq_cst(&h->write_seq) < n) {
-      mem::futex_wait(&h->frame_futex, futex_value, slice);
+      if (d.forwards_wakes) {
+        // SHM-WAKE-01: wait in frame n's bitset; woken with frame n there, pass the wake-up on
+        // to two more of its waiters before anything else (the publisher may have woken only
+        // two of us). Waiters for frame n + 1 have another bit and are not woken early.
+        const uint32_t bits = 1u << (n & 31);
+        if (mem::futex_wait_bitset(&h->frame_futex, futex_value, slice, bits) == 0 &&
+            mem::load_acquire(&h->write_seq) >= n) {
+          mem::futex_wake_bitset(&h->frame_futex, tlv::kWakeForwardCount, bits);
+        }
+      } else {
+        mem::futex_wait(&h->frame_futex, futex_value, slice);
+      }
     }
     mem::fetch_add_seq_cst<uint32_t>(&h->frame_waiters, static_cast<uint32_t>(-1));
   }

@@ -34,6 +34,13 @@ enum class MsgType : uint16_t {
 };
 
 inline constexpr uint32_t kHelloReqCapWantPackets = 1;
+// SHM-WAKE-01 (version 3): this subscriber passes each frame wake-up on, so the publisher may
+// wake only two.
+inline constexpr uint32_t kHelloReqCapWakeForward = 2;
+// SHM-WAKE-01/02: how many waiters a forwarding subscriber, and a publisher whose subscribers all
+// forward, wake: two, so that one woken subscriber that dies before it passes the wake-up on
+// cannot stop the wave.
+inline constexpr int kWakeForwardCount = 2;
 inline constexpr uint32_t kHelloRespCapPacketRing = 1;
 inline constexpr uint32_t kAttachReqFlagAckEventWritten = 1;
 

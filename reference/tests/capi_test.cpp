@@ -114,7 +114,7 @@ TEST_F(CApi, RoundTrip) {
   ASSERT_EQ(cuframes_sub_connect(&so, &sub), CUFRAMES_OK);
   cuframes_sub_info info;
   ASSERT_EQ(cuframes_sub_get_info(sub, &info), CUFRAMES_OK);
-  EXPECT_EQ(info.proto_version, 2u);
+  EXPECT_EQ(info.proto_version, CUFRAMES_PROTO_VERSION_MAX);
   EXPECT_EQ(info.slot_bytes, 192u);
   EXPECT_EQ(info.packet_ring, 1u);
   EXPECT_EQ(info.start_seq, 1u);

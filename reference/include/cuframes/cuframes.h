@@ -78,7 +78,7 @@ typedef enum cuframes_status {
 #define CUFRAMES_PACKET_KEYFRAME     1u /* packet flags */
 
 /* Highest protocol version this library speaks. */
-#define CUFRAMES_PROTO_VERSION_MAX 2u
+#define CUFRAMES_PROTO_VERSION_MAX 3u
 
 typedef struct cuframes_publisher cuframes_publisher;
 typedef struct cuframes_subscriber cuframes_subscriber;
