@@ -206,7 +206,10 @@ if want scaling; then
     if mps_running; then
       skip "scaling: an MPS daemon is already up, so neither grid would measure what it says"
     else
-      scaling_grid mps=off ""
+      # Without MPS every subscriber's CUDA context time-slices the GPU; at 144 and 288 processes
+      # the subscribers never all attach within the worker's wait (first ci/gpu.sh run,
+      # 2026-12-02: wait_subscribers TIMEOUT), so points over 64 processes are skipped.
+      scaling_grid mps=off "" --max-processes 64
       # The same grid under MPS: contexts share the GPU instead of time-slicing (BRIEF section
       # 4). MPS serves at most 48 client processes per GPU, so larger points are skipped.
       if command -v nvidia-cuda-mps-control >/dev/null; then
