@@ -313,7 +313,8 @@ Status Subscriber::Impl::Handshake() {
   req.lib_version = LibVersion();
   if (cfg.max_proto_version >= 2) {  // VER-RSV-01: caps stays zero for a version 1 subscriber
     if (cfg.want_packets) req.caps |= tlv::kHelloReqCapWantPackets;
-    if (cfg.wake_forward && cfg.max_proto_version >= 3) req.caps |= tlv::kHelloReqCapWakeForward;
+    // SHM-WAKE-01: a version 3 subscriber always passes frame wake-ups on.
+    if (cfg.max_proto_version >= 3) req.caps |= tlv::kHelloReqCapWakeForward;
   }
   if (!Send(req)) return Status::kPeerClosed;
   CUFRAMES_FAULT_POINT("sub.hs.after_hello_req");

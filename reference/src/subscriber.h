@@ -20,9 +20,6 @@ struct SubscriberConfig {
   uint32_t kinds_mask = 1;         // bit (kind-1) per accepted memory kind; HOST only by default
   uint16_t max_proto_version = 3;  // the highest this library speaks (kMaxProtoVersion)
   bool want_packets = false;
-  // SHM-WAKE-01: announce WAKE_FORWARD and pass frame wake-ups on (tests turn it off to play a
-  // subscriber that does not).
-  bool wake_forward = true;
   int cuda_device = 0;
   uint32_t connect_timeout_ms = 2000;
 };
