@@ -188,6 +188,17 @@ bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms) {
   return true;
 }
 
+// Waits (bounded) until the publisher blocks for ACKs (ack_waiting = 1) or write_seq passes
+// `seq`; returns write_seq.
+uint64_t WaitBlockedOrPast(ScriptedSub& s, uint64_t seq, int timeout_ms) {
+  StructView h = s.Header();
+  const Deadline d = In(timeout_ms);
+  while (h.Get("ack_waiting") != 1 && h.Get("write_seq") <= seq && Clock::now() < d) {
+    FutexWait(h.Bytes("ack_futex").data(), static_cast<uint32_t>(h.Get("ack_futex")), 5);
+  }
+  return h.Get("write_seq");
+}
+
 namespace {
 // The state letter of /proc/<pid or self>/task/<tid>/stat (R running, S asleep, ...).
 char TaskState(const std::string& task) {

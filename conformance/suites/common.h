@@ -68,6 +68,10 @@ struct StrayFds {
 // polls, SHM-ORDER-03 MAY) or exits first.
 bool WaitParked(ScriptedPub& pub, const char* field, Process& sub, int ms);
 
+// Waits (bounded) until the IUT publisher blocks for ACKs (ack_waiting = 1) or write_seq passes
+// `seq`, as seen by scripted subscriber `s`; returns write_seq.
+uint64_t WaitBlockedOrPast(ScriptedSub& s, uint64_t seq, int timeout_ms);
+
 // True once thread `tid` of process `pid` (0: this process) sleeps in the kernel's futex wait,
 // bounded by `ms`. wchan names the wait where the kernel shows symbols; where it shows "0"
 // (symbols hidden), a thread asleep (state S in its stat) is taken as parked.

@@ -26,17 +26,6 @@ std::string N(uint64_t v) {
   return std::to_string(v);
 }
 
-// Waits (bounded) until the publisher blocks for ACKs (ack_waiting = 1) or write_seq passes
-// `seq`; returns write_seq.
-uint64_t WaitBlockedOrPast(ScriptedSub& s, uint64_t seq, int timeout_ms) {
-  StructView h = s.Header();
-  const Deadline d = In(timeout_ms);
-  while (h.Get("ack_waiting") != 1 && h.Get("write_seq") <= seq && Clock::now() < d) {
-    FutexWait(h.Bytes("ack_futex").data(), static_cast<uint32_t>(h.Get("ack_futex")), 5);
-  }
-  return h.Get("write_seq");
-}
-
 CF_CASE(SlowAndFast, "5.1/slow-and-fast-subscribers",
         "with two subscribers the slot of frame n is reused only after the slower one releases "
         "n, although the faster one released it long before",

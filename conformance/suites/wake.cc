@@ -11,6 +11,7 @@
 #include <atomic>
 #include <csignal>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,31 +36,43 @@ uint32_t FrameBits(uint64_t n) {
 
 // `count` harness threads asleep on frame_futex for frame n: each loads the word, counts itself
 // in frame_waiters, re-checks write_seq < n and waits in frame n's bitset (SHM-ORDER-04,
-// SHM-WAKE-01), at most `timeout_ms`. They start one at a time, each seen asleep before the
-// next, so that the kernel queues them in that order behind whoever slept before them. Waiters
-// not woken by the end are woken by the destructor.
+// SHM-WAKE-01), at most `timeout_ms`. With `closed` (the segment state CLOSED) they wait instead
+// for that state, in every bitset, and wait again after any wake-up that came before it: what
+// counts is whether CLOSED itself woke them. They start one at a time, each seen asleep before
+// the next, so that the kernel queues them in that order behind whoever slept before them.
+// Waiters not woken by the end are woken by the destructor.
 class FrameSleepers {
  public:
-  FrameSleepers(StructView h, uint64_t n, int count, int timeout_ms) : h_(h) {
+  FrameSleepers(StructView h, uint64_t n, int count, int timeout_ms,
+                std::optional<uint32_t> closed = {})
+      : h_(h) {
     ends_ = std::make_unique<std::atomic<int>[]>(static_cast<size_t>(count));
     for (int i = 0; i < count; ++i) {
       ends_[i].store(kRunning);
       std::atomic<pid_t> tid{0};
-      threads_.emplace_back([this, i, n, timeout_ms, &tid] {
+      threads_.emplace_back([this, i, n, timeout_ms, closed, &tid] {
         tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
         std::atomic_ref<uint32_t> waiters(
             *reinterpret_cast<uint32_t*>(h_.Bytes("frame_waiters").data()));
-        const auto word = static_cast<uint32_t>(h_.Get("frame_futex"));
-        waiters.fetch_add(1);
+        const Deadline until = In(timeout_ms);
+        const uint32_t bits = closed ? ~0u : FrameBits(n);
+        const auto waiting = [&] {
+          return closed ? h_.Get("state") != *closed : h_.Get("write_seq") < n;
+        };
         WaitEnd end = WaitEnd::kChanged;
-        if (h_.Get("write_seq") < n) {
-          end = FutexWaitBitset(h_.Bytes("frame_futex").data(), word, timeout_ms, FrameBits(n));
-        }
-        waiters.fetch_sub(1);
+        do {
+          const auto word = static_cast<uint32_t>(h_.Get("frame_futex"));
+          waiters.fetch_add(1);
+          end = waiting() ? FutexWaitBitset(h_.Bytes("frame_futex").data(), word,
+                                            MsLeft(until, timeout_ms), bits)
+                          : WaitEnd::kChanged;
+          waiters.fetch_sub(1);
+        } while (closed && end != WaitEnd::kTimeout && waiting());
         ends_[i].store(end == WaitEnd::kWoken     ? kWoken
                        : end == WaitEnd::kTimeout ? kTimedOut
                                                   : kChanged);
-        ends_[i].notify_all();
+        std::atomic_ref<uint32_t>(ended_).fetch_add(1);
+        FutexWakeAll(&ended_);
       });
       while (tid.load() == 0)
         std::this_thread::yield();
@@ -83,6 +96,7 @@ class FrameSleepers {
   int WaitWoken(int want, int ms) {
     const Deadline until = In(ms);
     for (;;) {
+      const uint32_t seen = std::atomic_ref<uint32_t>(ended_).load();
       int woken = 0;
       int ended = 0;
       for (size_t i = 0; i < threads_.size(); ++i) {
@@ -93,7 +107,7 @@ class FrameSleepers {
       if (woken >= want || ended == static_cast<int>(threads_.size()) || Clock::now() >= until) {
         return woken;
       }
-      std::this_thread::yield();
+      FutexWait(&ended_, seen, MsLeft(until, ms));  // until one more of them ends
     }
   }
   // How many saw frame n committed before they could sleep (EAGAIN or write_seq >= n).
@@ -109,6 +123,7 @@ class FrameSleepers {
   StructView h_;
   std::unique_ptr<std::atomic<int>[]> ends_;
   std::vector<std::thread> threads_;
+  alignas(4) uint32_t ended_ = 0;  // how many waits ended: a futex word WaitWoken sleeps on
   bool parked_ = true;
 };
 
@@ -175,14 +190,11 @@ CF_CASE(SubForwards, "2.7/subscriber-forwards-the-wake-up",
 
 // ---- the IUT publisher wakes every waiter unless all forward (SHM-WAKE-02) ----
 
-// Waits (bounded) until the IUT publisher blocks for an ACK (ack_waiting = 1) with frame `seq`
-// committed and frame seq + 1 not.
+// Waits (bounded) until the IUT publisher (2 slots) blocks for an ACK with frame `seq` committed
+// and frame seq + 1 not.
 void WaitBlockedAt(CaseContext& ctx, ScriptedSub& s, uint64_t seq) {
+  WaitBlockedOrPast(s, seq, 5000);
   StructView h = s.Header();
-  const Deadline d = In(5000);
-  while ((h.Get("ack_waiting") != 1 || h.Get("write_seq") < seq) && Clock::now() < d) {
-    FutexWait(h.Bytes("ack_futex").data(), static_cast<uint32_t>(h.Get("ack_futex")), 5);
-  }
   ctx.Expect(h.Get("write_seq") == seq && h.Get("ack_waiting") == 1, "ACK-REUSE-01",
              "the publisher (2 slots) commits frames 1.." + N(seq) + " and then waits for an ACK",
              "write_seq " + N(h.Get("write_seq")) + ", ack_waiting " + N(h.Get("ack_waiting")),
@@ -198,13 +210,13 @@ HelloParams V3Hello(uint32_t caps) {
 
 // The IUT publisher (2 slots) with scripted subscribers `forwarding` (announcing WAKE_FORWARD)
 // and `plain` (not); frames 1 and 2 committed, the publisher blocked for frame 1's ACKs. Four
-// harness waiters then sleep for frame 3; `release` makes the publisher commit it; returns how
-// many of the four it woke within 1500 ms (their own timeout is 4000 ms).
+// harness waiters then sleep for frame 3; `act` makes the publisher commit it (or shut down);
+// Woken returns how many of the four it woke within 1500 ms (their own timeout is 4000 ms).
 struct WakeScene {
   WakeScene(CaseContext& c, int forwarding, int plain) : ctx_(c) {
     const uint32_t forward = c.spec().Enum("hello_req_caps", "WAKE_FORWARD");
     const auto subs = static_cast<uint64_t>(forwarding + plain);
-    StartPub(c, PubArgs(c, 3, 2, subs));
+    pub_ = &StartPub(c, PubArgs(c, 3, 2, subs));
     for (int i = 0; i < forwarding + plain; ++i) {
       subs_.push_back(std::make_unique<ScriptedSub>(c));
       subs_.back()->Handshake(V3Hello(i < forwarding ? forward : 0));
@@ -216,12 +228,13 @@ struct WakeScene {
     WaitBlockedAt(c, *subs_[0], 2);
   }
   ScriptedSub& sub(size_t i) { return *subs_[i]; }
-  template <class Release>
-  int WokenByFrame3(Release&& release) {
+  Process& pub() { return *pub_; }
+  template <class Act>
+  int Woken(Act&& act, std::optional<uint32_t> closed = {}) {
     StructView h = subs_[0]->Header();
-    FrameSleepers ours(h, 3, 4, 4000);
+    FrameSleepers ours(h, 3, 4, 4000, closed);
     if (!ours.parked()) ctx_.Fail("HARNESS", "our 4 waiters asleep on frame_futex", "not seen");
-    release();
+    act();
     const int woken = ours.WaitWoken(4, 1500);
     if (ours.changed() != 0) {
       ctx_.Unsupported(N(ours.changed()) + " of our waiters saw frame 3 before they slept");
@@ -229,6 +242,7 @@ struct WakeScene {
     return woken;
   }
   CaseContext& ctx_;
+  Process* pub_ = nullptr;
   std::vector<std::unique_ptr<ScriptedSub>> subs_;
 };
 
@@ -237,7 +251,7 @@ CF_CASE(PubWakesAllBesidePlain, "2.7/publisher-wakes-all-beside-a-non-forwarder"
         "of a frame wakes all 4 of the harness's waiters counted in frame_waiters",
         (std::vector<std::string>{"SHM-WAKE-02", "SHM-ORDER-02"}), kPub, kV3) {
   WakeScene scene(ctx, 0, 1);
-  const int woken = scene.WokenByFrame3([&] { scene.sub(0).Ack(1); });
+  const int woken = scene.Woken([&] { scene.sub(0).Ack(1); });
   ctx.Expect(woken == 4, "SHM-WAKE-02",
              "the commit of frame 3 wakes every waiter (4 of ours, in frame 3's bitset, counted "
              "in frame_waiters) while a subscriber without WAKE_FORWARD holds a slot",
@@ -249,7 +263,7 @@ CF_CASE(PubWakesTwoForwarders, "2.7/publisher-wakes-at-least-two",
         "at least 2 of the harness's 4 waiters (all of them is conforming too)",
         (std::vector<std::string>{"SHM-WAKE-02"}), kPub, kV3) {
   WakeScene scene(ctx, 1, 0);
-  const int woken = scene.WokenByFrame3([&] { scene.sub(0).Ack(1); });
+  const int woken = scene.Woken([&] { scene.sub(0).Ack(1); });
   ctx.Expect(woken >= 2, "SHM-WAKE-02",
              "the commit of frame 3 wakes at least two waiters (FUTEX_WAKE count >= 2) when "
              "every subscriber forwards",
@@ -267,11 +281,14 @@ CF_CASE(PubWakesAllAfterPlainLeft, "2.7/publisher-wakes-all-after-a-non-forwarde
   scene.sub(0).Ack(1);  // the forwarding subscriber releases; the plain one still blocks
   StructView plain_slot = scene.sub(1).SubSlot(static_cast<uint32_t>(scene.sub(1).hello().index));
   const uint32_t kFree = ctx.spec().Enum("subscriber_slot_state", "FREE");
-  const int woken = scene.WokenByFrame3([&] {
+  const int woken = scene.Woken([&] {
     scene.sub(1).conn().Close();
+    // Freeing a slot bumps ack_futex (a blocked producer re-evaluates); 5 ms slices otherwise.
+    StructView h = scene.sub(0).Header();
     const Deadline d = In(3000);
-    while (plain_slot.Get("state") != kFree && Clock::now() < d)
-      std::this_thread::yield();
+    while (plain_slot.Get("state") != kFree && Clock::now() < d) {
+      FutexWait(h.Bytes("ack_futex").data(), static_cast<uint32_t>(h.Get("ack_futex")), 5);
+    }
   });
   ctx.Expect(plain_slot.Get("state") == kFree, "RES-CRASH-02",
              "the slot of the subscriber that closed its connection is freed",
@@ -280,6 +297,23 @@ CF_CASE(PubWakesAllAfterPlainLeft, "2.7/publisher-wakes-all-after-a-non-forwarde
              "the first commit after the slot of a subscriber without WAKE_FORWARD was freed "
              "wakes every waiter (4 of ours)",
              N(woken) + " of 4 woken within 1500 ms");
+}
+
+// CLOSED is not a commit: a publisher that wakes two at commits (every subscriber forwards) must
+// still wake every waiter when it shuts down, since nothing is committed for them to forward.
+// Our waiters wait again after any wake-up before CLOSED (a last commit on the way down wakes
+// two of them), so each is counted only if CLOSED woke it.
+CF_CASE(PubWakesAllAtClosed, "2.7/publisher-wakes-all-at-closed",
+        "with only subscribers that announce WAKE_FORWARD attached, the publisher's shut-down "
+        "(SIGTERM: state CLOSED) wakes all 4 of the harness's waiters",
+        (std::vector<std::string>{"SHM-WAKE-02", "RES-CLOSE-01"}), kPub, kV3) {
+  WakeScene scene(ctx, 1, 0);
+  const int woken = scene.Woken([&] { ::kill(scene.pub().pid(), SIGTERM); },
+                                ctx.spec().Enum("segment_state", "CLOSED"));
+  ctx.Expect(woken == 4, "SHM-WAKE-02",
+             "the shut-down (CLOSED) wakes every frame_futex waiter (4 of ours), although every "
+             "subscriber forwards",
+             N(woken) + " of 4 woken within 1500 ms", scene.sub(0).Header().All().subspan(0, 128));
 }
 
 }  // namespace
