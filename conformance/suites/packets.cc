@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common.h"
+#include "shm_fence.h"
 
 namespace cuframes::conform {
 namespace {
@@ -631,6 +632,48 @@ CF_CASE(ParamsLockOddAtKeyframe, "10.5/codec-params-lock-odd-at-first-keyframe",
              "PKT-PARAMS-02",
              "an error event CORRUPT (parameters' lock odd for SEQLOCK_SPIN_LIMIT_MS) before any "
              "packet",
+             e ? e->dump() : "none; " + sub.StdoutTail(4));
+}
+
+// The other half of PKT-PARAMS-02: an odd lock is a writer inside its update, and the reader
+// waits it out for up to SEQLOCK_SPIN_LIMIT_MS before it may call it CORRUPT. Here the writer
+// finishes 30 ms into the reader's spin (generation 2), so keyframes 1-3, written under
+// generation 1, are no longer a place to start (PKT-READ-08) and keyframe 4 is. A reader that
+// gives up at the first odd lock reports CORRUPT instead.
+CF_CASE(ParamsLockOddBriefly, "10.5/codec-params-lock-odd-briefly-at-first-keyframe",
+        "codec parameters read, then their seqlock odd for 30 ms while keyframe 1 arrives and "
+        "then even at generation 2: the joining reader waits the update out, skips keyframes "
+        "1-3 of generation 1 and delivers keyframe 4 of generation 2, with no error",
+        (std::vector<std::string>{"PKT-PARAMS-02", "PKT-READ-08"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  Process& sub = pub.StartSub(PacketSubArgs(4));
+  pub.Handshake();
+  size_t from = 0;
+  if (sub.WaitEvent("codec_params", In(4000), &from) == nullptr) {
+    ctx.Fail("ADP-EVENT-02", "a codec_params event once the parameters are read",
+             "none; " + sub.StdoutTail(4));
+  }
+  StructView cp(ctx.spec(), "CodecParams", pub.ring()->span(), 256);
+  cp.Set("lock", 3);  // the writer enters its second update
+  for (uint64_t n = 1; n <= 3; ++n)
+    pub.WritePacket(n, true);
+  // The delay is the stimulus (a writer preempted inside its update), well inside the spin.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  cp.Set("generation", 2);
+  ShmReleaseFence();
+  cp.Set("lock", 4);
+  pub.WritePacket(4, true, nullptr, 2);
+  const nlohmann::json* e = sub.WaitFor(
+      [](const nlohmann::json& j) {
+        return j.value("event", "") == "packet" || j.value("event", "") == "error";
+      },
+      In(4000), &from);
+  ctx.Expect(e != nullptr && e->value("event", "") == "packet" && e->value("seq", 0) == 4,
+             "PKT-PARAMS-02",
+             "packet 4 first (the odd lock waited out, keyframes 1-3 of generation 1 skipped), "
+             "no CORRUPT",
              e ? e->dump() : "none; " + sub.StdoutTail(4));
 }
 
