@@ -97,6 +97,26 @@ TEST_F(FdPassing, MoreThanOneMessageCanCarryIsRefused) {
   EXPECT_EQ(errno, EINVAL);
 }
 
+// A read that fails (here EAGAIN: nothing there) takes no descriptors. The control buffer is
+// left as the kernel left it, which for a second call from the same place is the first call's
+// SCM_RIGHTS message: a reader that parses it anyway hands out descriptors it already gave.
+TEST_F(FdPassing, AFailedReadTakesNoDescriptors) {
+  const int sent[2] = {::eventfd(1, EFD_CLOEXEC), ::eventfd(2, EFD_CLOEXEC)};
+  const std::vector<uint8_t> msg = {1, 2, 3, 4};
+  ASSERT_TRUE(SendWithFds(sv_[0], msg, sent, MSG_NOSIGNAL));
+  std::vector<int> got;
+  uint8_t buf[64];
+  ASSERT_EQ(RecvWithFds(sv_[1], buf, &got, MSG_DONTWAIT).n, 4);
+  ASSERT_EQ(got.size(), 2u);
+  const Received r = RecvWithFds(sv_[1], buf, &got, MSG_DONTWAIT);
+  EXPECT_LT(r.n, 0);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_EQ(got.size(), 2u) << "descriptors taken from a read that failed";
+  CloseAll(&got);
+  for (int fd : sent)
+    ::close(fd);
+}
+
 TEST_F(FdPassing, EndOfFileIsZero) {
   ::shutdown(sv_[0], SHUT_WR);
   std::vector<int> got;
