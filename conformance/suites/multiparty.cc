@@ -559,5 +559,50 @@ CF_CASE(ReclaimDenied, "1.3/stale-segment-unlink-denied",
              "RES-PERM-03", "the stale segment left in place", "it is gone or replaced");
 }
 
+// RES-PERM-03 with EACCES rather than EPERM: the stale socket file lies in a directory the
+// publisher's uid may search but not write (root's, mode 0755, not sticky), so unlinking it fails
+// with EACCES, which is a permission failure like EPERM: PERMISSION, not SYSTEM.
+CF_CASE(ReclaimSocketDenied, "1.3/stale-socket-unlink-denied",
+        "a stale socket file in a socket directory the publisher's uid cannot write (EACCES on "
+        "unlink): the publisher reports PERMISSION, exits without crashing and leaves the file",
+        (std::vector<std::string>{"RES-PERM-03"}), kPub, {}) {
+  if (geteuid() != 0) {
+    ctx.Unsupported(
+        "needs root to own the socket directory and start the publisher as a "
+        "second uid; running as uid " +
+        N(geteuid()));
+  }
+  if (access("/usr/bin/setpriv", X_OK) != 0) {
+    ctx.Unsupported("setpriv (util-linux) not installed: no way to start a setresuid child");
+  }
+  char dir[] = "/tmp/cuframes-conform-ro-XXXXXX";
+  if (mkdtemp(dir) == nullptr || chmod(dir, 0755) != 0) {
+    ctx.Fail("HARNESS", "a root-owned directory of mode 0755 under /tmp", strerror(errno));
+  }
+  const std::string sock = std::string(dir) + "/cuframes-" + ctx.key() + ".sock";
+  { std::ofstream stale(sock); }
+  chmod(sock.c_str(), 0666);
+  ctx.observer().Disable(kObsAll);  // the IUT's socket is not where the observer looks
+  ctx.SetAdapterEnv("CUFRAMES_SOCKET_DIR", dir);
+  Process& pub = ctx.StartPublisherAs(65534, 65534, PubArgs(ctx, 1));
+  const bool exited = pub.WaitExit(In(5000));
+  const bool left = access(sock.c_str(), F_OK) == 0;
+  unlink(sock.c_str());
+  rmdir(dir);
+  if (!exited) {
+    ctx.Fail("RES-PERM-03", "the publisher gives up on the socket it cannot reclaim",
+             "still running after 5 s; " + pub.StdoutTail(4));
+  }
+  if (pub.exit_code() == 126 || pub.exit_code() == 127) {
+    ctx.Unsupported("the publisher adapter is not executable by uid 65534: " + pub.StderrTail(300));
+  }
+  const nlohmann::json* e = FindError(pub);
+  ctx.Expect(pub.term_signal() == 0 && e != nullptr && e->value("name", "") == "PERMISSION",
+             "RES-PERM-03",
+             "an error event PERMISSION (unlinking the stale socket fails with EACCES), no crash",
+             (e ? e->dump() : std::string("no error event")) + "; adapter " + pub.StatusText());
+  ctx.Expect(left, "RES-PERM-03", "the stale socket file left in place", "it is gone");
+}
+
 }  // namespace
 }  // namespace cuframes::conform
