@@ -632,7 +632,7 @@ TlvMsg ScriptedPub::ReadHello() {
 
 MessageBuilder ScriptedPub::HelloResp() {
   const Spec& s = ctx_.spec();
-  StructView slot = SubSlot(0);
+  StructView slot = SubSlot(p_.sub_index);
   slot.Set("ack_seq", 0);
   slot.Set("start_seq", 0);
   slot.Set("flags", 0);
@@ -643,7 +643,7 @@ MessageBuilder ScriptedPub::HelloResp() {
   b.Set("status", 0)
       .Set("proto_version", 1)
       .Set("memory_kind", s.Enum("memory_kind", p_.kind))
-      .Set("subscriber_index", 0)
+      .Set("subscriber_index", p_.sub_index)
       .Set("generation", generation_)
       .Set("lib_version", 0x000200);
   return b;
@@ -654,10 +654,12 @@ TlvMsg ScriptedPub::ReadAttach() {
   TlvMsg m = RecvOrFail(ctx_, *conn_, "MSG-ATTACH-01", "ATTACH_REQ after HELLO_RESP(OK)", 3000);
   ctx_.Expect(s.MsgName(m.type) == "ATTACH_REQ", "MSG-ATTACH-01", "ATTACH_REQ", Describe(s, m),
               m.raw);
-  ctx_.Expect(PayloadField(s, "AttachReq", m, "subscriber_index") == 0 &&
-                  PayloadField(s, "AttachReq", m, "generation") == generation_,
-              "MSG-ATTACH-01", "ATTACH_REQ echoes index 0 and generation " + Num(generation_),
-              Describe(s, m), m.raw);
+  ctx_.Expect(
+      PayloadField(s, "AttachReq", m, "subscriber_index") == p_.sub_index &&
+          PayloadField(s, "AttachReq", m, "generation") == generation_,
+      "MSG-ATTACH-01",
+      "ATTACH_REQ echoes index " + Num(p_.sub_index) + " and generation " + Num(generation_),
+      Describe(s, m), m.raw);
   ctx_.Expect(AllZero(std::span<const uint8_t>(m.payload).subspan(12, 4)), "VER-RSV-01",
               "ATTACH_REQ reserved0 zero", "nonzero", m.raw);
   return m;
@@ -666,8 +668,8 @@ TlvMsg ScriptedPub::ReadAttach() {
 uint64_t ScriptedPub::SendAttachOk(std::span<const int> fds) {
   const Spec& s = ctx_.spec();
   const uint64_t start = Header().Get("write_seq") + 1;
-  SubSlot(0).Set("start_seq", start);
-  SubSlot(0).Set("state", s.Enum("subscriber_slot_state", "ACTIVE"));
+  SubSlot(p_.sub_index).Set("start_seq", start);
+  SubSlot(p_.sub_index).Set("state", s.Enum("subscriber_slot_state", "ACTIVE"));
   MessageBuilder b(s, "ATTACH_RESP");
   b.Set("status", 0).Set("start_seq", start);
   conn_->SendWithFds(b.Encode(), fds);
@@ -750,7 +752,7 @@ void ScriptedPub::Commit(uint64_t n, uint64_t meta_seq, bool wake) {
 uint64_t ScriptedPub::Publish(std::optional<uint64_t> payload_bytes) {
   StructView h = Header();
   const uint64_t n = h.Get("write_seq") + 1;
-  StructView me = SubSlot(0);
+  StructView me = SubSlot(p_.sub_index);
   const auto ack_ok = [&](uint64_t m) {
     const uint64_t ack = me.Get("ack_seq");
     ctx_.Expect(ack <= h.Get("write_seq"), "ACK-REL-03",

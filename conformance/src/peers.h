@@ -130,6 +130,9 @@ struct PubParams {
   // buffers (SHM-LAYOUT-01) and `before_ready` writes the slot descriptors' handles, which
   // SHM-SLOT-01 wants in place before READY.
   std::string kind = "HOST";
+  // The subscriber slot HELLO_RESP assigns (below max_subscribers); 0 unless a case needs the
+  // IUT to use another (an index written at the wrong offset reads the same while it is 0).
+  uint32_t sub_index = 0;
   std::function<void(class ScriptedPub&)> before_ready;
 };
 

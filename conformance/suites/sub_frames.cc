@@ -16,6 +16,28 @@ std::vector<std::string> SubArgs(uint64_t frames) {
   return {"--frames", std::to_string(frames), "--timeout-ms", "3000", "--kind", "host"};
 }
 
+// Every other scripted-publisher case assigns slot 0, where an index written at the wrong offset
+// of ATTACH_REQ, or a subscriber that uses slot 0 whatever it was given, reads the same.
+CF_CASE(SlotThree, "3.5/subscriber-assigned-slot-3",
+        "a subscriber assigned slot 3 echoes index 3 in ATTACH_REQ, checks that slot, releases "
+        "its frames in it and leaves slots 0-2 untouched",
+        (std::vector<std::string>{"MSG-ATTACH-01", "SHM-VALID-04", "SHM-SUB-01"}), kSub, {}) {
+  PubParams p;
+  p.sub_index = 3;  // of max_subscribers 4
+  ScriptedPub pub(ctx, p);
+  Process& sub = pub.StartAttached(SubArgs(6));
+  for (int i = 0; i < 6; ++i)
+    pub.Publish();  // slots reused twice: each needs the ACK in slot 3
+  pub.ExpectFrames(sub, 1, 6, pub.params().slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+  for (uint32_t i = 0; i < 3; ++i) {
+    StructView other = pub.SubSlot(i);
+    ctx.Expect(AllZero(other.All()), "SHM-SUB-01",
+               "slot " + std::to_string(i) + " (never assigned) left all zero", "nonzero",
+               other.All());
+  }
+}
+
 CF_CASE(PayloadTooLarge, "2.3/payload-exceeds-slot",
         "frame 2 with payload_bytes = slot_bytes + 1 is reported CORRUPT, not delivered",
         (std::vector<std::string>{"SHM-FMETA-02", "SHM-VALID-02"}), kSub, {}) {
