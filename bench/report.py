@@ -37,8 +37,9 @@ Conventions (how a benchmark names its floor and target):
               beyond=<term>    physical floors the cost includes whatever the design (e.g. the
               beyond_base=<term>  kernel's work to wake N sleepers, measured in the same run),
                                each repeatable; a term is a floor's name, or "<name>*<counter>":
-                               that floor's metric times this run's counter (e.g. a per-sleeper
-                               cost times the sleepers this run woke per frame). When a target on
+                               that floor's metric times a counter (e.g. a per-sleeper cost times
+                               the sleepers woken per frame): this run's counter in a beyond=
+                               term, the floor run's in a beyond_base= term. When a target on
                                a lower-is-better metric is missed, it is judged once more on the
                                cost beyond them: value - (sum of beyond - sum of beyond_base)
                                (beyond_base: the same floors at the floor run's scale). A target
@@ -200,7 +201,7 @@ def lookup(runs, others, name):
 
 def physics(terms, run, runs, others, metric):
     """Sums beyond= terms: "<floor>" is that floor's metric, "<floor>*<counter>" the floor's metric
-    times this run's counter. Returns (sum, None) or (None, the first term that is missing)."""
+    times `run`'s counter. Returns (sum, None) or (None, the first term that is missing)."""
     total = 0.0
     for term in terms:
         name, _, scale = term.partition("*")
@@ -212,13 +213,17 @@ def physics(terms, run, runs, others, metric):
     return total, None
 
 
-def explain(target, value, floor_value, metric, keys, run, runs, others):
+def explain(target, value, floor, metric, keys, run, runs, others):
     """For a missed target with beyond= floors: returns (verdict, note), verdict "explained" when
-    the cost beyond those floors meets the target, else "MISS"; (None, "") when not applicable."""
+    the cost beyond those floors meets the target, else "MISS"; (None, "") when not applicable.
+    The beyond_base= terms are what the floor run (`floor`) paid of the same physics, so their
+    counters are the floor run's: a lone subscriber that sleeps is woken by its publisher too."""
+    floor_value = value_of(floor, metric)
     if "beyond" not in keys or not lower_is_better(metric) or value is None:
         return None, ""
     top, missing = physics(keys["beyond"], run, runs, others, metric)
-    base, missing_base = physics(keys.get("beyond_base", []), run, runs, others, metric)
+    base, missing_base = (None, "the floor run") if floor is None else physics(
+        keys.get("beyond_base", []), floor, runs, others, metric)
     if top is None or base is None:
         return "MISS", f"physics floor {missing or missing_base} missing"
     rest = value - (top - base)
@@ -268,7 +273,7 @@ def report(runs, others, context, title):
             ok = judge(t, value, ratio, run)
             verdict = "?" if ok is None else ("pass" if ok else "MISS")
             if ok is False:
-                again, note = explain(t, value, floor_value, metric, keys, run, runs, others)
+                again, note = explain(t, value, floor, metric, keys, run, runs, others)
                 if again:
                     verdict = "MISS, explained" if again == "explained" else "MISS"
                     notes.append(note)

@@ -76,3 +76,20 @@ def test_scaled_term_uses_the_runs_counter(tmp_path):
         r = subprocess.run([sys.executable, str(REPORT), "--strict", str(path)],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == code and figure in r.stdout, r.stdout
+
+
+def test_base_term_uses_the_floor_runs_counter(tmp_path):
+    # beyond=W*wakes (this run: 2 wakes) and beyond_base=W*wakes (the 1-subscriber run's: 0 or
+    # 1): 9000 - (2000 - 0) = 7000 = 7.0x against 9000 - (2000 - 1000) = 8000 = 8.0x. The base's
+    # own counter, not the 64-subscriber run's (which would give 9000 - 0 = 9.0x).
+    for base_wakes, figure in ((0.0, "7.00x"), (1.0, "8.00x")):
+        label = ("metric=publisher_cpu_ns floor=BM_Cost/subs:1 target=x<=2 "
+                 "beyond=BM_Floor_W/subs:64*wakes beyond_base=BM_Floor_W/subs:64*wakes")
+        runs = [dict(run("BM_Cost/subs:1", 1000.0, "metric=publisher_cpu_ns"), wakes=base_wakes),
+                dict(run("BM_Cost/subs:64", 9000.0, label), wakes=2.0),
+                run("BM_Floor_W/subs:64", 1000.0, "metric=publisher_cpu_ns")]
+        path = tmp_path / "base.json"
+        path.write_text(json.dumps({"context": {}, "benchmarks": runs}))
+        r = subprocess.run([sys.executable, str(REPORT), "--strict", str(path)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and figure in r.stdout, r.stdout

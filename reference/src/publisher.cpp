@@ -153,6 +153,9 @@ struct Publisher::Impl {
   // slot was freed since the last commit (its subscriber may still sleep on frame_futex).
   uint32_t non_forwarders = 0;
   bool wake_all_once = false;
+  // Bumped (under mu) whenever a subscriber becomes ACTIVE or stops being ACTIVE: acquire rebuilds
+  // its list of members only then, instead of taking mu and walking every mirror per frame.
+  std::atomic<uint64_t> members_epoch{1};
 
   // producer state (producer thread only)
   struct LastAck {
@@ -161,13 +164,22 @@ struct Publisher::Impl {
     uint64_t device_done = 0;  // CUDA kinds: the m for which its ack event was seen complete
   };
   std::vector<LastAck> last_ack;  // per subscriber slot: the highest ack_seq seen
-  // Acquire's snapshot of the subscribers that must ACK the slot's previous frame; a member with
-  // room for max_subscribers so that acquire never allocates (with 64 subscribers, growing a
-  // fresh vector cost 7 allocations per frame).
+  // The ACTIVE subscribers as of members_epoch == members_seen (rebuilt under mu when the epoch
+  // moved), and acquire's snapshot of those that must ACK the slot's previous frame, with the
+  // ack_seq each scan loaded for them. Members with room for max_subscribers so that acquire never
+  // allocates (with 64 subscribers, growing a fresh vector cost 7 allocations per frame).
+  struct Member {
+    uint32_t index;
+    uint32_t generation;
+    uint64_t start_seq;
+  };
+  std::vector<Member> members;
+  uint64_t members_seen = 0;
   struct Blocker {
     uint32_t index;
     uint32_t generation;
     bool evicted;
+    uint64_t ack;  // this scan's load of its ack_seq
   };
   std::vector<Blocker> must_ack;
   bool acquired = false;
@@ -276,6 +288,7 @@ Status Publisher::Impl::Init() {
   mirrors.assign(cfg.max_subscribers, SubMirror{});
   last_ack.assign(cfg.max_subscribers, LastAck{});
   must_ack.reserve(cfg.max_subscribers);
+  members.reserve(cfg.max_subscribers);
   memory = cfg.memory_kind == layout::kKindHost
                ? MakeHostPublisherMemory()
                : MakeCudaPublisherMemory(cfg.cuda_device, cfg.memory_kind);
@@ -568,7 +581,10 @@ void Publisher::Impl::CloseConn(Conn& c, Status reason) {
     std::lock_guard<std::mutex> lock(mu);
     SubMirror& mir = mirrors[index];
     was_active = mir.state == layout::kSubActive;
-    if (was_active) --active;
+    if (was_active) {
+      --active;
+      members_epoch.fetch_add(1, std::memory_order_release);
+    }
     if (!mir.wake_forward) {
       --non_forwarders;
       wake_all_once = true;
@@ -684,6 +700,7 @@ Status Publisher::Impl::ProcessAttach(Conn& c, const tlv::AttachReq& req) {
     mir.start_seq = start_seq;
     mir.state = layout::kSubActive;
     ++active;
+    members_epoch.fetch_add(1, std::memory_order_release);
     mem::store_relaxed<uint64_t>(&ss->start_seq, start_seq);
     mem::store_release<uint32_t>(&ss->state, layout::kSubActive);
   }
@@ -738,6 +755,7 @@ Status Publisher::Impl::Evict(uint32_t index, uint32_t generation, Status reason
     if (mir.state != layout::kSubActive || mir.generation != generation) return Status::kOk;
     mir.state = layout::kSubEvicted;
     --active;
+    members_epoch.fetch_add(1, std::memory_order_release);
     mem::store_release<uint32_t>(&seg.sub(info, index)->state, layout::kSubEvicted);
     evictions.push_back({index, generation, reason});
   }
@@ -809,16 +827,23 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
     bool device_wait = false;  // the first blocker has ACKed m on the host; its ack event runs
     int64_t device_spin_left = kDeviceSpinNs;
     for (;;) {
-      // Snapshot the subscribers that must have ACKed m: ACTIVE with start_seq <= m.
-      must_ack.clear();
-      {
+      // Snapshot the subscribers that must have ACKed m: ACTIVE with start_seq <= m. The list
+      // of ACTIVE ones is rebuilt only when the epoch moved; a change made after this load is
+      // one made after the snapshot, as it would be after an unlock.
+      if (d.members_epoch.load(std::memory_order_acquire) != d.members_seen) {
         std::lock_guard<std::mutex> lock(d.mu);
+        d.members.clear();
         for (uint32_t i = 0; i < d.mirrors.size(); ++i) {
           const SubMirror& mir = d.mirrors[i];
-          if (mir.state == layout::kSubActive && mir.start_seq <= m) {
-            must_ack.push_back({i, mir.generation, false});
+          if (mir.state == layout::kSubActive) {
+            d.members.push_back({i, mir.generation, mir.start_seq});
           }
         }
+        d.members_seen = d.members_epoch.load(std::memory_order_relaxed);
+      }
+      must_ack.clear();
+      for (const Impl::Member& member : d.members) {
+        if (member.start_seq <= m) must_ack.push_back({member.index, member.generation, false, 0});
       }
       const auto now = Clock::now();
       const bool ack_timed_out =
@@ -835,12 +860,16 @@ Status Publisher::Acquire(int32_t timeout_ms, AcquiredSlot* out) {
       // complete: that one subscriber is freed when its connection ends or evicted at the
       // deadline, and the publisher and the others go on. Sets device_wait when the first
       // blocker waits for its device only.
+      // The loads come first, in a loop of nothing else, so that the reads of lines other cores
+      // wrote overlap one another (with the checks in between, fewer of them were in flight).
       auto scan = [&]() -> int64_t {
         int64_t first_blocked = -1;
         device_wait = false;
+        for (Impl::Blocker& b : must_ack)
+          b.ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
         for (Impl::Blocker& b : must_ack) {
           if (b.evicted) continue;
-          const uint64_t ack = mem::load_acquire(&d.seg.sub(d.info, b.index)->ack_seq);
+          const uint64_t ack = b.ack;
           Impl::LastAck& last = d.last_ack[b.index];
           if (last.generation != b.generation) last = {b.generation, 0};
           if (ack > d.write_seq || ack < last.ack) {  // garbage from a hostile subscriber
