@@ -177,6 +177,11 @@ void ExpectAdapterError(CaseContext& ctx, Process& p, const std::string& code,
   }
 }
 
+void ExpectExitCode(CaseContext& ctx, Process& p, int code, const std::string& why) {
+  ctx.Expect(!p.running() && p.exit_code() == code, "ADP-EXIT-01",
+             "exit status " + std::to_string(code) + " (" + why + ")", p.StatusText());
+}
+
 // ---- ScriptedSub ----
 
 ScriptedSub::ScriptedSub(CaseContext& ctx, std::string key) : ctx_(ctx), key_(std::move(key)) {}
@@ -532,7 +537,7 @@ void ScriptedPub::Create() {
   data_offset_ =
       host ? RoundUp(sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers, align) : 0;
   data_stride_ = host ? RoundUp(p_.slot_bytes, align) : 0;
-  const uint64_t size = host ? data_offset_ + p_.slot_count * data_stride_
+  const uint64_t size = host ? data_offset_ + p_.slot_count * data_stride_ + p_.tail_bytes
                              : sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers;
   std::string error;
   seg_ = ShmFile::Create(ctx_.SegmentPath(), size, &error);

@@ -52,6 +52,8 @@ const nlohmann::json* FindError(Process& p);
 void ExpectErrorName(CaseContext& ctx, const nlohmann::json* e);
 void ExpectAdapterError(CaseContext& ctx, Process& p, const std::string& code,
                         const std::string& req, int timeout_ms, bool allow_deliveries = false);
+// Expects the adapter's exit status `code` (ADAPTER.md section 5) once it has exited.
+void ExpectExitCode(CaseContext& ctx, Process& p, int code, const std::string& why);
 
 // ---- the scripted subscriber ----
 
@@ -133,6 +135,9 @@ struct PubParams {
   // The subscriber slot HELLO_RESP assigns (below max_subscribers); 0 unless a case needs the
   // IUT to use another (an index written at the wrong offset reads the same while it is 0).
   uint32_t sub_index = 0;
+  // HOST: bytes of the segment (file and segment_size) after the last buffer. SHM-LAYOUT-01 has
+  // none, but SHM-VALID-01 asks a subscriber only that the last buffer lie inside segment_size.
+  uint64_t tail_bytes = 0;
   std::function<void(class ScriptedPub&)> before_ready;
 };
 

@@ -35,12 +35,6 @@ void ExpectDetachReason(CaseContext& ctx, Conn& c, const std::string& code, cons
   ExpectCloseOnly(ctx, c, "MSG-DETACH-01", 3000);
 }
 
-// Expects the adapter's exit status `code` (ADAPTER.md section 5) once it has exited.
-void ExpectExitCode(CaseContext& ctx, Process& p, int code, const std::string& why) {
-  ctx.Expect(!p.running() && p.exit_code() == code, "ADP-EXIT-01",
-             "exit status " + std::to_string(code) + " (" + why + ")", p.StatusText());
-}
-
 // ---- PROTOCOL.md decisions, publisher role ----
 
 CF_CASE(HeaderPrecedence, "3.2/header-fault-precedence",

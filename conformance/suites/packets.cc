@@ -474,6 +474,72 @@ CF_CASE(RingClosedUnread, "10.6/closed-ring-drained-first",
              sub.StatusText());
 }
 
+// PKT-HDR-03 (as SHM-VALID-03): a ring still INIT is waited for within the handshake deadline,
+// and a ring still INIT at the deadline is TIMEOUT with nothing sent. An all-zero header is what
+// a publisher that has created the file and not yet written it leaves; the
+// 10.2/ring-unknown-layout-* cases check that a nonzero prefix is not waited for. Writes packets
+// 1..3, blanks the ring header, starts the subscriber (--packets 3) and answers its HELLO_REQ
+// with a ring; returns the header as it was written (state READY).
+std::vector<uint8_t> BlankRingAtHello(CaseContext& ctx, ScriptedPub& pub, Process** sub) {
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  for (uint64_t k = 1; k <= 3; ++k)
+    pub.WritePacket(k, k == 1);
+  uint8_t* header = pub.ring()->data();
+  const size_t header_size = ctx.spec().Size("PacketRingHeader");
+  std::vector<uint8_t> written(header, header + header_size);
+  std::memset(header, 0, header_size);
+  *sub = &pub.StartSub(PacketSubArgs(3));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp()
+                      .Set("proto_version", 2)
+                      .Set("caps", 1)
+                      .Set("initial_packet_seq", 1)
+                      .Set("initial_packet_pos", 0)
+                      .Encode());
+  return written;
+}
+
+CF_CASE(RingInitWaited, "10.2/ring-init-waited-for",
+        "a ring whose header is still all zero (INIT) when HELLO_RESP arrives: the subscriber "
+        "sends nothing while it stays so; written and stored READY 300 ms later, the ring is "
+        "validated and the subscriber attaches and delivers packets 1..3",
+        (std::vector<std::string>{"PKT-HDR-03"}), Role::kSubscriber, kV2) {
+  const Spec& s = ctx.spec();
+  ScriptedPub pub(ctx, RingPubParams());
+  Process* sub = nullptr;
+  const std::vector<uint8_t> written = BlankRingAtHello(ctx, pub, &sub);
+  TlvMsg m;
+  const Conn::Rx rx = pub.conn().Recv(&m, In(300));
+  ctx.Expect(rx == Conn::Rx::kTimeout, "PKT-HDR-03",
+             "nothing while the ring is INIT with an all-zero header (the subscriber waits)",
+             rx == Conn::Rx::kMsg ? Describe(s, m) : "the connection closed",
+             rx == Conn::Rx::kMsg ? m.raw : std::vector<uint8_t>{});
+  // Every field first with state still INIT, then state READY (a publisher's release store).
+  std::vector<uint8_t> staged = written;
+  StructView(s, "PacketRingHeader", std::span<uint8_t>(staged))
+      .Set("state", s.Enum("segment_state", "INIT"));
+  std::memcpy(pub.ring()->data(), staged.data(), staged.size());
+  pub.Ring().Set("state", s.Enum("segment_state", "READY"));
+  pub.ReadAttach();
+  pub.SendAttachOk();
+  ExpectPackets(ctx, *sub, 1, 3, RingPubParams().max_packet_bytes, "PKT-HDR-03");
+  WaitExitOrFail(ctx, *sub, "PKT-HDR-03", 4000);
+}
+
+CF_CASE(RingStillInit, "10.2/ring-still-init",
+        "a ring whose header stays all zero (INIT) past the handshake deadline: the subscriber "
+        "sends nothing, closes and reports TIMEOUT (exit 3)",
+        (std::vector<std::string>{"PKT-HDR-03"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  Process* sub = nullptr;
+  BlankRingAtHello(ctx, pub, &sub);
+  const int deadline = static_cast<int>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
+  ExpectCloseOnly(ctx, pub.conn(), "PKT-HDR-03", deadline + 2000);
+  ExpectAdapterError(ctx, *sub, "TIMEOUT", "PKT-HDR-03", 3000);
+  ExpectExitCode(ctx, *sub, 3, "timeout");
+}
+
 CF_CASE(RingBadMagic, "10.2/ring-wrong-magic",
         "a ring with a wrong magic is refused at attach: DETACH(UNSUPPORTED_LAYOUT)",
         (std::vector<std::string>{"PKT-HDR-01", "PKT-HDR-03"}), Role::kSubscriber, kV2) {

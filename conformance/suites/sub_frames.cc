@@ -38,6 +38,24 @@ CF_CASE(SlotThree, "3.5/subscriber-assigned-slot-3",
   }
 }
 
+// SHM-VALID-01 lists what a subscriber checks of the segment's geometry, and no more: the last
+// buffer inside segment_size, not segment_size equal to the end of the last buffer. A subscriber
+// that demands SHM-LAYOUT-01's exact size refuses a segment it must use.
+CF_CASE(SegmentTail, "2.8/segment-with-room-after-last-buffer",
+        "a segment whose file and segment_size run one page past its last buffer is used: the "
+        "subscriber attaches and delivers frames 1..3 (SHM-VALID-01 checks only that the last "
+        "buffer lies inside segment_size)",
+        (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
+  PubParams p;
+  p.tail_bytes = 4096;
+  ScriptedPub pub(ctx, p);
+  Process& sub = pub.StartAttached(SubArgs(3));
+  for (int i = 0; i < 3; ++i)
+    pub.Publish();
+  pub.ExpectFrames(sub, 1, 3, pub.params().slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+}
+
 CF_CASE(PayloadTooLarge, "2.3/payload-exceeds-slot",
         "frame 2 with payload_bytes = slot_bytes + 1 is reported CORRUPT, not delivered",
         (std::vector<std::string>{"SHM-FMETA-02", "SHM-VALID-02"}), kSub, {}) {

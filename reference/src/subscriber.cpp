@@ -107,7 +107,7 @@ struct Subscriber::Impl {
   Status Fail(Status s, const std::string& text);
   Status ProcessHelloResp(const tlv::HelloResp& resp, Clock::time_point deadline);
   Status Finish(const handshake::SubStep& step);
-  Status OpenRing(const tlv::HelloResp& resp);
+  Status OpenRing(const tlv::HelloResp& resp, Clock::time_point deadline);
   Status Evicted();
   bool Drain();
   void ServiceLoop();
@@ -230,7 +230,7 @@ Status Subscriber::Impl::Expect(Clock::time_point deadline, tlv::Message* out) {
   }
 }
 
-Status Subscriber::Impl::OpenRing(const tlv::HelloResp& resp) {
+Status Subscriber::Impl::OpenRing(const tlv::HelloResp& resp, Clock::time_point deadline) {
   const std::string path = RingPath(cfg.key);
   const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (rfd < 0) return errno == ENOENT ? Status::kCorrupt : Status::kSystem;
@@ -244,8 +244,14 @@ Status Subscriber::Impl::OpenRing(const tlv::HelloResp& resp) {
   ::close(rfd);
   if (addr == MAP_FAILED) return Status::kSystem;
   ring_map = Mapping(addr, size);
-  Status s = ring.attach(addr, size);
-  if (s != Status::kOk) return s == Status::kAgain ? Status::kCorrupt : s;
+  // PKT-HDR-03: a ring still INIT (all-zero prefix) is waited for, as the segment is
+  // (SHM-VALID-03), until the handshake deadline; still INIT then is TIMEOUT, nothing sent.
+  Status s;
+  while ((s = ring.attach(addr, size)) == Status::kAgain) {
+    if (Clock::now() >= deadline) return Status::kTimeout;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (s != Status::kOk) return s;
   // The writer wakes readers only while packet_waiters (frame segment header) is nonzero.
   ring.set_waiter_count(&seg.header()->packet_waiters);
   if (resp.initial_packet_seq != 0) {
@@ -286,7 +292,7 @@ Status Subscriber::Impl::ProcessHelloResp(const tlv::HelloResp& resp, Clock::tim
   fdpass::CloseAll(&rx_fds);  // imported (or not needed): KIND-06 closes each one
   if (s != Status::kOk) return s;
   if (resp.proto_version >= 2 && (resp.caps & tlv::kHelloRespCapPacketRing) != 0) {
-    s = OpenRing(resp);
+    s = OpenRing(resp, deadline);
     if (s != Status::kOk) return s;
   }
   return Status::kOk;

@@ -116,6 +116,9 @@ TEST_F(CApi, RoundTrip) {
   ASSERT_EQ(cuframes_sub_get_info(sub, &info), CUFRAMES_OK);
   EXPECT_EQ(info.proto_version, CUFRAMES_PROTO_VERSION_MAX);
   EXPECT_EQ(info.slot_bytes, 192u);
+  EXPECT_EQ(info.width, 16u);
+  EXPECT_EQ(info.height, 8u);
+  EXPECT_EQ(info.pixel_format, static_cast<uint32_t>(CUFRAMES_PIXEL_NV12));
   EXPECT_EQ(info.packet_ring, 1u);
   EXPECT_EQ(info.start_seq, 1u);
   EXPECT_EQ(cuframes_pub_subscriber_count(pub), 1u);

@@ -60,6 +60,28 @@ TEST(ValidateHeader, GoodHostAndCuda) {
   EXPECT_EQ(ValidateHeader(h, h.segment_size, &info), Status::kOk);
 }
 
+// The stream description the header carries reaches the subscriber's info field by field (no
+// wire message carries it, so only the C API shows a field that was dropped).
+TEST(ValidateHeader, CopiesTheStreamDescription) {
+  SegmentInfo info{};
+  layout::SegmentHeader h = GoodHeader();
+  h.width = 640;
+  h.height = 360;
+  h.pixel_format = 4;
+  h.pitch = 1280;
+  h.lib_version = 0x000602;
+  h.publisher_pid = 4242;
+  ASSERT_EQ(ValidateHeader(h, h.segment_size, &info), Status::kOk);
+  EXPECT_EQ(info.width, 640u);
+  EXPECT_EQ(info.height, 360u);
+  EXPECT_EQ(info.pixel_format, 4u);
+  EXPECT_EQ(info.pitch, 1280u);
+  EXPECT_EQ(info.slot_bytes, 2048u);
+  EXPECT_EQ(info.lib_version, 0x000602u);
+  EXPECT_EQ(info.publisher_pid, 4242u);
+  EXPECT_EQ(info.max_subscribers, 8u);
+}
+
 TEST(ValidateHeader, EachViolationHasItsCode) {
   struct Case {
     const char* what;
