@@ -50,7 +50,7 @@
 // 2 blocking without the spin. Counters last_p50_us/last_p99_us: latency from commit to the
 // last subscriber that received the frame.
 //
-// ---- BM_Floor_FanoutScan/subs:N, BM_Floor_FanoutWake/subs:64: what subscribers cost anyone ----
+// ---- BM_Floor_FanoutScan/subs:N/stride:S, BM_Floor_FanoutWake/subs:64: what subscribers cost ----
 // Plain threads, no protocol: the pass over N cache lines that N other cores wrote plus one store
 // to a line they all read (Scan), and FUTEX_WAKE's CPU per sleeper woken (Wake). The helper of
 // BM_PublisherCost counts its threads' voluntary context switches over the timed frames
@@ -613,7 +613,8 @@ void BM_PublisherCost(benchmark::State& state) {
     // store at 64 less at 1, and the kernel's wake work for the sleepers the publisher itself
     // wakes per frame (at most two, wake forwarding) less those the 1-subscriber run woke.
     if (subs == 64) {
-      label += " beyond=BM_Floor_FanoutScan/subs:64 beyond_base=BM_Floor_FanoutScan/subs:1";
+      label += " beyond=BM_Floor_FanoutScan/subs:64/stride:128";
+      label += " beyond_base=BM_Floor_FanoutScan/subs:1/stride:128";
       if (mode != 1) {
         label += " beyond=BM_Floor_FanoutWake/subs:64*publisher_wakes";
         label += " beyond_base=BM_Floor_FanoutWake/subs:64*publisher_wakes";
@@ -628,11 +629,14 @@ void BM_PublisherCost(benchmark::State& state) {
 // What N subscribers cost any publisher on this machine, whatever its protocol, measured with
 // plain threads and nothing else; the floors a fan-out miss is judged beyond (labels beyond= of
 // BM_PublisherCost/subs:64, see report.py):
-//   BM_Floor_FanoutScan/subs:N  the N threads poll a frame word with a yield (BM_PublisherCost's
-//       mode 1) and store each frame number to their own cache line. Timed: the publishing
-//       thread's pass over the N lines that N other cores wrote (the ACK scan of every reuse
-//       wait reads each subscriber's ack_seq, ACK-EVICT-05) and its store of the next frame
-//       number to the line all N read (the commit).
+//   BM_Floor_FanoutScan/subs:N/stride:S  the N threads poll a frame word with a yield
+//       (BM_PublisherCost's mode 1) and store each frame number to their own cache line, S bytes
+//       after the previous thread's. Timed: the publishing thread's pass over the N lines that N
+//       other cores wrote (the ACK scan of every reuse wait reads each subscriber's ack_seq,
+//       ACK-EVICT-05) and its store of the next frame number to the line all N read (the
+//       commit). The target is judged at S = 128, the subscriber slot of every segment
+//       (SHM-LAYOUT-01); S = 64 is shown beside it (adjacent lines, which the core's
+//       adjacent-line prefetch fetches in pairs: no segment is laid out so).
 //   BM_Floor_FanoutWake/subs:N  the N threads sleep on the frame word (FUTEX_WAIT); each round
 //       starts only when every one is asleep (state S in /proc), untimed. Timed: the store and
 //       FUTEX_WAKE. publisher_cpu_ns is per sleeper woken: the kernel's work that waking one
@@ -640,14 +644,14 @@ void BM_PublisherCost(benchmark::State& state) {
 // CPU of the publishing thread (CLOCK_THREAD_CPUTIME_ID minus the clock's own cost). The lines
 // and words live in a MAP_SHARED mapping, so the futex is a shared one, as the reference's are.
 // Threads rather than processes: a cache line or a futex costs the same.
-struct alignas(64) PhysicsLine {
-  uint32_t value;
-  char pad[60];
-};
+// Each subscriber's "ack_seq" sits `stride` bytes after the previous one's: 128, a subscriber
+// slot (SHM-LAYOUT-01), as in every segment; or 64, adjacent lines, where the core's
+// adjacent-line prefetch can bring in two of them per miss, which no segment allows.
+constexpr uint32_t kSlotStride = 128;
 struct PhysicsPage {
   alignas(64) uint32_t frame;  // the "commit": the publishing thread stores, subscribers read
   alignas(64) uint32_t done;   // subscribers that stored their line, cumulative
-  PhysicsLine lines[64];       // each subscriber's "ack_seq"
+  alignas(64) unsigned char lines[64 * kSlotStride];
 };
 
 // The scheduler state letter of thread `tid` of this process ('S' = asleep), '?' when unknown.
@@ -667,7 +671,8 @@ char ThreadState(pid_t tid) {
 // N subscriber threads on a PhysicsPage and the publishing side's rounds (see above).
 class PhysicsRig {
  public:
-  PhysicsRig(uint32_t n, bool sleep) : n_(n), sleep_(sleep), tids_(n) {
+  PhysicsRig(uint32_t n, bool sleep, uint32_t stride = kSlotStride)
+      : n_(n), sleep_(sleep), stride_(stride), tids_(n) {
     void* mem = mmap(nullptr, sizeof(PhysicsPage), PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return;
@@ -688,6 +693,10 @@ class PhysicsRig {
 
   bool ok() const { return p_ != nullptr && ok_ && !failed_.load(); }
   PhysicsPage* page() const { return p_; }
+  // Subscriber i's line.
+  uint32_t* Line(uint32_t i) const {
+    return reinterpret_cast<uint32_t*>(p_->lines + size_t{i} * stride_);
+  }
   uint32_t NextFrame() { return ++frame_; }
 
   // Untimed: every thread stored its line for the current frame and (sleep) is asleep again.
@@ -725,7 +734,7 @@ class PhysicsRig {
       }
       if (f == kStop) return;
       seen = f;
-      mem::store_release(&p_->lines[i].value, f);
+      mem::store_release(Line(i), f);
       __atomic_fetch_add(&p_->done, 1, __ATOMIC_SEQ_CST);
       mem::futex_wake_all(&p_->done);
     }
@@ -733,6 +742,7 @@ class PhysicsRig {
 
   const uint32_t n_;
   const bool sleep_;
+  const uint32_t stride_;
   PhysicsPage* p_ = nullptr;
   uint32_t frame_ = 0;
   bool ok_ = true;
@@ -743,7 +753,8 @@ class PhysicsRig {
 
 void BM_Floor_FanoutScan(benchmark::State& state) {
   const auto n = static_cast<uint32_t>(state.range(0));
-  PhysicsRig rig(n, false);
+  const auto stride = static_cast<uint32_t>(state.range(1));
+  PhysicsRig rig(n, false, stride);
   PhysicsPage* p = rig.page();
   const double clock_cost = ThreadCpuClockCost();
   double cpu_ns = 0, scan_ns = 0, store_ns = 0;
@@ -757,7 +768,7 @@ void BM_Floor_FanoutScan(benchmark::State& state) {
     const int64_t c0 = ThreadCpuNs();
     uint32_t acked = UINT32_MAX;
     for (uint32_t i = 0; i < n; ++i)
-      acked = std::min(acked, mem::load_acquire(&p->lines[i].value));
+      acked = std::min(acked, mem::load_acquire(rig.Line(i)));
     benchmark::DoNotOptimize(acked);
     const int64_t c1 = ThreadCpuNs();
     mem::store_release(&p->frame, rig.NextFrame());
@@ -891,7 +902,11 @@ BENCHMARK(BM_IdleSpinCpu)
     ->ArgsProduct({{100, 4167, 33333}, {0, 1}})
     ->Iterations(60)
     ->UseRealTime();
-BENCHMARK(BM_Floor_FanoutScan)->ArgName("subs")->Arg(1)->Arg(64)->Iterations(1000)->UseRealTime();
+BENCHMARK(BM_Floor_FanoutScan)
+    ->ArgNames({"subs", "stride"})
+    ->ArgsProduct({{1, 64}, {kSlotStride, 64}})
+    ->Iterations(1000)
+    ->UseRealTime();
 BENCHMARK(BM_Floor_FanoutWake)->ArgName("subs")->Arg(64)->Iterations(1000)->UseRealTime();
 BENCHMARK(BM_PublisherCost)
     ->ArgNames({"subs", "mode"})
