@@ -638,6 +638,24 @@ CF_CASE(ParamsLockOdd, "10.5/codec-params-lock-held-odd",
       "CORRUPT", "PKT-PARAMS-02", When::kLazy);
 }
 
+// PKT-PARAMS-02's "(or PEER_CLOSED if its socket shows the publisher dead)": the parameters'
+// lock stays odd because the publisher died inside its update, and its socket shows it. The
+// reader that spins SEQLOCK_SPIN_LIMIT_MS and then reports CORRUPT without looking at the socket
+// blames the data for a crash.
+CF_CASE(ParamsLockOddPublisherDead, "10.5/codec-params-lock-odd-publisher-dead",
+        "codec parameters whose seqlock stays odd and a publisher whose socket closes (it died "
+        "inside the update): the subscriber reports PEER_CLOSED, not CORRUPT",
+        (std::vector<std::string>{"PKT-PARAMS-02", "RES-CRASH-01"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  StructView(ctx.spec(), "CodecParams", pub.ring()->span(), 256).Set("lock", 3);
+  Process& sub = pub.StartSub(PacketSubArgs(3));
+  pub.Handshake();
+  pub.Crash();
+  ExpectAdapterError(ctx, sub, "PEER_CLOSED", "PKT-PARAMS-02", 4000);
+}
+
 // The lapped-reader setup: the handshake by hand, HELLO_RESP promising (1, 0), then packets
 // 1-20 (a keyframe every 6th when `keyframes`, none otherwise) lap packet 1 before ATTACH_RESP.
 void LapBeforeAttach(ScriptedPub& pub, bool keyframes) {
