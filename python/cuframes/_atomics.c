@@ -175,6 +175,71 @@ static PyObject *futex_wait(PyObject *self, PyObject *const *args, Py_ssize_t n)
   }
 }
 
+/* futex_wait_bitset(addr, expected, timeout_ms, bitset) -> as futex_wait, with FUTEX_WAIT_BITSET:
+ * only a FUTEX_WAKE_BITSET whose bitset shares a bit with `bitset` (or a plain FUTEX_WAKE) wakes
+ * it. FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, not a relative timeout. */
+static PyObject *futex_wait_bitset(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+  (void)self;
+  if (n != 4) {
+    PyErr_SetString(PyExc_TypeError, "futex_wait_bitset(addr, expected, timeout_ms, bitset)");
+    return NULL;
+  }
+  uint32_t *p = aligned_addr(args[0], 4);
+  if (!p) return NULL;
+  unsigned long long expected = PyLong_AsUnsignedLongLong(args[1]);
+  long long ms = PyLong_AsLongLong(args[2]);
+  unsigned long long bitset = PyLong_AsUnsignedLongLong(args[3]);
+  if (PyErr_Occurred()) return NULL;
+  if (bitset == 0 || bitset > 0xffffffffULL) {
+    PyErr_SetString(PyExc_ValueError, "bitset must be a nonzero 32-bit mask");
+    return NULL;
+  }
+  if (ms < 0) ms = 0;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec += 1;
+    ts.tv_nsec -= 1000000000L;
+  }
+  long rc;
+  int err = 0;
+  Py_BEGIN_ALLOW_THREADS;
+  rc = syscall(SYS_futex, p, FUTEX_WAIT_BITSET, (uint32_t)expected, &ts, NULL, (uint32_t)bitset);
+  if (rc != 0) err = errno;
+  Py_END_ALLOW_THREADS;
+  if (rc == 0) return PyLong_FromLong(0);
+  switch (err) {
+    case ETIMEDOUT: return PyLong_FromLong(1);
+    case EAGAIN: return PyLong_FromLong(2);
+    case EINTR: return PyLong_FromLong(3);
+    default: errno = err; return PyErr_SetFromErrno(PyExc_OSError);
+  }
+}
+
+/* futex_wake_bitset(addr, count, bitset) -> number of waiters woken: those whose wait bitset
+ * shares a bit with `bitset` (plain FUTEX_WAIT waiters match every bitset). Shared futex. */
+static PyObject *futex_wake_bitset(PyObject *self, PyObject *const *args, Py_ssize_t n) {
+  (void)self;
+  if (n != 3) {
+    PyErr_SetString(PyExc_TypeError, "futex_wake_bitset(addr, count, bitset)");
+    return NULL;
+  }
+  uint32_t *p = aligned_addr(args[0], 4);
+  if (!p) return NULL;
+  long cnt = PyLong_AsLong(args[1]);
+  unsigned long long bitset = PyLong_AsUnsignedLongLong(args[2]);
+  if (PyErr_Occurred()) return NULL;
+  if (bitset == 0 || bitset > 0xffffffffULL) {
+    PyErr_SetString(PyExc_ValueError, "bitset must be a nonzero 32-bit mask");
+    return NULL;
+  }
+  long rc = syscall(SYS_futex, p, FUTEX_WAKE_BITSET, (int)cnt, NULL, NULL, (uint32_t)bitset);
+  if (rc < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  return PyLong_FromLong(rc);
+}
+
 /* futex_wake(addr, count) -> number of waiters woken. Shared futex. */
 static PyObject *futex_wake(PyObject *self, PyObject *const *args, Py_ssize_t n) {
   (void)self;
@@ -249,6 +314,10 @@ static PyMethodDef methods[] = {
     {"copy_relaxed", (PyCFunction)(void (*)(void))copy_relaxed, METH_FASTCALL, "relaxed copy"},
     {"futex_wait", (PyCFunction)(void (*)(void))futex_wait, METH_FASTCALL, "FUTEX_WAIT"},
     {"futex_wake", (PyCFunction)(void (*)(void))futex_wake, METH_FASTCALL, "FUTEX_WAKE"},
+    {"futex_wait_bitset", (PyCFunction)(void (*)(void))futex_wait_bitset, METH_FASTCALL,
+     "FUTEX_WAIT_BITSET"},
+    {"futex_wake_bitset", (PyCFunction)(void (*)(void))futex_wake_bitset, METH_FASTCALL,
+     "FUTEX_WAKE_BITSET"},
     {"buffer_address", buffer_address, METH_O, "address of a buffer's first byte"},
     {"detach_pages", (PyCFunction)(void (*)(void))detach_pages, METH_FASTCALL, "private copy"},
     {NULL, NULL, 0, NULL},

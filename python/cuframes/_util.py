@@ -59,16 +59,21 @@ DEVICE_SPIN_MS = 5
 
 
 def bounded_wait(word_addr: int, waiters_addr: int, ready: Callable[[], bool],
-                 slice_ms: float) -> None:
+                 slice_ms: float, bitset: int = 0) -> bool:
     """One step of SHM-ORDER-04: load the futex word, count ourselves as a waiter (seq_cst),
     re-check the condition, FUTEX_WAIT with the loaded value for at most slice_ms, uncount.
-    The caller re-checks its condition (and liveness) after every return."""
+    With a nonzero `bitset`, FUTEX_WAIT_BITSET with it (a forwarding subscriber, SHM-WAKE-01).
+    Returns True when the wait returned 0 (a wake-up). The caller re-checks its condition (and
+    liveness) after every return."""
     val = A.load32_acquire(word_addr)
     A.fetch_add32(waiters_addr, 1)
     try:
         if ready():
-            return
-        A.futex_wait(word_addr, val, max(1, int(min(slice_ms, WAIT_SLICE_MS))))
+            return False
+        ms = max(1, int(min(slice_ms, WAIT_SLICE_MS)))
+        if bitset:
+            return A.futex_wait_bitset(word_addr, val, ms, bitset) == 0
+        return A.futex_wait(word_addr, val, ms) == 0
     finally:
         A.fetch_add32(waiters_addr, -1)
 

@@ -32,7 +32,7 @@ from .layout import (DEFAULT_ACK_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, HEADER_SIZE, 
                      sub_slot_offset)
 from .ring import RingWriter, ring_size, valid_capacity
 
-PROTO_MAX = 2
+PROTO_MAX = 3
 S = {k: v[0] for k, v in SEG.items()}
 
 AWAIT_HELLO, AWAIT_ATTACH, ACTIVE, CLOSED = "AWAIT_HELLO", "AWAIT_ATTACH", "ACTIVE", "CLOSED"

@@ -20,15 +20,15 @@ from . import tlv
 from ._util import (LIB_VERSION, WAIT_SLICE_MS, bounded_wait, check_key, close_socket, ring_path,
                     segment_path, socket_path)
 from .errors import CuframesError, Err, known_or_protocol
-from .layout import (CAP_PACKET_RING_PRESENT, CAP_WANT_PACKETS, CUDA_IPC, HANDSHAKE_TIMEOUT_MS,
-                     HEADER_SIZE, HELLO_MAGIC, HOST, HOST_ALIGN, LAYOUT_VERSION, MAX_SLOTS,
-                     MAX_SUBSCRIBERS, META, MIN_SLOTS, PEER_DEATH_DETECT_MS, RING_HEADER_SIZE,
-                     RING_LAYOUT_VERSION, RING_MAGIC, SEG, SEGMENT_MAGIC, SLOT_DESC_SIZE, SUB,
-                     SUB_ACTIVE, SUB_ATTACHING, SUB_SLOT_SIZE, ST_CLOSED, ST_INIT, ST_READY,
-                     Region, sub_slot_offset)
+from .layout import (CAP_PACKET_RING_PRESENT, CAP_WAKE_FORWARD, CAP_WANT_PACKETS, CUDA_IPC,
+                     HANDSHAKE_TIMEOUT_MS, HEADER_SIZE, HELLO_MAGIC, HOST, HOST_ALIGN,
+                     LAYOUT_VERSION, MAX_SLOTS, MAX_SUBSCRIBERS, META, MIN_SLOTS,
+                     PEER_DEATH_DETECT_MS, RING_HEADER_SIZE, RING_LAYOUT_VERSION, RING_MAGIC, SEG,
+                     SEGMENT_MAGIC, SLOT_DESC_SIZE, SUB, SUB_ACTIVE, SUB_ATTACHING, SUB_SLOT_SIZE,
+                     ST_CLOSED, ST_INIT, ST_READY, WAKE_FORWARD_COUNT, Region, sub_slot_offset)
 from .ring import CodecParams, Packet, RingReader, validate_ring
 
-PROTO_MAX = 2
+PROTO_MAX = 3
 S = {k: v[0] for k, v in SEG.items()}
 KIND_NAMES = {"host": HOST, "cuda": CUDA_IPC}
 
@@ -232,6 +232,8 @@ class Subscriber:
         self._sock = s
         self._deadline = time.monotonic() + HANDSHAKE_TIMEOUT_MS / 1000.0
         caps = CAP_WANT_PACKETS if want_packets and self.max_proto >= 2 else 0
+        if self.max_proto >= 3:
+            caps |= CAP_WAKE_FORWARD  # this subscriber forwards wake-ups (SHM-WAKE-01)
         req = tlv.HelloReq(HELLO_MAGIC, self.min_proto, self.max_proto, self.kinds_mask,
                            LIB_VERSION, caps)
         self._send(tlv.encode(tlv.HELLO_REQ, req.encode()))
@@ -567,9 +569,15 @@ class Subscriber:
             left = None if deadline is None else (deadline - time.monotonic()) * 1000
             if left is not None and left <= 0:
                 raise CuframesError(Err.TIMEOUT, f"no frame {n}")
-            bounded_wait(seg.base + S["frame_futex"], seg.base + S["frame_waiters"],
-                         lambda: seg.load64(S["write_seq"]) >= n, WAIT_SLICE_MS if left is None
-                         else min(left, WAIT_SLICE_MS))
+            # SHM-WAKE-01: in a version 3 session (WAKE_FORWARD was announced) wait in frame n's
+            # bitset and, woken with frame n committed, wake two more of its waiters.
+            bitset = 1 << (n % 32) if self.proto >= 3 else 0
+            woken = bounded_wait(seg.base + S["frame_futex"], seg.base + S["frame_waiters"],
+                                 lambda: seg.load64(S["write_seq"]) >= n,
+                                 WAIT_SLICE_MS if left is None else min(left, WAIT_SLICE_MS),
+                                 bitset)
+            if woken and bitset and seg.load64(S["write_seq"]) >= n:
+                A.futex_wake_bitset(seg.base + S["frame_futex"], WAKE_FORWARD_COUNT, bitset)
         s = (n - 1) % self.slot_count
         mbase = HEADER_SIZE + s * SLOT_DESC_SIZE
         mseq = seg.load64(mbase)

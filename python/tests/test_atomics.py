@@ -56,6 +56,53 @@ def test_futex_results(shared):
     assert A.futex_wake(base + 64, 1) == 0
 
 
+# futex(2)'s number in /proc/<tid>/syscall, per architecture.
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(os.uname().machine)
+
+
+def _in_futex_on(tid: int, addr: int) -> bool:
+    """Thread `tid` of this process is inside futex(2) on `addr` (not, say, on the GIL)."""
+    try:
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == str(_SYS_FUTEX) and int(fields[1], 16) == addr
+
+
+@pytest.mark.skipif(_SYS_FUTEX is None, reason="futex(2)'s syscall number unknown on this CPU")
+def test_futex_bitset(shared):
+    """FUTEX_WAIT_BITSET takes an absolute deadline (the wrapper converts the timeout: a relative
+    one passed through would be in the past and time out at once), and only a wake whose bitset
+    shares a bit with the waiter's releases it (SHM-WAKE-01's forwarding relies on both)."""
+    import threading
+
+    _, _, base = shared
+    word = base + 192
+    A.store32_release(word, 7)
+    t = time.monotonic()
+    assert A.futex_wait_bitset(word, 7, 30, 1 << 3) == 1  # timed out, after the timeout
+    assert time.monotonic() - t >= 0.025
+    assert A.futex_wait_bitset(word, 8, 1000, 1 << 3) == 2  # the word changed: EAGAIN at once
+    with pytest.raises(ValueError):
+        A.futex_wake_bitset(word, 1, 0)
+    result = []
+    tid = []
+    def waiter() -> None:
+        tid.append(threading.get_native_id())
+        result.append(A.futex_wait_bitset(word, 7, 5000, 1 << 3))
+    th = threading.Thread(target=waiter)
+    th.start()
+    deadline = time.monotonic() + 5
+    while not tid or not _in_futex_on(tid[0], word):  # queued on this word (bounded)
+        assert time.monotonic() < deadline, "the waiter never slept"
+        time.sleep(0.001)
+    assert A.futex_wake_bitset(word, 2, 1 << 4) == 0  # another frame's bitset: nobody
+    assert A.futex_wake_bitset(word, 2, (1 << 3) | (1 << 9)) == 1  # a shared bit: the waiter
+    th.join(timeout=5)
+    assert result == [0]  # woken, not timed out
+
+
 def test_cross_process_wake(shared):
     path, _, base = shared
     child = subprocess.Popen([sys.executable, "-c", f"""

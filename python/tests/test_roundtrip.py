@@ -56,7 +56,7 @@ def test_adapter_publisher_to_library_subscriber(env):
     try:
         read_event(pub, "ready")
         with Subscriber(k, want_packets=True) as sub:
-            assert sub.proto == 2 and sub.has_packet_ring and sub.start_seq == 1
+            assert sub.proto == 3 and sub.has_packet_ring and sub.start_seq == 1
             cp = sub.wait_codec_params(5000)
             assert cp.generation == 1 and cp.data == params_payload(1)
             for n in range(1, 13):

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from ..errors import CuframesError, Err
 from ..layout import HOST, CUDA_IPC
+from ..publisher import PROTO_MAX
 from . import _common as C
 
 
@@ -32,7 +33,7 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--wait-subscribers", type=C.uint(0, 64), default=0)
     p.add_argument("--wait-timeout-ms", type=C.uint(), default=10000)
     p.add_argument("--ack-timeout-ms", type=C.uint(), default=2000)
-    p.add_argument("--max-proto", type=C.uint(1, 65535), default=2)
+    p.add_argument("--max-proto", type=C.uint(1, 65535), default=PROTO_MAX)
     p.add_argument("--packets", type=C.uint(), default=0)
     p.add_argument("--packet-bytes", type=C.uint(1, 1 << 31), default=1024)
     p.add_argument("--gop", type=C.uint(1, 1 << 31), default=30)

@@ -7,6 +7,7 @@ import time
 from typing import Any, Optional
 
 from ..errors import CuframesError, Err
+from ..subscriber import PROTO_MAX
 from . import _common as C
 
 
@@ -24,7 +25,7 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--timeout-ms", type=C.uint(), default=5000)
     # cuda_vmm_fd: accepted, then refused as unsupported in main (ADP-KIND-01).
     p.add_argument("--kind", choices=["host", "cuda", "cuda_vmm_fd", "any"], default="any")
-    p.add_argument("--max-proto", type=C.uint(1, 65535), default=2)
+    p.add_argument("--max-proto", type=C.uint(1, 65535), default=PROTO_MAX)
     p.add_argument("--hold-ms", type=C.uint(), default=0)
     return p.parse_args(argv)
 
