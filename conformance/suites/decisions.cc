@@ -3,6 +3,7 @@
 // HELLO rejection order, a segment still INIT, the subscriber's own slot, PAD|KEYFRAME, a lock
 // above 2n without a lap, new codec parameters mid-stream, ERROR(OK), packet-only subscribers,
 // and the adapters' options, exit codes, event timeline and SIGTERM.
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -734,6 +735,100 @@ CF_CASE(LingerActive, "A2/linger-counts-active-subscribers",
              "the publisher shuts down within " + std::to_string(bound) +
                  " ms of the last ACTIVE subscriber's DETACH",
              exited ? std::to_string(took) + " ms" : "still running; " + pub.StatusText());
+}
+
+// ADP-PUB-02's T counts "since done": a clock started at ready has run out already when the
+// wait for a subscriber and the frames took longer than T, and such a publisher quits at done
+// under an ACTIVE subscriber. Here the subscriber comes 2 s after ready (T is 1.5 s) and stays.
+CF_CASE(LingerFromDone, "A2/linger-counts-from-done",
+        "--linger-ms 1500, a subscriber that attaches 2 s after ready and stays ACTIVE: the "
+        "publisher still serves 750 ms after done, and ends within T after it",
+        (std::vector<std::string>{"ADP-PUB-02"}), kPub, {}) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "1", "--wait-subscribers", "1",
+                                "--wait-timeout-ms", "10000", "--linger-ms", "1500"});
+  // The stimulus is the delay itself; the publisher must sit in its wait meanwhile.
+  ctx.Expect(!pub.WaitExit(In(2000)), "ADP-PUB-01",
+             "still waiting for a subscriber 2 s after ready (--wait-timeout-ms 10000)",
+             pub.StatusText());
+  ScriptedSub a(ctx);
+  a.Handshake();
+  a.ReadFrame(1);
+  a.Ack(1);
+  size_t from = 0;
+  if (pub.WaitEvent("done", In(3000), &from) == nullptr) {
+    ctx.Fail("ADP-PUB-02", "a done event after frame 1", pub.StdoutTail());
+  }
+  const bool quit = pub.WaitExit(In(750));
+  ctx.Expect(!quit, "ADP-PUB-02",
+             "still serving 750 ms after done: --linger-ms 1500 counts from done, and our "
+             "subscriber is ACTIVE",
+             "exited " + pub.StatusText());
+  WaitExitOrFail(ctx, pub, "ADP-PUB-02", 3000);
+}
+
+// ADP-SIG-01 during --wait-subscribers: SIGTERM is a request to end, not a failed wait. A
+// publisher that lets the interrupted wait surface as its TIMEOUT prints an error and exits 3.
+CF_CASE(SigtermWhileWaiting, "A2/publisher-sigterm-while-waiting-for-subscribers",
+        "SIGTERM while the publisher waits for --wait-subscribers 1 (nobody comes): a clean "
+        "shut-down, no error event, no done, no file left, exit 0",
+        (std::vector<std::string>{"ADP-SIG-01", "RES-CLOSE-01"}), kPub, {}) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "1", "--wait-subscribers", "1",
+                                "--wait-timeout-ms", "60000", "--linger-ms", "0"});
+  ::kill(pub.pid(), SIGTERM);
+  WaitExitOrFail(ctx, pub, "ADP-SIG-01", 5000);
+  ctx.Expect(pub.exit_code() == 0 && pub.term_signal() == 0, "ADP-SIG-01",
+             "exit status 0 after SIGTERM", pub.StatusText());
+  size_t from = 0;
+  const nlohmann::json* e = pub.WaitEvent("error", In(0), &from);
+  ctx.Expect(e == nullptr, "ADP-SIG-01", "no error event: SIGTERM is not a failed wait",
+             e ? e->dump() : "");
+  from = 0;
+  ctx.Expect(pub.WaitEvent("done", In(0), &from) == nullptr, "ADP-SIG-01",
+             "no done event: frame 1 was never published", pub.StdoutTail());
+  for (const std::string& path : {ctx.SocketPath(), ctx.SegmentPath()}) {
+    ctx.Expect(::access(path.c_str(), F_OK) != 0, "RES-CLOSE-01",
+               path + " unlinked by the clean shut-down", "still there");
+  }
+}
+
+// RES-CLOSE-01's order: the socket file goes first, so that no new subscriber can connect to a
+// publisher that is saying goodbye. With 32 subscribers attached, the first DETACH(OK) any of
+// them receives must find the socket file already gone; a publisher that unlinks it after its
+// DETACHs still has 31 more to send (and 32 connections to close) when the first arrives.
+CF_CASE(SocketUnlinkedFirst, "1.4/socket-unlinked-before-detach",
+        "SIGTERM with 32 subscribers attached: when the first DETACH(OK) arrives, the socket file "
+        "is already unlinked",
+        (std::vector<std::string>{"RES-CLOSE-01"}), kPub, {}) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--max-subscribers", "32",
+                                "--wait-subscribers", "32", "--linger-ms", "60000"});
+  std::vector<std::unique_ptr<ScriptedSub>> subs;
+  for (int i = 0; i < 32; ++i) {
+    subs.push_back(std::make_unique<ScriptedSub>(ctx));
+    subs.back()->Handshake();
+  }
+  std::vector<pollfd> fds;
+  for (auto& s : subs)
+    fds.push_back({s->conn().fd(), POLLIN, 0});
+  ::kill(pub.pid(), SIGTERM);
+  // Spin rather than sleep in poll: the file is looked at within a loop turn of the first DETACH
+  // becoming readable, not after a wake-up that could take longer than the publisher needs to
+  // send the rest and unlink.
+  int r = 0;
+  const Deadline until = In(5000);
+  while ((r = ::poll(fds.data(), fds.size(), 0)) == 0 && Clock::now() < until) {}
+  const bool socket_there = ::access(ctx.SocketPath().c_str(), F_OK) == 0;
+  if (r <= 0) ctx.Fail("ADP-SIG-01", "a DETACH(OK) within 5 s of SIGTERM", "nothing arrived");
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if ((fds[i].revents & POLLIN) == 0) continue;
+    TlvMsg m = RecvOrFail(ctx, subs[i]->conn(), "RES-CLOSE-01", "DETACH(OK)", 1000);
+    ctx.Expect(ctx.spec().MsgName(m.type) == "DETACH", "RES-CLOSE-01", "DETACH(OK)",
+               Describe(ctx.spec(), m), m.raw);
+    break;
+  }
+  ctx.Expect(!socket_there, "RES-CLOSE-01",
+             "the socket file unlinked before the first DETACH is sent",
+             ctx.SocketPath() + " still there when a DETACH arrived");
+  WaitExitOrFail(ctx, pub, "ADP-SIG-01", 5000);
 }
 
 CF_CASE(SubInterleave, "A2/subscriber-frames-and-packets",

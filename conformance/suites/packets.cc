@@ -474,6 +474,42 @@ CF_CASE(RingClosedUnread, "10.6/closed-ring-drained-first",
              sub.StatusText());
 }
 
+// PKT-JOIN-01's other branch: before any keyframe was written a late joiner starts at
+// (head_seq + 1, head_pos), after everything published so far, not at the newest packet (a
+// non-keyframe that no decoder can start at). --gop 0 publishes no keyframe (ADAPTER.md 4).
+CF_CASE(LateJoinNoKeyframe, "10.7/late-join-before-any-keyframe",
+        "5 packets published, none a keyframe (--gop 0): a late joiner's HELLO_RESP carries "
+        "(head_seq + 1, head_pos) = (6, head_pos)",
+        (std::vector<std::string>{"PKT-JOIN-01"}), Role::kPublisher, kV2) {
+  Process& pub = StartPub(ctx, {"--key", ctx.key(), "--frames", "0", "--packets", "5", "--gop", "0",
+                                "--wait-subscribers", "1", "--linger-ms", "5000"});
+  ScriptedSub first(ctx);
+  HelloParams hp;
+  hp.max_proto = 2;
+  hp.caps = 1;
+  first.Hello(hp);
+  first.MapAndValidate();
+  auto ring = OpenIutRing(ctx, "PKT-JOIN-01");
+  StructView r(ctx.spec(), "PacketRingHeader", ring->span());
+  first.Attach();
+  WaitHeadSeq(r, 5, 5000);
+  ctx.Expect(r.Get("head_seq") == 5 && r.Get("last_key_seq") == 0, "PKT-WRITE-04",
+             "head_seq 5 and last_key_seq 0 (no keyframe written)",
+             "head_seq " + std::to_string(r.Get("head_seq")) + ", last_key_seq " +
+                 std::to_string(r.Get("last_key_seq")),
+             r.All());
+  ScriptedSub late(ctx);
+  const HelloInfo lh = late.Hello(hp);
+  const uint64_t head_pos = r.Get("head_pos");
+  ctx.Expect(lh.initial_packet_seq == 6 && lh.initial_packet_pos == head_pos, "PKT-JOIN-01",
+             "initial (head_seq + 1, head_pos) = (6, " + std::to_string(head_pos) + ")",
+             std::to_string(lh.initial_packet_seq) + ", " + std::to_string(lh.initial_packet_pos),
+             lh.msg.raw);
+  late.conn().Close();
+  first.conn().Close();
+  WaitExitOrFail(ctx, pub, "ADP-PUB-02", 5000);
+}
+
 // PKT-HDR-03 (as SHM-VALID-03): a ring still INIT is waited for within the handshake deadline,
 // and a ring still INIT at the deadline is TIMEOUT with nothing sent. An all-zero header is what
 // a publisher that has created the file and not yet written it leaves; the

@@ -167,8 +167,8 @@ CF_CASE(SubStrayFds, "7/subscriber-closes-stray-descriptors",
 }
 
 void BadSegment(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
-                const std::string& code, const std::string& req) {
-  ScriptedPub pub(ctx, PubParams{});
+                const std::string& code, const std::string& req, PubParams params = {}) {
+  ScriptedPub pub(ctx, params);
   pub.Create();
   damage(pub);
   Process& sub = pub.StartSub(SubArgs(1));
@@ -240,6 +240,21 @@ CF_CASE(BadStride, "2.8/data-stride-too-small",
         (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
   BadSegment(
       ctx, [](ScriptedPub& p) { p.Header().Set("slot_bytes", 8192); }, "CORRUPT", "SHM-VALID-01");
+}
+
+// The alignment rule of SHM-VALID-01 on its own. In the default segment a data_stride of 4097
+// also puts the last buffer past segment_size, which a reader refuses whether or not it checks
+// the alignment: here the segment has a page after its last buffer (legal, W4), so 4097 breaks
+// nothing but the "multiple of 4096".
+CF_CASE(StrideUnaligned, "2.8/data-stride-not-page-aligned",
+        "a HOST segment whose data_stride is 4097 (>= slot_bytes, the last buffer inside "
+        "segment_size, not a multiple of 4096) is refused with CORRUPT",
+        (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
+  PubParams p;
+  p.tail_bytes = 4096;
+  BadSegment(
+      ctx, [](ScriptedPub& pub) { pub.Header().Set("data_stride", 4097); }, "CORRUPT",
+      "SHM-VALID-01", p);
 }
 
 CF_CASE(SegReservedJunk, "6.3/segment-reserved-nonzero",

@@ -212,11 +212,17 @@ HelloParams V3Hello(uint32_t caps) {
 // and `plain` (not); frames 1 and 2 committed, the publisher blocked for frame 1's ACKs. Four
 // harness waiters then sleep for frame 3; `act` makes the publisher commit it (or shut down);
 // Woken returns how many of the four it woke within 1500 ms (their own timeout is 4000 ms).
+// `max_proto` caps the publisher (--max-proto) when nonzero.
 struct WakeScene {
-  WakeScene(CaseContext& c, int forwarding, int plain) : ctx_(c) {
+  WakeScene(CaseContext& c, int forwarding, int plain, int max_proto = 0) : ctx_(c) {
     const uint32_t forward = c.spec().Enum("hello_req_caps", "WAKE_FORWARD");
     const auto subs = static_cast<uint64_t>(forwarding + plain);
-    pub_ = &StartPub(c, PubArgs(c, 3, 2, subs));
+    std::vector<std::string> args = PubArgs(c, 3, 2, subs);
+    if (max_proto != 0) {
+      args.push_back("--max-proto");
+      args.push_back(N(static_cast<uint64_t>(max_proto)));
+    }
+    pub_ = &StartPub(c, args);
     for (int i = 0; i < forwarding + plain; ++i) {
       subs_.push_back(std::make_unique<ScriptedSub>(c));
       subs_.back()->Handshake(V3Hello(i < forwarding ? forward : 0));
@@ -255,6 +261,25 @@ CF_CASE(PubWakesAllBesidePlain, "2.7/publisher-wakes-all-beside-a-non-forwarder"
   ctx.Expect(woken == 4, "SHM-WAKE-02",
              "the commit of frame 3 wakes every waiter (4 of ours, in frame 3's bitset, counted "
              "in frame_waiters) while a subscriber without WAKE_FORWARD holds a slot",
+             N(woken) + " of 4 woken within 1500 ms");
+}
+
+// SHM-WAKE-02 counts a subscriber as a forwarder only in a session of version 3 or higher: one
+// that announces WAKE_FORWARD to a publisher capped at version 2 waits with a plain FUTEX_WAIT
+// and passes nothing on, so that publisher wakes every waiter.
+CF_CASE(PubWakesAllForV2Session, "2.7/publisher-wakes-all-in-a-version-2-session",
+        "a publisher capped by --max-proto 2, whose only subscriber announced WAKE_FORWARD "
+        "(max_proto 3) and so negotiated version 2, wakes all 4 of the harness's waiters at a "
+        "commit",
+        (std::vector<std::string>{"SHM-WAKE-02"}), kPub, (Needs{3, "host", "max-proto"})) {
+  WakeScene scene(ctx, 1, 0, 2);
+  const uint64_t proto = scene.sub(0).hello().proto_version;
+  ctx.Expect(proto == 2, "VER-NEG-05", "HELLO_RESP proto_version 2 under --max-proto 2",
+             "proto_version " + N(proto));
+  const int woken = scene.Woken([&] { scene.sub(0).Ack(1); });
+  ctx.Expect(woken == 4, "SHM-WAKE-02",
+             "the commit of frame 3 wakes every waiter (4 of ours) while the only subscriber "
+             "negotiated version 2: its WAKE_FORWARD bit means nothing there",
              N(woken) + " of 4 woken within 1500 ms");
 }
 

@@ -81,7 +81,8 @@ def packet_payload(seq: int, max_bytes: int) -> bytes:
 
 
 def is_keyframe(seq: int, gop: int) -> bool:
-    return (seq - 1) % gop == 0
+    """ADAPTER.md section 4: packet k is a keyframe when (k - 1) mod G == 0; G = 0: none is."""
+    return gop != 0 and (seq - 1) % gop == 0
 
 
 def params_payload(codec: int) -> bytes:

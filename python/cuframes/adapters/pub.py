@@ -36,7 +36,7 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--max-proto", type=C.uint(1, 65535), default=PROTO_MAX)
     p.add_argument("--packets", type=C.uint(), default=0)
     p.add_argument("--packet-bytes", type=C.uint(1, 1 << 31), default=1024)
-    p.add_argument("--gop", type=C.uint(1, 1 << 31), default=30)
+    p.add_argument("--gop", type=C.uint(0, 1 << 31), default=30)  # 0: no keyframe
     p.add_argument("--codec", type=C.uint(0, 3), default=1)
     p.add_argument("--ring-bytes", type=C.uint(), default=None)
     p.add_argument("--linger-ms", type=C.uint(), default=10000)

@@ -21,7 +21,7 @@ def _parse(argv: list[str]) -> Any:
     p.add_argument("--key", required=True)
     p.add_argument("--frames", type=C.uint(), default=0)
     p.add_argument("--packets", type=C.uint(), default=0)
-    p.add_argument("--gop", type=C.uint(1, 1 << 31), default=None)
+    p.add_argument("--gop", type=C.uint(0, 1 << 31), default=None)  # 0: no check
     p.add_argument("--timeout-ms", type=C.uint(), default=5000)
     # cuda_vmm_fd: accepted, then refused as unsupported in main (ADP-KIND-01).
     p.add_argument("--kind", choices=["host", "cuda", "cuda_vmm_fd", "any"], default="any")
@@ -101,7 +101,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     C.emit("codec_params", codec=cp.codec, generation=cp.generation, valid=cok)
                 mpb = sub.reader.max if sub.reader is not None else 1
                 ok = pkt.data == C.packet_payload(pkt.seq, mpb) and pkt.seq > last_seq
-                if a.gop is not None:
+                if a.gop:  # None or 0: the KEYFRAME flag is not checked
                     ok = ok and pkt.keyframe == C.is_keyframe(pkt.seq, a.gop)
                 invalid |= not ok
                 last_seq = pkt.seq
