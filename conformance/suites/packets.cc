@@ -311,6 +311,16 @@ CF_CASE(SubRing, "10.6/subscriber-reads-packets",
 // (ring header, validated with the segment), or before HELLO but found later (codec parameters,
 // read on demand; a damaged record, which must be in place before the subscriber can see
 // head_seq, or a fast reader takes the intact packet first and then waits for the next).
+// HELLO_RESP(OK) for a version 2 session with the ring, its late-join position (1, 0).
+void SendRingHelloResp(ScriptedPub& pub) {
+  pub.conn().Send(pub.HelloResp()
+                      .Set("proto_version", 2)
+                      .Set("caps", 1)
+                      .Set("initial_packet_seq", 1)
+                      .Set("initial_packet_pos", 0)
+                      .Encode());
+}
+
 enum class When { kAfterAttach, kAtHello, kLazy };
 
 void HostileRing(CaseContext& ctx, const std::function<void(ScriptedPub&)>& damage,
@@ -457,12 +467,7 @@ CF_CASE(RingClosedUnread, "10.6/closed-ring-drained-first",
     pub.WritePacket(k, k == 1);
   Process& sub = pub.StartSub(PacketSubArgs(5));
   pub.ReadHello();
-  pub.conn().Send(pub.HelloResp()
-                      .Set("proto_version", 2)
-                      .Set("caps", 1)
-                      .Set("initial_packet_seq", 1)
-                      .Set("initial_packet_pos", 0)
-                      .Encode());
+  SendRingHelloResp(pub);
   pub.ReadAttach();  // the ring was mapped and validated (READY) before ATTACH_REQ (PKT-HDR-03)
   pub.Ring().Set("state", ctx.spec().Enum("segment_state", "CLOSED"));
   AtomicIncrement32(pub.Ring().Bytes("packet_futex").data());
@@ -527,12 +532,7 @@ std::vector<uint8_t> BlankRingAtHello(CaseContext& ctx, ScriptedPub& pub, Proces
   std::memset(header, 0, header_size);
   *sub = &pub.StartSub(PacketSubArgs(3));
   pub.ReadHello();
-  pub.conn().Send(pub.HelloResp()
-                      .Set("proto_version", 2)
-                      .Set("caps", 1)
-                      .Set("initial_packet_seq", 1)
-                      .Set("initial_packet_pos", 0)
-                      .Encode());
+  SendRingHelloResp(pub);
   return written;
 }
 

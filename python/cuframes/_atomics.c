@@ -145,6 +145,18 @@ static PyObject *copy_relaxed(PyObject *self, PyObject *const *args, Py_ssize_t 
   Py_RETURN_NONE;
 }
 
+/* The result of a FUTEX_WAIT(_BITSET) call (rc, and errno when rc != 0) as futex_wait returns
+ * it: 0 woken (or spurious), 1 timed out, 2 EAGAIN, 3 EINTR; any other errno raises OSError. */
+static PyObject *wait_result(long rc, int err) {
+  if (rc == 0) return PyLong_FromLong(0);
+  switch (err) {
+    case ETIMEDOUT: return PyLong_FromLong(1);
+    case EAGAIN: return PyLong_FromLong(2);
+    case EINTR: return PyLong_FromLong(3);
+    default: errno = err; return PyErr_SetFromErrno(PyExc_OSError);
+  }
+}
+
 /* futex_wait(addr, expected, timeout_ms) -> 0 woken (or spurious), 1 timed out, 2 the word did
  * not hold `expected` (EAGAIN), 3 interrupted (EINTR). Shared futex (no FUTEX_PRIVATE_FLAG). */
 static PyObject *futex_wait(PyObject *self, PyObject *const *args, Py_ssize_t n) {
@@ -166,13 +178,7 @@ static PyObject *futex_wait(PyObject *self, PyObject *const *args, Py_ssize_t n)
   rc = syscall(SYS_futex, p, FUTEX_WAIT, (uint32_t)expected, &ts, NULL, 0);
   if (rc != 0) err = errno;
   Py_END_ALLOW_THREADS;
-  if (rc == 0) return PyLong_FromLong(0);
-  switch (err) {
-    case ETIMEDOUT: return PyLong_FromLong(1);
-    case EAGAIN: return PyLong_FromLong(2);
-    case EINTR: return PyLong_FromLong(3);
-    default: errno = err; return PyErr_SetFromErrno(PyExc_OSError);
-  }
+  return wait_result(rc, err);
 }
 
 /* futex_wait_bitset(addr, expected, timeout_ms, bitset) -> as futex_wait, with FUTEX_WAIT_BITSET:
@@ -209,13 +215,7 @@ static PyObject *futex_wait_bitset(PyObject *self, PyObject *const *args, Py_ssi
   rc = syscall(SYS_futex, p, FUTEX_WAIT_BITSET, (uint32_t)expected, &ts, NULL, (uint32_t)bitset);
   if (rc != 0) err = errno;
   Py_END_ALLOW_THREADS;
-  if (rc == 0) return PyLong_FromLong(0);
-  switch (err) {
-    case ETIMEDOUT: return PyLong_FromLong(1);
-    case EAGAIN: return PyLong_FromLong(2);
-    case EINTR: return PyLong_FromLong(3);
-    default: errno = err; return PyErr_SetFromErrno(PyExc_OSError);
-  }
+  return wait_result(rc, err);
 }
 
 /* futex_wake_bitset(addr, count, bitset) -> number of waiters woken: those whose wait bitset
