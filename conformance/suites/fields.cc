@@ -584,7 +584,8 @@ std::vector<FieldRule> Rules() {
                  return b.value >= 1 ? "" : "HELLO_RESP:VERSION_MISMATCH";
                },
                HelloReqField("max_proto", "MSG-HELLO-04", 1)});
-  r.push_back({"HelloReq", "caps", kPub, v1, V{"VER-RSV-02", "PKT-HELLO-01"}, nullptr,
+  r.push_back({"HelloReq", "caps", kPub, v1, V{"VER-RSV-02", "PKT-HELLO-01", "MSG-HELLO-06"},
+               nullptr,
                [](const Spec&, const Boundary&) { return ""; },
                HelloReqField("caps", "VER-RSV-02", 2)});
   r.push_back({"ErrorMsg", "text_len", kPub, v1, V{"TLV-ERR-06", "MSG-ERROR-01"}, nullptr,

@@ -99,6 +99,29 @@ CF_CASE(FutureVersion, "6.2/future-max-proto",
   (void)pub;
 }
 
+// MSG-HELLO-06's publisher side: caps bits no version defines (2..31) are ignored, whatever the
+// negotiated version; with WANT_PACKETS and WAKE_FORWARD clear, HELLO_RESP promises no ring.
+CF_CASE(UndefinedCapsIgnored, "3.3/hello-undefined-caps-ignored",
+        "a HELLO_REQ whose caps has every bit that no version defines set (0xfffffffc) is served "
+        "as if they were clear: HELLO_RESP(OK) without PACKET_RING_PRESENT, and frame 1 arrives",
+        (std::vector<std::string>{"MSG-HELLO-06"}), kPub, {}) {
+  Process& pub = StartPub(ctx, PubArgs(ctx, 1));
+  ScriptedSub sub(ctx);
+  HelloParams hp;
+  hp.max_proto = static_cast<uint16_t>(ctx.spec().MaxProto());
+  hp.caps = 0xfffffffcu;
+  const HelloInfo h = sub.Hello(hp, true);
+  ctx.Expect(
+      h.status == 0 && (h.caps & ctx.spec().Enum("hello_resp_caps", "PACKET_RING_PRESENT")) == 0,
+      "MSG-HELLO-06", "HELLO_RESP(OK), PACKET_RING_PRESENT clear (WANT_PACKETS was)",
+      Describe(ctx.spec(), h.msg), h.msg.raw);
+  sub.MapAndValidate();
+  sub.Attach();
+  sub.ReadFrame(1);
+  sub.Ack(1);
+  (void)pub;
+}
+
 void ExpectHelloRefused(CaseContext& ctx, const HelloParams& hp, const std::string& status,
                         const std::string& req) {
   Process& pub = StartPub(ctx, PubArgs(ctx, 2));

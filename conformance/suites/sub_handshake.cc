@@ -257,6 +257,50 @@ CF_CASE(StrideUnaligned, "2.8/data-stride-not-page-aligned",
       "SHM-VALID-01", p);
 }
 
+// MSG-HRESP-06: HELLO_RESP caps bits the negotiated version does not define are ignored. Bit 0
+// (PACKET_RING_PRESENT) is clear, every other bit set: a subscriber that reads any of them as a
+// ring, or refuses them, breaks a later version that gives one a meaning.
+CF_CASE(RespUndefinedCaps, "3.4/hello-resp-undefined-caps-ignored",
+        "a version 2 HELLO_RESP whose caps has every bit but PACKET_RING_PRESENT set (0xfffffffe) "
+        "is taken as no ring: the subscriber attaches and delivers frames 1..3",
+        (std::vector<std::string>{"MSG-HRESP-06"}), kSub, (Needs{2, "host", ""})) {
+  PubParams p;
+  p.proto = 2;
+  ScriptedPub pub(ctx, p);
+  pub.Create();
+  Process& sub = pub.StartSub(SubArgs(3));
+  pub.ReadHello();
+  pub.conn().Send(pub.HelloResp().Set("proto_version", 2).Set("caps", 0xfffffffeu).Encode());
+  pub.ReadAttach();
+  pub.SendAttachOk();
+  for (int i = 0; i < 3; ++i)
+    pub.Publish();
+  pub.ExpectFrames(sub, 1, 3, pub.params().slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+}
+
+// MSG-HELLO-06's subscriber side: capped at version 2, a subscriber sets only version 2's bits
+// (WANT_PACKETS), not WAKE_FORWARD, which only version 3 defines. ReadHello judges the bits.
+CF_CASE(CappedSubCaps, "3.3/hello-caps-of-a-capped-subscriber",
+        "a subscriber run with --max-proto 2 sets no HELLO_REQ caps bit version 2 does not "
+        "define (WAKE_FORWARD is version 3's)",
+        (std::vector<std::string>{"MSG-HELLO-06"}), kSub, (Needs{3, "host", "max-proto"})) {
+  ScriptedPub pub(ctx, PubParams{});
+  pub.Create();
+  Process& sub =
+      pub.StartSub({"--frames", "1", "--max-proto", "2", "--timeout-ms", "3000", "--kind", "host"});
+  const TlvMsg m = pub.ReadHello();
+  ctx.Expect(PayloadField(ctx.spec(), "HelloReq", m, "max_proto") == 2, "VER-NEG-05",
+             "HELLO_REQ max_proto 2 under --max-proto 2",
+             std::to_string(PayloadField(ctx.spec(), "HelloReq", m, "max_proto")), m.raw);
+  pub.conn().Send(pub.HelloResp().Encode());
+  pub.ReadAttach();
+  pub.SendAttachOk();
+  pub.Publish();
+  pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+}
+
 CF_CASE(SegReservedJunk, "6.3/segment-reserved-nonzero",
         "nonzero reserved bytes in the segment header and HELLO_RESP are ignored; a 100-byte "
         "HELLO_RESP is accepted",
