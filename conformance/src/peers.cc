@@ -535,8 +535,10 @@ void ScriptedPub::Create() {
   const uint64_t align = s.Const("HOST_DATA_ALIGN");
   const bool host = p_.kind == "HOST";
   data_offset_ =
-      host ? RoundUp(sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers, align) : 0;
-  data_stride_ = host ? RoundUp(p_.slot_bytes, align) : 0;
+      host ? RoundUp(sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers, align) +
+                 p_.offset_pad_pages * align
+           : 0;
+  data_stride_ = host ? RoundUp(p_.slot_bytes, align) + p_.stride_pad_pages * align : 0;
   const uint64_t size = host ? data_offset_ + p_.slot_count * data_stride_ + p_.tail_bytes
                              : sub_slot_offset_ + s.Size("SubscriberSlot") * p_.max_subscribers;
   std::string error;

@@ -138,6 +138,10 @@ struct PubParams {
   // HOST: bytes of the segment (file and segment_size) after the last buffer. SHM-LAYOUT-01 has
   // none, but SHM-VALID-01 asks a subscriber only that the last buffer lie inside segment_size.
   uint64_t tail_bytes = 0;
+  // HOST: pages added to data_offset and to data_stride beyond SHM-LAYOUT-01's minimum (the
+  // buffers move with them): a subscriber uses such a segment too (SHM-VALID-01, decision W4).
+  uint64_t offset_pad_pages = 0;
+  uint64_t stride_pad_pages = 0;
   std::function<void(class ScriptedPub&)> before_ready;
 };
 

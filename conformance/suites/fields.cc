@@ -585,8 +585,7 @@ std::vector<FieldRule> Rules() {
                },
                HelloReqField("max_proto", "MSG-HELLO-04", 1)});
   r.push_back({"HelloReq", "caps", kPub, v1, V{"VER-RSV-02", "PKT-HELLO-01", "MSG-HELLO-06"},
-               nullptr,
-               [](const Spec&, const Boundary&) { return ""; },
+               nullptr, [](const Spec&, const Boundary&) { return ""; },
                HelloReqField("caps", "VER-RSV-02", 2)});
   r.push_back({"ErrorMsg", "text_len", kPub, v1, V{"TLV-ERR-06", "MSG-ERROR-01"}, nullptr,
                // An ERROR is never answered with ERROR (TLV-ERR-06), whatever its length.

@@ -56,6 +56,24 @@ CF_CASE(SegmentTail, "2.8/segment-with-room-after-last-buffer",
   WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
 }
 
+// The other two departures from SHM-LAYOUT-01 that W4 names: data_offset and data_stride a page
+// larger than the minimum, the buffers where those fields say. A subscriber that recomputes the
+// layout instead of reading it reads the wrong bytes; one that demands the minimum refuses.
+CF_CASE(SegmentPadded, "2.8/segment-with-larger-offset-and-stride",
+        "a segment whose data_offset and data_stride are each one page above SHM-LAYOUT-01's "
+        "minimum (buffers placed accordingly) is used: frames 1..5 arrive with their payloads",
+        (std::vector<std::string>{"SHM-VALID-01"}), kSub, {}) {
+  PubParams p;
+  p.offset_pad_pages = 1;
+  p.stride_pad_pages = 1;
+  ScriptedPub pub(ctx, p);
+  Process& sub = pub.StartAttached(SubArgs(5));
+  for (int i = 0; i < 5; ++i)
+    pub.Publish();
+  pub.ExpectFrames(sub, 1, 5, pub.params().slot_bytes);
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+}
+
 CF_CASE(PayloadTooLarge, "2.3/payload-exceeds-slot",
         "frame 2 with payload_bytes = slot_bytes + 1 is reported CORRUPT, not delivered",
         (std::vector<std::string>{"SHM-FMETA-02", "SHM-VALID-02"}), kSub, {}) {
