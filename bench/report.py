@@ -222,8 +222,9 @@ def explain(target, value, floor, metric, keys, run, runs, others):
     if "beyond" not in keys or not lower_is_better(metric) or value is None:
         return None, ""
     top, missing = physics(keys["beyond"], run, runs, others, metric)
-    base, missing_base = (None, "the floor run") if floor is None else physics(
-        keys.get("beyond_base", []), floor, runs, others, metric)
+    if floor is None:
+        return "MISS", "no floor run to take the beyond_base counters from"
+    base, missing_base = physics(keys.get("beyond_base", []), floor, runs, others, metric)
     if top is None or base is None:
         return "MISS", f"physics floor {missing or missing_base} missing"
     rest = value - (top - base)
