@@ -93,3 +93,46 @@ def test_base_term_uses_the_floor_runs_counter(tmp_path):
         r = subprocess.run([sys.executable, str(REPORT), "--strict", str(path)],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and figure in r.stdout, r.stdout
+
+
+def ring(tmp_path, rate, protocol_rate, copy_rate=9e6, bound="BM_Floor_Proto/200"):
+    """A 200 B ring run with its copy floor and (unless protocol_rate is None) its protocol floor."""
+    def rated(name, ips, label=""):
+        r = run(name, 0.0, label)
+        r["items_per_second"] = ips
+        return r
+    label = ("floor=BM_Floor_Copy/200 metric=items_per_second target=items_per_second>=5e6 "
+             f"target=ratio>=0.5 bound={bound}")
+    runs = [rated("BM_Floor_Copy/200", copy_rate), rated("BM_Ring/200", rate, label)]
+    if protocol_rate is not None:
+        runs.append(rated("BM_Floor_Proto/200", protocol_rate, "metric=items_per_second"))
+    path = tmp_path / "ring.json"
+    path.write_text(json.dumps({"context": {}, "benchmarks": runs}))
+    return subprocess.run([sys.executable, str(REPORT), "--strict", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_rate_miss_under_a_protocol_floor_that_misses_too_is_explained(tmp_path):
+    # 3.6 M/s against a protocol floor of 4.5 M/s (0.80 of it, >= 0.7): the spec's own
+    # accesses cannot reach 5 M/s on this host.
+    r = ring(tmp_path, 3.6e6, 4.5e6, copy_rate=6e6)
+    assert r.returncode == 0, r.stdout
+    assert "MISS, explained" in r.stdout and "0.80 of it" in r.stdout
+
+
+def test_rate_miss_under_a_protocol_floor_that_meets_the_target_stays_a_miss(tmp_path):
+    # The protocol floor reaches 6 M/s: the implementation, not the protocol, misses 5 M/s.
+    r = ring(tmp_path, 4.8e6, 6e6)
+    assert r.returncode == 1 and "1 target(s) missed" in r.stdout, r.stdout
+
+
+def test_rate_miss_far_below_the_protocol_floor_stays_a_miss(tmp_path):
+    # 2 M/s is 0.44 of a 4.5 M/s protocol floor: under the default 0.7, and under an explicit 0.5.
+    assert ring(tmp_path, 2e6, 4.5e6).returncode == 1
+    r = ring(tmp_path, 2e6, 4.5e6, bound="BM_Floor_Proto/200@0.5")
+    assert r.returncode == 1 and "reaches 0.5" in r.stdout, r.stdout
+
+
+def test_rate_miss_without_its_protocol_floor_is_a_miss(tmp_path):
+    r = ring(tmp_path, 3.6e6, None)
+    assert r.returncode == 1 and "BM_Floor_Proto/200 missing" in r.stdout, r.stdout
