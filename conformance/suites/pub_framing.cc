@@ -186,5 +186,47 @@ CF_CASE(Dribble, "3.2/handshake-deadline-not-restarted-by-bytes",
   GoodSubscriber(ctx, pub, 1);
 }
 
+// TLV-ERR-09: after the handshake no deadline applies to the rest of a message. A PING stopped
+// after 5 bytes (inside its header) stays stalled past HANDSHAKE_TIMEOUT_MS, which a publisher
+// that applied TLV-ERR-04's timeout in every state would enforce; meanwhile a second subscriber
+// attaches and reads every frame, which a publisher that waited on the rest of the message would
+// not let happen. Two frames in two slots: the stalled subscriber, which reads nothing, never
+// holds a slot the publisher needs, so nothing else can end it (ACK-EVICT-01).
+CF_CASE(StalledAfterHandshake, "3.2/message-stalled-after-handshake",
+        "an ACTIVE subscriber's PING stopped after 5 bytes for HANDSHAKE_TIMEOUT_MS + 500 ms is "
+        "no error: a second subscriber attaches and reads every frame meanwhile, nothing is sent "
+        "to the first, and its PING gets PONG once the last byte arrives",
+        (std::vector<std::string>{"TLV-ERR-09", "MSG-PING-01", "SM-PUB-03"}), kPub, {}) {
+  const int64_t timeout = static_cast<int64_t>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
+  const int pong_ms = static_cast<int>(ctx.spec().Const("PONG_DEADLINE_MS"));
+  Process& pub =
+      StartPub(ctx, {"--key", ctx.key(), "--frames", "2", "--slots", "2", "--wait-subscribers", "2",
+                     "--bytes", "8192", "--linger-ms", "10000"});
+  ScriptedSub stalled(ctx);
+  stalled.Handshake();
+  MessageBuilder ping(ctx.spec(), "PING");
+  const uint64_t nonce = 0x0123456789abcdefULL;
+  ping.Set("nonce", nonce);
+  const std::vector<uint8_t> bytes = ping.Encode();
+  stalled.Send(std::span<const uint8_t>(bytes).subspan(0, 5));
+  const auto t0 = Clock::now();
+  auto good = GoodSubscriber(ctx, pub, 2);
+  TlvMsg m;
+  const Conn::Rx rx = stalled.conn().Recv(&m, t0 + std::chrono::milliseconds(timeout + 500));
+  ctx.Expect(rx == Conn::Rx::kTimeout, "TLV-ERR-09",
+             "nothing sent and the connection kept while the PING stays stalled for " +
+                 std::to_string(timeout + 500) + " ms",
+             rx == Conn::Rx::kMsg ? Describe(ctx.spec(), m) : "end-of-file", m.raw);
+  if (rx != Conn::Rx::kTimeout) return;
+  stalled.Send(std::span<const uint8_t>(bytes).subspan(5));
+  TlvMsg pong =
+      RecvOrFail(ctx, stalled.conn(), "TLV-ERR-09", "PONG once the PING completes", pong_ms);
+  ctx.Expect(ctx.spec().MsgName(pong.type) == "PONG" &&
+                 PayloadField(ctx.spec(), "Pong", pong, "nonce") == nonce,
+             "MSG-PING-01",
+             "PONG with the same nonce within PONG_DEADLINE_MS of the PING's last byte",
+             Describe(ctx.spec(), pong), pong.raw);
+}
+
 }  // namespace
 }  // namespace cuframes::conform
