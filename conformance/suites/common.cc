@@ -300,4 +300,32 @@ uint64_t WaitHeadSeq(StructView& r, uint64_t n, int ms, Process* pub) {
   return r.Get("head_seq");
 }
 
+StalledPing::StalledPing(CaseContext& ctx, Conn& c, uint64_t nonce)
+    : ctx_(ctx), c_(c), nonce_(nonce) {
+  MessageBuilder ping(ctx.spec(), "PING");
+  ping.Set("nonce", nonce);
+  bytes_ = ping.Encode();
+  c_.Send(std::span<const uint8_t>(bytes_).subspan(0, 5));
+  started_ = Clock::now();
+}
+
+void StalledPing::Finish() {
+  const int64_t stall = static_cast<int64_t>(ctx_.spec().Const("HANDSHAKE_TIMEOUT_MS")) + 500;
+  TlvMsg m;
+  const Conn::Rx rx = c_.Recv(&m, started_ + std::chrono::milliseconds(stall));
+  ctx_.Expect(rx == Conn::Rx::kTimeout, "TLV-ERR-09",
+              "nothing sent and the connection kept while the PING stays stalled for " +
+                  std::to_string(stall) + " ms",
+              rx == Conn::Rx::kMsg ? Describe(ctx_.spec(), m) : "end-of-file", m.raw);
+  if (rx != Conn::Rx::kTimeout) return;
+  c_.Send(std::span<const uint8_t>(bytes_).subspan(5));
+  const int pong_ms = static_cast<int>(ctx_.spec().Const("PONG_DEADLINE_MS"));
+  TlvMsg pong = RecvOrFail(ctx_, c_, "TLV-ERR-09", "PONG once the PING completes", pong_ms);
+  ctx_.Expect(ctx_.spec().MsgName(pong.type) == "PONG" &&
+                  PayloadField(ctx_.spec(), "Pong", pong, "nonce") == nonce_,
+              "MSG-PING-01",
+              "PONG with the same nonce within PONG_DEADLINE_MS of the PING's last byte",
+              Describe(ctx_.spec(), pong), pong.raw);
+}
+
 }  // namespace cuframes::conform

@@ -102,6 +102,23 @@ uint64_t WaitHeadSeq(StructView& r, uint64_t n, int ms, Process* pub = nullptr);
 // Fails `req` when process `pid` still holds any StrayFds descriptor `what` passed to it.
 void ExpectNoStrayFds(CaseContext& ctx, pid_t pid, const std::string& req, const std::string& what);
 
+// TLV-ERR-09, a PING stalled after the handshake: Start sends its first 5 bytes (inside the
+// header) on `c`; Finish expects nothing and the connection kept until HANDSHAKE_TIMEOUT_MS +
+// 500 ms after Start, then sends the rest and expects PONG with the nonce within
+// PONG_DEADLINE_MS (MSG-PING-01).
+class StalledPing {
+ public:
+  StalledPing(CaseContext& ctx, Conn& c, uint64_t nonce);
+  void Finish();
+
+ private:
+  CaseContext& ctx_;
+  Conn& c_;
+  const uint64_t nonce_;
+  std::vector<uint8_t> bytes_;
+  Clock::time_point started_;
+};
+
 }  // namespace cuframes::conform
 
 #endif  // CUFRAMES_CONFORMANCE_SUITES_COMMON_H_

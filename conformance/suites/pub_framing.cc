@@ -197,35 +197,14 @@ CF_CASE(StalledAfterHandshake, "3.2/message-stalled-after-handshake",
         "no error: a second subscriber attaches and reads every frame meanwhile, nothing is sent "
         "to the first, and its PING gets PONG once the last byte arrives",
         (std::vector<std::string>{"TLV-ERR-09", "MSG-PING-01", "SM-PUB-03"}), kPub, {}) {
-  const int64_t timeout = static_cast<int64_t>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
-  const int pong_ms = static_cast<int>(ctx.spec().Const("PONG_DEADLINE_MS"));
   Process& pub =
       StartPub(ctx, {"--key", ctx.key(), "--frames", "2", "--slots", "2", "--wait-subscribers", "2",
                      "--bytes", "8192", "--linger-ms", "10000"});
   ScriptedSub stalled(ctx);
   stalled.Handshake();
-  MessageBuilder ping(ctx.spec(), "PING");
-  const uint64_t nonce = 0x0123456789abcdefULL;
-  ping.Set("nonce", nonce);
-  const std::vector<uint8_t> bytes = ping.Encode();
-  stalled.Send(std::span<const uint8_t>(bytes).subspan(0, 5));
-  const auto t0 = Clock::now();
+  StalledPing ping(ctx, stalled.conn(), 0x0123456789abcdefULL);
   auto good = GoodSubscriber(ctx, pub, 2);
-  TlvMsg m;
-  const Conn::Rx rx = stalled.conn().Recv(&m, t0 + std::chrono::milliseconds(timeout + 500));
-  ctx.Expect(rx == Conn::Rx::kTimeout, "TLV-ERR-09",
-             "nothing sent and the connection kept while the PING stays stalled for " +
-                 std::to_string(timeout + 500) + " ms",
-             rx == Conn::Rx::kMsg ? Describe(ctx.spec(), m) : "end-of-file", m.raw);
-  if (rx != Conn::Rx::kTimeout) return;
-  stalled.Send(std::span<const uint8_t>(bytes).subspan(5));
-  TlvMsg pong =
-      RecvOrFail(ctx, stalled.conn(), "TLV-ERR-09", "PONG once the PING completes", pong_ms);
-  ctx.Expect(ctx.spec().MsgName(pong.type) == "PONG" &&
-                 PayloadField(ctx.spec(), "Pong", pong, "nonce") == nonce,
-             "MSG-PING-01",
-             "PONG with the same nonce within PONG_DEADLINE_MS of the PING's last byte",
-             Describe(ctx.spec(), pong), pong.raw);
+  ping.Finish();
 }
 
 }  // namespace

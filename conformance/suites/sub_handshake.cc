@@ -450,32 +450,12 @@ CF_CASE(SubStalledAfterHandshake, "3.2/subscriber-message-stalled-after-handshak
         "error: the subscriber reads the frame published meanwhile, sends nothing, and answers "
         "the PING with PONG once its last byte arrives",
         (std::vector<std::string>{"TLV-ERR-09", "MSG-PING-01", "SM-SUB-03"}), kSub, {}) {
-  const int64_t timeout = static_cast<int64_t>(ctx.spec().Const("HANDSHAKE_TIMEOUT_MS"));
-  const int pong_ms = static_cast<int>(ctx.spec().Const("PONG_DEADLINE_MS"));
   ScriptedPub pub(ctx, PubParams{});
   Process& sub = pub.StartAttached(SubArgs(2));
-  MessageBuilder ping(ctx.spec(), "PING");
-  const uint64_t nonce = 0xfedcba9876543210ULL;
-  ping.Set("nonce", nonce);
-  const std::vector<uint8_t> bytes = ping.Encode();
-  pub.conn().Send(std::span<const uint8_t>(bytes).subspan(0, 5));
-  const auto t0 = Clock::now();
+  StalledPing ping(ctx, pub.conn(), 0xfedcba9876543210ULL);
   pub.Publish();
   pub.ExpectFrames(sub, 1, 1, pub.params().slot_bytes);
-  TlvMsg m;
-  const Conn::Rx rx = pub.conn().Recv(&m, t0 + std::chrono::milliseconds(timeout + 500));
-  ctx.Expect(rx == Conn::Rx::kTimeout, "TLV-ERR-09",
-             "nothing sent and the connection kept while the PING stays stalled for " +
-                 std::to_string(timeout + 500) + " ms",
-             rx == Conn::Rx::kMsg ? Describe(ctx.spec(), m) : "end-of-file", m.raw);
-  if (rx != Conn::Rx::kTimeout) return;
-  pub.conn().Send(std::span<const uint8_t>(bytes).subspan(5));
-  TlvMsg pong = RecvOrFail(ctx, pub.conn(), "TLV-ERR-09", "PONG once the PING completes", pong_ms);
-  ctx.Expect(ctx.spec().MsgName(pong.type) == "PONG" &&
-                 PayloadField(ctx.spec(), "Pong", pong, "nonce") == nonce,
-             "MSG-PING-01",
-             "PONG with the same nonce within PONG_DEADLINE_MS of the PING's last byte",
-             Describe(ctx.spec(), pong), pong.raw);
+  ping.Finish();
   pub.Publish();
   pub.ExpectFrames(sub, 1, 2, pub.params().slot_bytes);  // frame 1 again, then frame 2
 }
