@@ -900,6 +900,54 @@ CF_CASE(OddLockThenLap, "10.6/odd-lock-then-lap",
   WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
 }
 
+// The other way out of PKT-READ-02's odd-lock spin: packet 2's lock reads 2n - 1 (still being
+// written) although head_seq already counts it, and 10 ms later the writer completes the record.
+// A reader still spinning must deliver packet 2; one that stopped re-loading the lock, or gave up
+// at once, reports CORRUPT (a conforming writer stores head_seq last, so this is the hostile order
+// the spin must survive, as PKT-READ-02 spells out).
+CF_CASE(OddLockThenPacket, "10.6/odd-lock-then-packet",
+        "packet 2's lock reads 2n - 1 although head_seq shows packet 2, and the writer completes "
+        "the record 10 ms later: the reader, still spinning, delivers packet 2 (never CORRUPT), "
+        "then packet 3",
+        (std::vector<std::string>{"PKT-READ-02"}), Role::kSubscriber, kV2) {
+  ScriptedPub pub(ctx, RingPubParams());
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true);
+  const uint64_t p2 = pub.WritePacket(2, false);
+  uint8_t* lock = pub.ring()->data() + pub.Ring().Get("data_offset") +
+                  p2 % pub.Ring().Get("capacity") + ctx.spec().Off("PacketRecordHeader", "lock");
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(3);  // 2n - 1
+  Process& sub = pub.StartSub(PacketSubArgs(3));
+  pub.Handshake();
+  size_t from = 0;
+  const nlohmann::json* first = sub.WaitEvent("packet", In(4000), &from);
+  ctx.Expect(first != nullptr && first->value("seq", uint64_t{0}) == 1, "PKT-READ-01",
+             "packet 1 delivered", first ? first->dump() : "none; " + sub.StdoutTail(4));
+  const int64_t seen = MonoNs();
+  // The delay is the stimulus (a record completed after its head_seq), 90 ms inside the spin.
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(4, std::memory_order_release);
+  const double done_ms = static_cast<double>(MonoNs() - seen) / 1e6;
+  pub.WritePacket(3, false);
+  for (uint64_t n = 2; n <= 3; ++n) {
+    const nlohmann::json* e = sub.WaitEvent("packet", In(4000), &from);
+    if (e == nullptr && done_ms > 60) {
+      ctx.Unsupported("the harness completed the record " + std::to_string(done_ms) +
+                      " ms after seeing packet 1 (descheduled): a reader that spun the full " +
+                      "SEQLOCK_SPIN_LIMIT_MS may rightly have given up; not judged");
+    }
+    const std::vector<uint8_t> want = PacketPayload(n, pub.params().max_packet_bytes);
+    ctx.Expect(e != nullptr && e->value("seq", uint64_t{0}) == n &&
+                   e->value("checksum", std::string()) == Hex64(Fnv1a64(want)),
+               "PKT-READ-02",
+               "packet " + std::to_string(n) + " once its record completes (" +
+                   std::to_string(done_ms) + " ms after packet 1 was seen)",
+               e ? e->dump() : "none; " + sub.StdoutTail(4));
+  }
+  WaitExitOrFail(ctx, sub, "CONF-SUB-01", 5000);
+}
+
 // SHM-ORDER-04's decrement for packets: the reader parks in packet_waiters before each packet;
 // after its clean exit both counts are back to 0.
 CF_CASE(WaiterCountPackets, "10.6/subscriber-gives-back-packet-waiters",
