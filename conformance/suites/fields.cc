@@ -321,6 +321,18 @@ Check HelloReqField(const std::string& field, const std::string& req, uint16_t m
   };
 }
 
+// HelloReq.min_proto with max_proto 2: a value the row finds legal (1 or 2) is answered OK only
+// by a publisher that speaks it. One whose manifest claims nothing above version 1 (a v1-only
+// implementation, or the spec gate's v1-capped runs) rightly answers min_proto 2 with
+// VERSION_MISMATCH: versions 1..1 and 2..2 have none in common (VER-NEG-01).
+Check HelloReqMinProto() {
+  Check inner = HelloReqField("min_proto", "MSG-HELLO-04", 2);
+  return [inner](CaseContext& ctx, const Boundary& b, const std::string& code) {
+    const auto highest = static_cast<uint64_t>(ctx.manifest().MaxProto());
+    inner(ctx, b, code.empty() && b.value > highest ? "HELLO_RESP:VERSION_MISMATCH" : code);
+  };
+}
+
 void TlvType(CaseContext& ctx, const Boundary& b, const std::string& code) {
   StartPub(ctx, PubWaitArgs(ctx));
   ScriptedSub sub(ctx);
@@ -574,11 +586,12 @@ std::vector<FieldRule> Rules() {
                [](const Spec&, const Boundary& b) { return b.legal ? "" : "ERROR:PROTOCOL"; },
                HelloReqField("magic", "MSG-HELLO-02", 1)});
   r.push_back({"HelloReq", "min_proto", kPub, v1, V{"MSG-HELLO-04", "VER-NEG-01"}, nullptr,
-               // With max_proto 2: 0 and anything above 2 leave no common version.
+               // With max_proto 2: 0 and anything above 2 leave no common version (and 2 with
+               // a publisher of version 1 only: HelloReqMinProto).
                [](const Spec&, const Boundary& b) {
                  return b.value >= 1 && b.value <= 2 ? "" : "HELLO_RESP:VERSION_MISMATCH";
                },
-               HelloReqField("min_proto", "MSG-HELLO-04", 2)});
+               HelloReqMinProto()});
   r.push_back({"HelloReq", "max_proto", kPub, v1, V{"MSG-HELLO-04", "VER-NEG-02"}, nullptr,
                [](const Spec&, const Boundary& b) {
                  return b.value >= 1 ? "" : "HELLO_RESP:VERSION_MISMATCH";
