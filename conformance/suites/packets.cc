@@ -828,6 +828,27 @@ CF_CASE(Lapped, "10.6/lapped-reader-resumes-at-keyframe",
              std::to_string(overruns));
 }
 
+// The start of PKT-READ-02's odd-lock cases: packets 1 (a keyframe) and 2 written, packet 2's
+// lock then stored as `odd`, the IUT subscriber started for `last` packets and packet 1 seen
+// (*from is past its event). Returns packet 2's position; *lock is its lock word.
+uint64_t StartWithOddLock(CaseContext& ctx, ScriptedPub& pub, uint64_t odd, uint64_t last,
+                          uint64_t** lock, Process** sub, size_t* from) {
+  pub.Create();
+  pub.SetCodecParams(CodecParamsPayload(0), 0);
+  pub.WritePacket(1, true);
+  const uint64_t p2 = pub.WritePacket(2, false);
+  *lock = reinterpret_cast<uint64_t*>(pub.ring()->data() + pub.Ring().Get("data_offset") +
+                                      p2 % pub.Ring().Get("capacity") +
+                                      ctx.spec().Off("PacketRecordHeader", "lock"));
+  std::atomic_ref<uint64_t>(**lock).store(odd);
+  *sub = &pub.StartSub(PacketSubArgs(last));
+  pub.Handshake();
+  const nlohmann::json* first = (*sub)->WaitEvent("packet", In(4000), from);
+  ctx.Expect(first != nullptr && first->value("seq", uint64_t{0}) == 1, "PKT-READ-01",
+             "packet 1 delivered", first ? first->dump() : "none; " + (*sub)->StdoutTail(4));
+  return p2;
+}
+
 // PKT-READ-02's odd-lock spin against a conforming writer: packet 2's lock reads 2n + 1, the
 // invalidation store of a writer about to lap it, but tail_pos has not passed it yet (the writer
 // was preempted between the two stores). 10 ms later the writer completes the lap. The reader,
@@ -839,21 +860,13 @@ CF_CASE(OddLockThenLap, "10.6/odd-lock-then-lap",
         "resumes at the latest keyframe",
         (std::vector<std::string>{"PKT-READ-02", "PKT-READ-10"}), Role::kSubscriber, kV2) {
   ScriptedPub pub(ctx, RingPubParams());
-  pub.Create();
-  pub.SetCodecParams(CodecParamsPayload(0), 0);
-  pub.WritePacket(1, true);
-  const uint64_t p2 = pub.WritePacket(2, false);
-  uint8_t* lock = pub.ring()->data() + pub.Ring().Get("data_offset") +
-                  p2 % pub.Ring().Get("capacity") + ctx.spec().Off("PacketRecordHeader", "lock");
-  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(5);  // 2n + 1
   // The adapter reads until seq kLast; the lap takes as many packets as fill the 8 KiB ring.
   constexpr uint64_t kLast = 40;
-  Process& sub = pub.StartSub(PacketSubArgs(kLast));
-  pub.Handshake();
+  uint64_t* lock = nullptr;
+  Process* subp = nullptr;
   size_t from = 0;
-  const nlohmann::json* first = sub.WaitEvent("packet", In(4000), &from);
-  ctx.Expect(first != nullptr && first->value("seq", uint64_t{0}) == 1, "PKT-READ-01",
-             "packet 1 delivered", first ? first->dump() : "none; " + sub.StdoutTail(4));
+  const uint64_t p2 = StartWithOddLock(ctx, pub, 5, kLast, &lock, &subp, &from);  // 2n + 1
+  Process& sub = *subp;
   const int64_t seen = MonoNs();
   // No sleep synchronises anything here: the delay is the stimulus (a writer preempted between
   // its invalidation store and its tail_pos store), 90 ms inside the reader's spin.
@@ -911,23 +924,15 @@ CF_CASE(OddLockThenPacket, "10.6/odd-lock-then-packet",
         "then packet 3",
         (std::vector<std::string>{"PKT-READ-02"}), Role::kSubscriber, kV2) {
   ScriptedPub pub(ctx, RingPubParams());
-  pub.Create();
-  pub.SetCodecParams(CodecParamsPayload(0), 0);
-  pub.WritePacket(1, true);
-  const uint64_t p2 = pub.WritePacket(2, false);
-  uint8_t* lock = pub.ring()->data() + pub.Ring().Get("data_offset") +
-                  p2 % pub.Ring().Get("capacity") + ctx.spec().Off("PacketRecordHeader", "lock");
-  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(3);  // 2n - 1
-  Process& sub = pub.StartSub(PacketSubArgs(3));
-  pub.Handshake();
+  uint64_t* lock = nullptr;
+  Process* subp = nullptr;
   size_t from = 0;
-  const nlohmann::json* first = sub.WaitEvent("packet", In(4000), &from);
-  ctx.Expect(first != nullptr && first->value("seq", uint64_t{0}) == 1, "PKT-READ-01",
-             "packet 1 delivered", first ? first->dump() : "none; " + sub.StdoutTail(4));
+  StartWithOddLock(ctx, pub, 3, 3, &lock, &subp, &from);  // 2n - 1
+  Process& sub = *subp;
   const int64_t seen = MonoNs();
   // The delay is the stimulus (a record completed after its head_seq), 90 ms inside the spin.
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(lock)).store(4, std::memory_order_release);
+  std::atomic_ref<uint64_t>(*lock).store(4, std::memory_order_release);
   const double done_ms = static_cast<double>(MonoNs() - seen) / 1e6;
   pub.WritePacket(3, false);
   for (uint64_t n = 2; n <= 3; ++n) {
